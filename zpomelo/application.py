@@ -1,0 +1,390 @@
+"""The Application: one server's identity, settings, game code and services, started in order.
+
+Start order: game code -> before_startup -> RPC server -> bus -> frontend connector ->
+components -> membership (master or static) -> after_startup. Stop runs it backwards and drains
+in-flight work before closing sockets.
+"""
+import dataclasses
+import logging
+import os
+
+import gevent
+import gevent.event
+import msgpack
+
+from zpomelo import loader
+from zpomelo.backend_session import BackendSessionService
+from zpomelo.channel import ChannelService, GlobalChannelService
+from zpomelo.config import ServerRecord, load_servers
+from zpomelo.errors import ConfigError, ServerGone
+from zpomelo.handler import FilterChain, HandlerService
+from zpomelo.membership import Membership
+from zpomelo.remotes import RemoteDispatcher
+from zpomelo.router import default_route_key, pick_by_key
+from zpomelo.rpc_proxy import RpcProxy
+
+logger = logging.getLogger(__name__)
+
+SYS = "_sys"
+DEFAULT_RPC_TIMEOUT = 10.0
+
+
+def _env_matches(spec, env):
+    return spec in (None, "", "all") or env in str(spec).split("|")
+
+
+def _type_matches(spec, server_type):
+    return spec in (None, "", "all") or server_type in str(spec).split("|")
+
+
+class Application:
+    def __init__(self, base_dir=".", env="development", server=None, master=None):
+        self.base_dir = os.path.abspath(base_dir)
+        self.env = env
+        self.master_endpoint = master
+        if isinstance(server, ServerRecord):
+            record = server
+        else:
+            record = self._find_record(server)
+        self.current_server = record
+        self.server_id = record.id
+        self.server_type = record.server_type
+        self.is_frontend = bool(record.frontend)
+        self.settings = {"env": env, "base": self.base_dir, "serverId": record.id,
+                         "serverType": record.server_type}
+        self.logger = logging.getLogger("zpomelo.app." + record.id)
+
+        self.filters = FilterChain()
+        self.rpc_filters = []
+        self.error_handler = None
+        self.components = []
+        self._route_fns = {}
+        self.lifecycle = None
+        self.state = "inited"
+
+        self.membership = Membership(record.id)
+        self.rpc = RpcProxy(self)
+        self.rpc_client = None
+        self.rpc_server = None
+        self.bus = None
+        self.frontend = None
+        self.connector = None
+        self.agent = None
+        self.channel_service = ChannelService(self)
+        self.global_channel_service = GlobalChannelService(self)
+        self.backend_session_service = None
+        self.handler_service = None
+        self.remotes = None
+        self._stopped = gevent.event.Event()
+
+        app_module = loader.load_app_module(self.base_dir)
+        if app_module is not None and hasattr(app_module, "configure"):
+            app_module.configure(self)
+
+    def _find_record(self, server_id):
+        records = load_servers(self.base_dir, self.env)
+        if server_id is None:
+            if len(records) == 1:
+                return records[0]
+            raise ConfigError("name the server to run (one of %s)" % ", ".join(r.id for r in records))
+        for record in records:
+            if record.id == server_id:
+                return record
+        raise ConfigError("no server %r in the %s environment (servers: %s)" % (
+            server_id, self.env, ", ".join(r.id for r in records)))
+
+    # -- settings and configuration (Pomelo's surface) ---------------------------------
+    def get(self, key, default=None):
+        return self.settings.get(key, default)
+
+    def set(self, key, value):
+        self.settings[key] = value
+        return self
+
+    def enable(self, key):
+        self.settings[key] = True
+        return self
+
+    def disable(self, key):
+        self.settings[key] = False
+        return self
+
+    def enabled(self, key):
+        return bool(self.settings.get(key))
+
+    def configure(self, *args):
+        """configure(fn) | configure(env, fn) | configure(env, server_type, fn): run fn now if it applies."""
+        fn = args[-1]
+        env = args[0] if len(args) > 1 else None
+        server_type = args[1] if len(args) > 2 else None
+        if _env_matches(env, self.env) and _type_matches(server_type, self.server_type):
+            fn()
+        return self
+
+    def route(self, server_type, fn):
+        """fn(route_param, msg, app) -> server id; route_param is the session for forwarded requests."""
+        self._route_fns[server_type] = fn
+        return self
+
+    def before(self, f):
+        self.filters.add_before(f)
+        return self
+
+    def after(self, f):
+        self.filters.add_after(f)
+        return self
+
+    def filter(self, f):
+        self.filters.add(f)
+        return self
+
+    def rpc_filter(self, f):
+        """An object with before(server_id, service, method, args) and/or after(..., result, error)."""
+        self.rpc_filters.append(f)
+        return self
+
+    def set_error_handler(self, fn):
+        """fn(app, exc, route, msg, session) -> response body (or None for the default)."""
+        self.error_handler = fn
+        if self.handler_service is not None:
+            self.handler_service.error_handler = fn
+        return self
+
+    def load(self, component):
+        self.components.append(component)
+        return self
+
+    # -- cluster view ----------------------------------------------------------------
+    def get_servers_by_type(self, server_type):
+        return self.membership.by_type(server_type)
+
+    def get_server(self, server_id):
+        return self.membership.get(server_id)
+
+    @property
+    def servers(self):
+        return dict(self.membership.servers)
+
+    def pick_server(self, server_type, route_param, msg):
+        fn = self._route_fns.get(server_type)
+        if fn is not None:
+            server_id = fn(route_param, msg, self)
+            if server_id is None:
+                raise ServerGone("the route function for %s chose no server" % server_type)
+            return server_id
+        servers = self.membership.by_type(server_type)
+        if not servers:
+            raise ServerGone("no %s server is up" % server_type)
+        if hasattr(route_param, "frontend_id"):
+            key = default_route_key(route_param)
+        else:
+            key = route_param
+        return pick_by_key(servers, key)
+
+    def rpc_call(self, server_id, service, method, args, timeout=None):
+        """One remote call with the RPC filters around it (app.rpc.* comes through here)."""
+        filters = self.rpc_filters
+        for f in filters:
+            if getattr(f, "before", None):
+                f.before(server_id, service, method, args)
+        result = error = None
+        try:
+            result = self.rpc_client.call(server_id, service, method, args,
+                                          timeout or self.get("rpcTimeout", DEFAULT_RPC_TIMEOUT))
+            return result
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            for f in reversed(filters):
+                if getattr(f, "after", None):
+                    f.after(server_id, service, method, args, result, error)
+
+    # -- pushes: to a frontend over the bus, or straight in when it is us ---------------
+    def deliver(self, frontend_id, message):
+        if frontend_id == self.server_id:
+            if self.frontend is not None:
+                self.frontend.on_bus_message(message)
+            return
+        self.bus.publish_frontend(frontend_id, msgpack.packb(message, use_bin_type=True))
+
+    def deliver_global(self, message, frontend_ids):
+        payload = msgpack.packb(message, use_bin_type=True)
+        others = [f for f in frontend_ids if f != self.server_id]
+        if self.server_id in frontend_ids and self.frontend is not None:
+            self.frontend.on_bus_message(message)
+        self.bus.publish_global(payload, others)
+
+    def _on_bus(self, kind, payload):
+        if self.frontend is None:
+            return
+        try:
+            message = msgpack.unpackb(payload, raw=False)
+        except Exception:
+            logger.warning("%s: dropped an undecodable bus message", self.server_id)
+            return
+        self.frontend.on_bus_message(message)
+
+    def _bus_fallback(self, frontend_id, payload):
+        try:
+            self.rpc_client.notify(frontend_id, SYS, "bus", [payload])
+        except Exception as exc:
+            logger.warning("%s: push to %s lost: %s", self.server_id, frontend_id, exc)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def _hook(self, name):
+        fn = getattr(self.lifecycle, name, None) if self.lifecycle is not None else None
+        if fn is not None:
+            fn(self)
+
+    def start(self):
+        from zpomelo.bus import Bus
+        from zpomelo.rpc.client import RpcClient
+        from zpomelo.rpc.server import RpcServer
+
+        record = self.current_server
+        self.state = "starting"
+        self.lifecycle = loader.load_lifecycle(self.base_dir, self.server_type)
+        handlers = loader.load_services(self.base_dir, self.server_type, loader.HANDLER_DIR)
+        remotes = loader.load_services(self.base_dir, self.server_type, loader.REMOTE_DIR)
+        self.handler_service = HandlerService(
+            self, self.server_type, handlers, self.filters,
+            expose_errors=self.get("exposeErrors", self.env != "production"))
+        self.handler_service.error_handler = self.error_handler
+        self._hook("before_startup")
+
+        self.rpc_client = RpcClient(self.server_id)
+        self.backend_session_service = BackendSessionService(self.rpc_client)
+        self.remotes = RemoteDispatcher(self, remotes)
+        self.rpc_server = RpcServer(record.host, record.port, self.remotes.dispatch,
+                                    pool_size=self.get("rpcPoolSize", 10000))
+        bus_port = int(record.extra.get("busPort", 0) or 0)
+        self.bus = Bus(self.server_id, record.host, bus_port, self._on_bus, self._bus_fallback)
+        bound = {"port": self.rpc_server.port}
+        extra = dict(record.extra)
+        extra["busPort"] = self.bus.port
+        extra["pid"] = os.getpid()
+
+        if self.is_frontend:
+            from zpomelo.frontend import FrontendService
+            self.frontend = FrontendService(self)
+            self.connector = self.frontend.start_connector()
+            bound["client_port"] = self.connector.port
+        self.current_server = dataclasses.replace(record, extra=extra, **bound)
+        self.settings["curServer"] = self.current_server
+
+        for component in self.components:
+            if hasattr(component, "start"):
+                component.start(self)
+
+        self.membership.listen(self._peer_added, self._peer_removed)
+        self.membership.add(self.current_server)
+        if self.master_endpoint:
+            from zpomelo.master.agent import MasterAgent
+            self.agent = MasterAgent(self.master_endpoint, self.current_server.to_dict(),
+                                     on_add=self.membership.add, on_remove=self.membership.remove,
+                                     on_command=self._on_master_command)
+            self.membership.replace_all(self.agent.start())
+        self.state = "started"
+        self._hook("after_startup")
+        for component in self.components:
+            if hasattr(component, "after_start"):
+                component.after_start(self)
+        logger.info("%s (%s) started: rpc %s, bus %s%s", self.server_id, self.server_type,
+                    self.rpc_server.port, self.bus.port,
+                    ", clients %s" % self.connector.port if self.connector else "")
+        return self
+
+    def add_static_peers(self, records):
+        """Membership without a master: the given records (e.g. servers.json with fixed ports)."""
+        for record in records:
+            if record.id != self.server_id:
+                self.membership.add(record)
+
+    def _peer_added(self, record, old):
+        if record.id == self.server_id:
+            return
+        self.rpc_client.add_peer(record.id, "tcp://%s:%s" % (record.host, record.port))
+        bus_port = record.extra.get("busPort")
+        if bus_port:
+            self.bus.add_peer(record.id, "tcp://%s:%s" % (record.host, bus_port))
+        else:
+            self.rpc_client.call_async(record.id, SYS, "hello", [], 5.0, self._hello_answered(record.id))
+
+    def _hello_answered(self, server_id):
+        def done(error, info):
+            if error is None and info and info.get("busPort") and self.membership.get(server_id):
+                host = self.membership.get(server_id).host
+                self.bus.add_peer(server_id, "tcp://%s:%s" % (host, info["busPort"]))
+        return done
+
+    def _peer_removed(self, record):
+        if record.id == self.server_id:
+            return
+        self.rpc_client.remove_peer(record.id)
+        self.bus.remove_peer(record.id)
+
+    def _on_master_command(self, name, args):
+        if name == "stop":
+            gevent.spawn(self.stop)
+            return True
+        if name == "kill":
+            os._exit(1)
+        if name == "info":
+            return self.info()
+        if name == "after_start_all":
+            self._hook("after_start_all")
+            for component in self.components:
+                if hasattr(component, "after_start_all"):
+                    component.after_start_all(self)
+            return True
+        raise ValueError("unknown master command %r" % name)
+
+    def info(self):
+        return {"id": self.server_id, "serverType": self.server_type, "state": self.state,
+                "pid": os.getpid(),
+                "connections": len(self.frontend.sessions) if self.frontend else 0}
+
+    def stop(self, drain_timeout=None):
+        """Graceful stop: stop accepting, drain in-flight requests (with a deadline), close."""
+        if self.state in ("stopping", "stopped"):
+            self._stopped.wait()
+            return
+        self.state = "stopping"
+        drain = drain_timeout if drain_timeout is not None else self.get("drainTimeout", 5.0)
+        try:
+            self._hook("before_shutdown")
+        except Exception:
+            logger.exception("%s: before_shutdown failed", self.server_id)
+        if self.connector is not None:
+            self.connector.stop_accepting() if hasattr(self.connector, "stop_accepting") else None
+        if self.frontend is not None:
+            self.frontend.drain(drain)
+        for component in reversed(self.components):
+            if hasattr(component, "stop"):
+                try:
+                    component.stop(self)
+                except Exception:
+                    logger.exception("%s: component %r failed to stop", self.server_id, component)
+        if self.connector is not None:
+            self.connector.stop()
+        if self.rpc_server is not None:
+            self.rpc_server.stop(drain)
+        if self.agent is not None:
+            self.agent.stop()
+        if self.bus is not None:
+            self.bus.close()
+        if self.rpc_client is not None:
+            self.rpc_client.close()
+        self.state = "stopped"
+        self._stopped.set()
+        logger.info("%s stopped", self.server_id)
+
+    def wait_stopped(self, timeout=None):
+        return self._stopped.wait(timeout)
+
+
+def create_app(base_dir=".", env=None, server=None, master=None):
+    """An Application for one server of the project in ``base_dir``."""
+    env = env or os.environ.get("ZPOMELO_ENV") or "development"
+    return Application(base_dir, env, server, master)

@@ -1,0 +1,87 @@
+"""Sessions seen from a backend: a snapshot of the frontend session plus calls back home."""
+from zpomelo.errors import ZpomeloError
+
+SYS = "_sys"  # user remote files cannot start with "_", so this never clashes
+
+
+class BackendSession:
+    """Rebuilt on the backend for each forwarded request; changes go home over RPC."""
+
+    __slots__ = ("id", "frontend_id", "uid", "settings", "_rpc")
+
+    def __init__(self, rpc_client, sid, frontend_id, uid, settings):
+        self._rpc = rpc_client
+        self.id = sid
+        self.frontend_id = frontend_id
+        self.uid = uid
+        self.settings = settings if settings is not None else {}
+
+    @classmethod
+    def from_snapshot(cls, rpc_client, snapshot):
+        sid, frontend_id, uid, settings = snapshot
+        return cls(rpc_client, sid, frontend_id, uid, settings)
+
+    @property
+    def address(self):
+        return None
+
+    def get(self, key, default=None):
+        return self.settings.get(key, default)
+
+    def set(self, key, value=None):
+        if isinstance(key, dict):
+            self.settings.update(key)
+        else:
+            self.settings[key] = value
+
+    def remove(self, key):
+        self.settings.pop(key, None)
+
+    def _call(self, method, *args):
+        return self._rpc.call(self.frontend_id, SYS, method, list(args))
+
+    def bind(self, uid):
+        self._call("session_bind", self.id, uid)
+        self.uid = uid
+
+    def unbind(self, uid):
+        self._call("session_unbind", self.id, uid)
+        self.uid = None
+
+    def push(self, *keys):
+        self._call("session_push", self.id, {k: self.settings.get(k) for k in keys})
+
+    def push_all(self):
+        self._call("session_push", self.id, dict(self.settings))
+
+    def kick(self, reason="kick"):
+        self._call("session_kick_sid", self.id, reason)
+
+    def on_closed(self, fn):
+        raise ZpomeloError(
+            "on_closed is only available on the frontend session; register it in a frontend "
+            "handler (e.g. connector.entryHandler) or call a remote from there")
+
+    def snapshot(self):
+        return [self.id, self.frontend_id, self.uid, self.settings]
+
+
+class BackendSessionService:
+    """Find and kick sessions held by frontends, from any server."""
+
+    def __init__(self, rpc_client):
+        self._rpc = rpc_client
+
+    def get(self, frontend_id, sid):
+        snap = self._rpc.call(frontend_id, SYS, "session_get", [sid])
+        return BackendSession.from_snapshot(self._rpc, snap) if snap else None
+
+    def get_by_uid(self, frontend_id, uid):
+        snaps = self._rpc.call(frontend_id, SYS, "session_get_by_uid", [uid])
+        return [BackendSession.from_snapshot(self._rpc, s) for s in snaps]
+
+    def kick_by_uid(self, frontend_id, uid, reason="kick"):
+        return self._rpc.call(frontend_id, SYS, "session_kick_uid", [uid, reason])
+
+    def kick_by_sid(self, frontend_id, sid, reason="kick"):
+        return self._rpc.call(frontend_id, SYS, "session_kick_sid", [sid, reason])

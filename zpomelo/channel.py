@@ -1,0 +1,200 @@
+"""Channels: named groups of users to push to, local to one server or cluster-wide (global).
+
+A push is grouped by frontend: one bus message per frontend that holds members, which encodes the
+push once and writes the same bytes to every member's connection.
+
+Delivery: pushes from one server to one frontend arrive in the order they were sent. A member
+added (the add call returned) before a push is sent receives it: until a frontend's bus
+subscription is confirmed, pushes to it go over its RPC socket instead (see zpomelo.bus). A
+frontend that is down or too slow to keep up loses pushes (bounded queues); pushes are not
+stored for later.
+"""
+import logging
+
+import msgpack
+
+logger = logging.getLogger(__name__)
+
+SYS = "_sys"
+
+
+def pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)
+
+
+class Channel:
+    """A channel living on one server (usually the backend that owns the room)."""
+
+    def __init__(self, service, name):
+        self._service = service
+        self.name = name
+        self._members = {}   # uid -> frontend id
+        self._groups = {}    # frontend id -> {uid: None} (ordered set)
+
+    def add(self, uid, frontend_id):
+        old = self._members.get(uid)
+        if old == frontend_id:
+            return False
+        if old is not None:
+            self._groups[old].pop(uid, None)
+        self._members[uid] = frontend_id
+        self._groups.setdefault(frontend_id, {})[uid] = None
+        return True
+
+    def leave(self, uid, frontend_id=None):
+        fid = self._members.get(uid)
+        if fid is None or (frontend_id is not None and fid != frontend_id):
+            return False
+        del self._members[uid]
+        group = self._groups.get(fid)
+        if group is not None:
+            group.pop(uid, None)
+            if not group:
+                del self._groups[fid]
+        return True
+
+    def members(self):
+        return list(self._members)
+
+    def member(self, uid):
+        return self._members.get(uid)
+
+    @property
+    def member_count(self):
+        return len(self._members)
+
+    def push(self, route, msg, exclude=()):
+        """Push ``msg`` on ``route`` to every member (but ``exclude``d uids); returns members sent to."""
+        sent = 0
+        for frontend_id, group in list(self._groups.items()):
+            uids = [u for u in group if u not in exclude] if exclude else list(group)
+            if uids:
+                self._service.push_to_frontend(frontend_id, route, msg, uids)
+                sent += len(uids)
+        return sent
+
+    def destroy(self):
+        self._service.destroy_channel(self.name)
+
+
+class ChannelService:
+    def __init__(self, app):
+        self._app = app
+        self.channels = {}
+
+    def create_channel(self, name):
+        channel = self.channels.get(name)
+        if channel is None:
+            channel = self.channels[name] = Channel(self, name)
+        return channel
+
+    def get_channel(self, name, create=False):
+        channel = self.channels.get(name)
+        if channel is None and create:
+            channel = self.channels[name] = Channel(self, name)
+        return channel
+
+    def destroy_channel(self, name):
+        self.channels.pop(name, None)
+
+    def push_to_frontend(self, frontend_id, route, msg, uids):
+        self._app.deliver(frontend_id, ["push", route, msg, uids])
+
+    def push_by_uids(self, route, msg, uids_and_frontends):
+        groups = {}
+        for uid, frontend_id in uids_and_frontends:
+            groups.setdefault(frontend_id, []).append(uid)
+        for frontend_id, uids in groups.items():
+            self.push_to_frontend(frontend_id, route, msg, uids)
+        return sum(len(u) for u in groups.values())
+
+    def broadcast(self, frontend_type, route, msg, bound_only=False):
+        frontends = self._app.get_servers_by_type(frontend_type)
+        for record in frontends:
+            self._app.deliver(record.id, ["bcast", route, msg, bool(bound_only)])
+        return len(frontends)
+
+
+class GlobalChannel:
+    """A cluster-wide channel: members are kept by the frontends they are connected to."""
+
+    def __init__(self, service, name):
+        self._service = service
+        self.name = name
+
+    def add(self, uid, frontend_id):
+        return self._service.call_frontend(frontend_id, "gchan_add", self.name, uid)
+
+    def leave(self, uid, frontend_id):
+        return self._service.call_frontend(frontend_id, "gchan_leave", self.name, uid)
+
+    def members(self):
+        found = []
+        for uids in self._service.call_all_frontends("gchan_members", self.name).values():
+            found.extend(uids)
+        return found
+
+    @property
+    def member_count(self):
+        return len(self.members())
+
+    def push(self, route, msg, exclude=()):
+        self._service.push(self.name, route, msg, list(exclude))
+
+    def destroy(self):
+        self._service.destroy_channel(self.name)
+
+
+class GlobalChannelService:
+    def __init__(self, app, frontend_type=None):
+        self._app = app
+        self.frontend_type = frontend_type
+
+    def get_channel(self, name, create=True):
+        return GlobalChannel(self, name)
+
+    def _frontend_ids(self):
+        return [r.id for r in self._app.membership.frontends(self.frontend_type)]
+
+    def call_frontend(self, frontend_id, method, *args):
+        return self._app.rpc_client.call(frontend_id, SYS, method, list(args))
+
+    def call_all_frontends(self, method, *args):
+        from zpomelo.rpc_proxy import call_many
+        return call_many(self._app.rpc_client, self._frontend_ids(), SYS, method, list(args))
+
+    def push(self, name, route, msg, exclude=()):
+        self._app.deliver_global(["gpush", name, route, msg, list(exclude)], self._frontend_ids())
+
+    def destroy_channel(self, name):
+        self.call_all_frontends("gchan_destroy", name)
+
+
+class GlobalMembers:
+    """A frontend's share of global channel membership: channel name -> its uids here."""
+
+    def __init__(self):
+        self.channels = {}
+
+    def add(self, name, uid):
+        self.channels.setdefault(name, {})[uid] = None
+        return True
+
+    def leave(self, name, uid):
+        members = self.channels.get(name)
+        if not members or uid not in members:
+            return False
+        del members[uid]
+        if not members:
+            del self.channels[name]
+        return True
+
+    def leave_all(self, uid):
+        for name in [n for n, m in self.channels.items() if uid in m]:
+            self.leave(name, uid)
+
+    def members(self, name):
+        return list(self.channels.get(name, ()))
+
+    def destroy(self, name):
+        return self.channels.pop(name, None) is not None

@@ -1,0 +1,194 @@
+"""A frontend's application side: handshakes, sessions, local handlers, forwarding, push delivery.
+
+The connector calls in here (see INTERNALS.md "connector/"). The hot path for a forwarded
+request runs without a greenlet: decode (connector) -> route -> RPC call_async -> callback ->
+encode -> the connection's writer.
+"""
+import logging
+
+import gevent
+import gevent.pool
+
+from zpomelo import loader
+from zpomelo.channel import GlobalMembers
+from zpomelo.config import load_json_config
+from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, RouteError, ZpomeloError
+from zpomelo.router import parse_route
+from zpomelo.session import SessionService
+
+logger = logging.getLogger(__name__)
+
+SYS = "_sys"
+
+
+def build_codec(app, connector_settings):
+    from zpomelo.protocol.codec import ServerCodec
+    from zpomelo.protocol.dictionary import RouteDictionary
+    from zpomelo.protocol.protobuf import ProtobufPair
+
+    dictionary = protobuf = None
+    if connector_settings.get("useDict"):
+        extra = load_json_config(app.base_dir, app.env, "dictionary.json", default=[]) or []
+        dictionary = RouteDictionary(loader.scan_handler_routes(app.base_dir), extra)
+    if connector_settings.get("useProtobuf"):
+        server = load_json_config(app.base_dir, app.env, "serverProtos.json", default={}) or {}
+        client = load_json_config(app.base_dir, app.env, "clientProtos.json", default={}) or {}
+        protobuf = ProtobufPair(server, client)
+    return ServerCodec(dictionary=dictionary, protobuf=protobuf)
+
+
+class FrontendService:
+    def __init__(self, app):
+        self.app = app
+        settings = dict(app.get("connectorConfig") or {})
+        self.settings = settings
+        self.codec = build_codec(app, settings)
+        self.sessions = SessionService(app.server_id, single_session=bool(settings.get("singleSession")))
+        self.global_members = GlobalMembers()
+        self.handshake_hook = settings.get("handshake")      # fn(app, session, sys, user) -> reply user
+        self.check_client = settings.get("checkClient")      # fn(client_type, version) -> bool
+        self.pool = gevent.pool.Pool(int(settings.get("handlerPoolSize", 10000)))
+        self.forward_timeout = float(settings.get("forwardTimeout", app.get("rpcTimeout", 10.0)))
+        self.max_in_flight = int(settings.get("maxInFlight", 1000))
+        self.connector_config = None
+        self._handler_service = app.handler_service
+
+    def start_connector(self):
+        from zpomelo.connector import Connector
+        from zpomelo.connector.config import ConnectorConfig
+
+        record = self.app.current_server
+        settings = dict(self.settings)
+        if record.max_connections and "maxConnections" not in settings:
+            settings["maxConnections"] = record.max_connections
+        self.connector_config = ConnectorConfig.from_pomelo(settings, self.codec)
+        host = record.client_host or record.host
+        if settings.get("bindAll"):
+            host = "0.0.0.0"
+        connector = Connector(self, host, record.client_port or 0)
+        connector.start()
+        return connector
+
+    # -- the connector's interface -------------------------------------------------------
+    def on_connect(self, conn):
+        self.sessions.create(conn)
+        return True
+
+    def on_handshake(self, conn, sys, user):
+        if self.check_client is not None:
+            try:
+                if not self.check_client(sys.get("type"), sys.get("version")):
+                    return CODE_OLD_CLIENT, None
+            except Exception:
+                logger.exception("checkClient hook failed")
+                return CODE_OLD_CLIENT, None
+        reply_user = None
+        if self.handshake_hook is not None:
+            session = self.sessions.get(conn.id)
+            try:
+                reply_user = self.handshake_hook(self.app, session, sys, user)
+            except Exception as exc:
+                logger.info("handshake hook refused %s: %s", conn.address, exc)
+                return CODE_FAIL, None
+        return CODE_OK, reply_user
+
+    def on_close(self, conn, reason):
+        session = self.sessions.close(conn.id, reason)
+        if session is not None and session.uid is not None and not self.sessions.get_by_uid(session.uid):
+            self.global_members.leave_all(session.uid)
+
+    def on_request(self, conn, msg_id, route, body):
+        session = self.sessions.get(conn.id)
+        if session is None:
+            return
+        try:
+            server_type = parse_route(route)[0]
+        except RouteError as exc:
+            if msg_id:
+                conn.send(self.codec.encode_response(msg_id, route, {"code": CODE_FAIL, "error": str(exc)}))
+            return
+        if msg_id:
+            if session.in_flight >= self.max_in_flight:
+                conn.send(self.codec.encode_response(msg_id, route, {
+                    "code": CODE_FAIL, "error": "too many requests in flight (%d)" % self.max_in_flight}))
+                return
+            session.expect(msg_id)
+        if server_type == self.app.server_type:
+            self._run_local(session, msg_id, route, body)
+        else:
+            self._forward(session, server_type, msg_id, route, body)
+
+    # -- local handlers ------------------------------------------------------------------
+    def _run_local(self, session, msg_id, route, body):
+        if self.pool.full():
+            self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": "server too busy"})
+            return
+        self.pool.spawn(self._handle_local, session, msg_id, route, body)
+
+    def _handle_local(self, session, msg_id, route, body):
+        response = self.app.handler_service.handle(route, body, session)
+        self._answer(session, msg_id, route, response)
+
+    def _answer(self, session, msg_id, route, response):
+        if not msg_id or session.closed:
+            return
+        try:
+            data = self.codec.encode_response(msg_id, route, response)
+        except Exception as exc:
+            logger.error("cannot encode the response of %s: %s", route, exc)
+            data = self.codec.encode_response(msg_id, route, {
+                "code": CODE_FAIL, "error": "the response could not be encoded"})
+        session.respond(msg_id, data)
+
+    # -- forwarding to a backend ----------------------------------------------------------
+    def _forward(self, session, server_type, msg_id, route, body):
+        app = self.app
+        try:
+            server_id = app.pick_server(server_type, session, body)
+        except Exception as exc:
+            self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
+            return
+        args = [route, body, session.snapshot()]
+        if not msg_id:
+            try:
+                app.rpc_client.notify(server_id, SYS, "forward", args)
+            except ZpomeloError as exc:
+                logger.warning("notify %s to %s lost: %s", route, server_id, exc)
+            return
+
+        def forwarded(error, response):
+            if error is not None:
+                response = {"code": CODE_FAIL, "error": str(error)}
+            self._answer(session, msg_id, route, response)
+
+        app.rpc_client.call_async(server_id, SYS, "forward", args, self.forward_timeout, forwarded)
+
+    # -- pushes from the bus ----------------------------------------------------------------
+    def on_bus_message(self, message):
+        kind = message[0]
+        try:
+            if kind == "push":
+                _, route, msg, uids = message
+                self.sessions.send_to_uids(uids, self.codec.encode_push(route, msg))
+            elif kind == "gpush":
+                _, name, route, msg, exclude = message
+                uids = self.global_members.members(name)
+                if exclude:
+                    uids = [u for u in uids if u not in exclude]
+                if uids:
+                    self.sessions.send_to_uids(uids, self.codec.encode_push(route, msg))
+            elif kind == "bcast":
+                _, route, msg, bound_only = message
+                self.sessions.send_to_all(self.codec.encode_push(route, msg), bound_only)
+            else:
+                logger.warning("%s: unknown bus message %r", self.app.server_id, kind)
+        except Exception:
+            logger.exception("%s: bus message %r failed", self.app.server_id, kind)
+
+    def drain(self, timeout):
+        """Wait (bounded) until local handlers and forwarded requests in flight are answered."""
+        deadline = gevent.Timeout(timeout, False)
+        with deadline:
+            self.pool.join()
+            while any(s.in_flight for s in list(self.sessions.sessions.values())):
+                gevent.sleep(0.01)

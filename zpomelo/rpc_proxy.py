@@ -1,0 +1,81 @@
+"""``app.rpc.<serverType>.<remoteName>.<method>(route_param, *args)``: remote calls made readable."""
+import gevent
+
+from zpomelo.errors import ServerGone
+
+
+def call_many(rpc_client, server_ids, service, method, args, timeout=None):
+    """The same call on several servers at once -> {server_id: result}; the first error raises."""
+    calls = [gevent.spawn(rpc_client.call, sid, service, method, args, timeout) for sid in server_ids]
+    gevent.joinall(calls)
+    return {sid: call.get() for sid, call in zip(server_ids, calls)}
+
+
+class RemoteMethod:
+    __slots__ = ("_app", "_server_type", "_service", "_method")
+
+    def __init__(self, app, server_type, service, method):
+        self._app = app
+        self._server_type = server_type
+        self._service = service
+        self._method = method
+
+    def __call__(self, route_param, *args, timeout=None):
+        """Call the server the router picks for ``route_param`` (a session or a key)."""
+        app = self._app
+        server_id = app.pick_server(self._server_type, route_param, None)
+        return app.rpc_call(server_id, self._service, self._method, list(args), timeout)
+
+    def to_server(self, server_id, *args, timeout=None):
+        """Call one server by id, or every server of the type with ``"*"`` -> {id: result}."""
+        app = self._app
+        if server_id != "*":
+            return app.rpc_call(server_id, self._service, self._method, list(args), timeout)
+        servers = app.get_servers_by_type(self._server_type)
+        if not servers:
+            raise ServerGone("no %s server is up for %s.%s" % (self._server_type, self._service, self._method))
+        return call_many(app.rpc_client, [s.id for s in servers], self._service, self._method,
+                         list(args), timeout)
+
+    def notify(self, route_param, *args):
+        server_id = self._app.pick_server(self._server_type, route_param, None)
+        self._app.rpc_client.notify(server_id, self._service, self._method, list(args))
+
+
+class _Remote:
+    def __init__(self, app, server_type, service):
+        self._app = app
+        self._server_type = server_type
+        self._service = service
+
+    def __getattr__(self, method):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        rm = RemoteMethod(self._app, self._server_type, self._service, method)
+        setattr(self, method, rm)
+        return rm
+
+
+class _ServerType:
+    def __init__(self, app, server_type):
+        self._app = app
+        self._server_type = server_type
+
+    def __getattr__(self, service):
+        if service.startswith("_"):
+            raise AttributeError(service)
+        remote = _Remote(self._app, self._server_type, service)
+        setattr(self, service, remote)
+        return remote
+
+
+class RpcProxy:
+    def __init__(self, app):
+        self._app = app
+
+    def __getattr__(self, server_type):
+        if server_type.startswith("_"):
+            raise AttributeError(server_type)
+        proxy = _ServerType(self._app, server_type)
+        setattr(self, server_type, proxy)
+        return proxy

@@ -1,0 +1,209 @@
+"""Frontend sessions: one per client connection, indexed by sid and by bound uid."""
+import collections
+import logging
+
+from zpomelo.errors import ZpomeloError
+
+logger = logging.getLogger(__name__)
+
+
+class SessionError(ZpomeloError):
+    """A session operation that cannot be done (bind a uid twice, unbind another uid...)."""
+
+
+class Session:
+    """The frontend's view of one connected client.
+
+    Responses are released in request order: a request answered early (a fast backend, a
+    handler that did not block) waits until the ones before it are answered.
+    """
+
+    __slots__ = ("id", "frontend_id", "uid", "settings", "conn", "_service", "_on_closed",
+                 "_order", "_ready", "closed")
+
+    def __init__(self, service, conn):
+        self._service = service
+        self.conn = conn
+        self.id = conn.id
+        self.frontend_id = service.frontend_id
+        self.uid = None
+        self.settings = {}
+        self._on_closed = []
+        self._order = collections.deque()
+        self._ready = None
+        self.closed = False
+
+    @property
+    def address(self):
+        return self.conn.address
+
+    def get(self, key, default=None):
+        return self.settings.get(key, default)
+
+    def set(self, key, value=None):
+        if isinstance(key, dict):
+            self.settings.update(key)
+        else:
+            self.settings[key] = value
+
+    def remove(self, key):
+        self.settings.pop(key, None)
+
+    def push(self, *keys):
+        """Settings live here on the frontend: nothing to send."""
+
+    def push_all(self):
+        """Settings live here on the frontend: nothing to send."""
+
+    def bind(self, uid):
+        self._service.bind(self, uid)
+
+    def unbind(self, uid):
+        self._service.unbind(self, uid)
+
+    def kick(self, reason="kick"):
+        self.conn.kick(reason)
+
+    def on_closed(self, fn):
+        """Call ``fn(session, reason)`` once when the client's connection closes."""
+        self._on_closed.append(fn)
+
+    def snapshot(self):
+        """What a backend needs to rebuild this session: [sid, frontend_id, uid, settings]."""
+        return [self.id, self.frontend_id, self.uid, self.settings]
+
+    # -- ordered responses -------------------------------------------------------------
+    def expect(self, msg_id):
+        self._order.append(msg_id)
+
+    def respond(self, msg_id, data):
+        order = self._order
+        if order and order[0] == msg_id:
+            order.popleft()
+            self.conn.send(data)
+            ready = self._ready
+            while ready and order and order[0] in ready:
+                self.conn.send(ready.pop(order.popleft()))
+        elif msg_id in order:
+            if self._ready is None:
+                self._ready = {}
+            self._ready[msg_id] = data
+        else:
+            self.conn.send(data)  # not tracked (answered after a reset): send as it is
+
+    @property
+    def in_flight(self):
+        return len(self._order)
+
+    def _closed(self, reason):
+        if self.closed:
+            return
+        self.closed = True
+        for fn in self._on_closed:
+            try:
+                fn(self, reason)
+            except Exception:
+                logger.exception("on_closed callback of session %s failed", self.id)
+        self._on_closed = []
+
+
+class SessionService:
+    """sid -> session and uid -> sessions on one frontend."""
+
+    def __init__(self, frontend_id, single_session=False):
+        self.frontend_id = frontend_id
+        self.single_session = single_session
+        self.sessions = {}
+        self.uid_map = {}
+
+    def __len__(self):
+        return len(self.sessions)
+
+    def create(self, conn):
+        session = Session(self, conn)
+        self.sessions[session.id] = session
+        return session
+
+    def get(self, sid):
+        return self.sessions.get(sid)
+
+    def get_by_uid(self, uid):
+        return list(self.uid_map.get(uid, ()))
+
+    def bind(self, session, uid):
+        if uid is None or uid == "":
+            raise SessionError("cannot bind an empty uid")
+        if session.uid == uid:
+            return
+        if session.uid is not None:
+            raise SessionError("session %s is already bound to uid %r" % (session.id, session.uid))
+        others = self.uid_map.get(uid)
+        if others and self.single_session:
+            for other in list(others):
+                other.kick("another login with the same uid")
+        session.uid = uid
+        self.uid_map.setdefault(uid, []).append(session)
+
+    def unbind(self, session, uid):
+        if session.uid != uid:
+            raise SessionError("session %s is not bound to uid %r" % (session.id, uid))
+        self._forget_uid(session)
+        session.uid = None
+
+    def _forget_uid(self, session):
+        sessions = self.uid_map.get(session.uid)
+        if sessions is None:
+            return
+        try:
+            sessions.remove(session)
+        except ValueError:
+            pass
+        if not sessions:
+            del self.uid_map[session.uid]
+
+    def close(self, sid, reason):
+        session = self.sessions.pop(sid, None)
+        if session is None:
+            return None
+        if session.uid is not None:
+            self._forget_uid(session)
+        session._closed(reason)
+        return session
+
+    def kick_by_uid(self, uid, reason="kick"):
+        sessions = self.get_by_uid(uid)
+        for session in sessions:
+            session.kick(reason)
+        return len(sessions)
+
+    def kick_by_sid(self, sid, reason="kick"):
+        session = self.sessions.get(sid)
+        if session is None:
+            return 0
+        session.kick(reason)
+        return 1
+
+    def import_settings(self, sid, settings):
+        session = self.sessions.get(sid)
+        if session is None:
+            raise SessionError("no session %s on %s" % (sid, self.frontend_id))
+        session.settings.update(settings)
+
+    def send_to_uids(self, uids, data):
+        """Send one encoded package to every connection of each uid; returns how many got it."""
+        sent = 0
+        uid_map = self.uid_map
+        for uid in uids:
+            for session in uid_map.get(uid, ()):
+                session.conn.send(data)
+                sent += 1
+        return sent
+
+    def send_to_all(self, data, bound_only=False):
+        sent = 0
+        for session in list(self.sessions.values()):
+            if bound_only and session.uid is None:
+                continue
+            session.conn.send(data)
+            sent += 1
+        return sent
