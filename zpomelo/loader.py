@@ -56,8 +56,8 @@ def public_functions(module):
     for name, value in vars(module).items():
         if not is_public_name(name) or not inspect.isfunction(value):
             continue
-        if value.__module__ != module.__name__:
-            continue  # imported from elsewhere
+        if value.__module__ != module.__name__ or value.__name__ != name:
+            continue  # imported from elsewhere, an alias or a lambda: only `def name` is routable
         found[name] = value
     return found
 
