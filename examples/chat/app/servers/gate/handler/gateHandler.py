@@ -1,0 +1,17 @@
+"""gate.gateHandler.*: tells a client which connector to use (the gate keeps no sessions)."""
+import zlib
+
+
+def queryEntry(app, msg, session):
+    """{uid} -> {code: 200, host, port} of the connector picked by crc32 of the uid.
+
+    {code: 500} when the uid is missing or no connector is up, as chatofpomelo answers.
+    """
+    uid = msg.get("uid")
+    if not uid:
+        return {"code": 500}
+    connectors = app.get_servers_by_type("connector")
+    if not connectors:
+        return {"code": 500}
+    connector = connectors[zlib.crc32(str(uid).encode("utf-8")) % len(connectors)]
+    return {"code": 200, "host": connector.client_host or connector.host, "port": connector.client_port}
