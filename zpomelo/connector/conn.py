@@ -1,0 +1,385 @@
+"""Connection: one client's Pomelo state machine, heartbeat deadline and single writer.
+
+The transport subclasses (tcp.TcpConnection, ws.WsConnection) only read bytes and frame writes;
+everything Pomelo-specific lives here. Greenlets per connection: the reader (the listener's
+handler greenlet, which runs ``serve``) and one writer draining a bounded queue. Deadlines are
+loop timers that interrupt the reader, so an idle connection costs no extra greenlet.
+"""
+import collections
+import enum
+import logging
+
+import gevent
+from gevent.event import Event
+
+from zpomelo.errors import BodyError, ProtocolError
+from zpomelo.protocol import handshake
+from zpomelo.protocol import message
+from zpomelo.protocol.package import (
+    DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, HEARTBEAT_PACKAGE, PackageDecoder)
+
+logger = logging.getLogger(__name__)
+
+RECV_SIZE = 65536
+# The writer joins queued packages into sends of about this size (one WS message each).
+BATCH_BYTES = 65536
+_BODY_ERROR_JSON = b'{"code":500}'
+
+
+class State(enum.IntEnum):
+    INITED = 0
+    WAIT_ACK = 1
+    WORKING = 2
+    CLOSED = 3
+
+
+INITED, WAIT_ACK, WORKING, CLOSED = State.INITED, State.WAIT_ACK, State.WORKING, State.CLOSED
+
+
+class Deadline(BaseException):
+    """Thrown into a reader whose handshake or heartbeat deadline passed.
+
+    A BaseException so that application code's ``except Exception`` cannot swallow it.
+    """
+
+
+class HandshakeTimeout(Deadline):
+    reason = "handshake timeout"
+
+
+class HeartbeatTimeout(Deadline):
+    reason = "heartbeat timeout"
+
+
+def start_deadline(seconds, exc_class, greenlet):
+    """A loop timer that throws ``exc_class`` into ``greenlet`` after ``seconds``."""
+    timer = gevent.get_hub().loop.timer(seconds)
+    timer.start(greenlet.kill, exc_class, False)
+    return timer
+
+
+class Connection:
+    """One client socket.
+
+    Public: ``id`` (sid, unique per Connector), ``address`` (host, port), ``transport``
+    ("tcp" | "ws"), ``state``, ``close_reason``, ``send(package_bytes)``, ``kick(reason)``,
+    ``close(reason)``. Frontends may keep their own data in ``session``.
+    """
+
+    transport = None
+
+    def __init__(self, connector, sock, address, sid):
+        config = connector.config
+        self.id = sid
+        self.address = address
+        self.state = INITED
+        self.close_reason = None
+        self.session = None
+        self._connector = connector
+        self._frontend = connector.frontend
+        self._config = config
+        self._codec = config.codec
+        self._sock = sock
+        self._decoder = PackageDecoder(config.max_body)
+        self._queue = collections.deque()
+        self._queued_bytes = 0
+        self._queue_limit = config.write_queue_limit
+        self._control = []          # transport control frames (WebSocket pong), sent first
+        self._wake = Event()
+        self._closing = False
+        self._reported = False      # frontend.on_connect accepted: on_close is owed once
+        self._reader = None
+        self._writer = None
+        self._deadline = None       # the handshake deadline, then the heartbeat deadline
+        self._flush_timer = None
+
+    def __repr__(self):
+        return "<%s sid=%s %s:%s %s>" % (type(self).__name__, self.id, self.address[0],
+                                         self.address[1], self.state.name)
+
+    # ---- running -------------------------------------------------------------------------
+
+    def serve(self, initial, handshake_deadline=None):
+        """Run the connection in the calling greenlet (the reader) until it closes.
+
+        ``initial`` holds bytes already read while sniffing; ``handshake_deadline`` is the running
+        timer started at accept, stopped once the client's ACK arrives.
+        """
+        self._reader = gevent.getcurrent()
+        self._deadline = handshake_deadline
+        self._writer = gevent.spawn(self._write_loop)
+        reason = "closed"
+        try:
+            try:
+                accepted = self._frontend.on_connect(self)
+            except Exception:
+                logger.exception("frontend.on_connect failed for %r", self)
+                accepted = False
+            if not accepted:
+                reason = "refused by the frontend"
+                return
+            self._reported = True
+            reason = self._read_loop(initial)
+        except Deadline as exc:
+            reason = exc.reason
+        except ProtocolError as exc:
+            reason = "protocol error: %s" % exc
+            logger.info("closing %r: %s", self, exc)
+            self._on_protocol_error(exc)
+        except OSError as exc:
+            reason = "socket error: %s" % (exc.strerror or exc)
+        except gevent.GreenletExit:
+            reason = "server stopping"
+        finally:
+            self.close(reason)
+            self._writer.join(self._config.close_timeout + 1.0)
+            if self._writer:
+                self._writer.kill(block=False)
+
+    def _read_loop(self, data):
+        raise NotImplementedError
+
+    def _on_protocol_error(self, exc):
+        """Transport hook: e.g. a WebSocket close frame with a status code."""
+
+    def handle_bytes(self, data):
+        """Feed client bytes (a TCP read or a WebSocket message) through the state machine."""
+        for ptype, body in self._decoder.feed(data):
+            if ptype == DATA:
+                if self.state is WORKING:
+                    self._on_data(body)
+            elif ptype == HEARTBEAT:
+                if self.state is WORKING:
+                    self._on_heartbeat()
+            elif ptype == HANDSHAKE:
+                if self.state is INITED:
+                    self._on_handshake(body)
+            elif ptype == HANDSHAKE_ACK:
+                if self.state is WAIT_ACK:
+                    self._on_ack()
+            # Anything else (a KICK from a client, a package in the wrong state) is ignored, as
+            # Pomelo does.
+            if self.state is CLOSED:
+                return
+
+    # ---- the Pomelo state machine --------------------------------------------------------
+
+    def _on_handshake(self, body):
+        try:
+            client_sys, user = handshake.parse_request(body)
+        except ProtocolError as exc:
+            logger.info("%r: bad handshake: %s", self, exc)
+            self.send(handshake.encode_response(500))
+            self.close("bad handshake: %s" % exc)
+            return
+        try:
+            code, reply_user = self._frontend.on_handshake(self, client_sys, user)
+        except Exception:
+            logger.exception("frontend.on_handshake failed for %r", self)
+            code, reply_user = 500, None
+        if self.state is not INITED:  # the frontend closed or kicked it meanwhile
+            return
+        if code != 200:
+            self.send(handshake.encode_response(code))
+            self.close("handshake refused with code %s" % code)
+            return
+        try:
+            reply_sys = self._reply_sys(client_sys)
+        except Exception:
+            logger.exception("building the handshake reply failed for %r", self)
+            self.send(handshake.encode_response(500))
+            self.close("handshake reply failed")
+            return
+        self.state = WAIT_ACK
+        self.send(handshake.encode_response(200, reply_sys, reply_user))
+
+    def _reply_sys(self, client_sys):
+        reply = {}
+        if self._config.heartbeat is not None:
+            reply["heartbeat"] = self._config.heartbeat
+        codec = self._codec
+        if codec is not None:
+            helper = getattr(codec, "handshake_sys", None)
+            if helper is not None:
+                reply.update(helper(client_sys))
+            else:
+                dictionary = getattr(codec, "dictionary", None)
+                if dictionary is not None:
+                    reply.update(dictionary.handshake_sys(client_sys.get("dictVersion")))
+                protobuf = getattr(codec, "protobuf", None)
+                if protobuf is not None:
+                    reply.update(protobuf.handshake_sys(client_sys.get("protoVersion")))
+        return reply
+
+    def _on_ack(self):
+        self.state = WORKING
+        self._stop_deadline()
+        self.send(HEARTBEAT_PACKAGE)
+        self._arm_heartbeat_deadline()
+
+    def _on_heartbeat(self):
+        self.send(HEARTBEAT_PACKAGE)
+        self._arm_heartbeat_deadline()
+
+    def _arm_heartbeat_deadline(self):
+        seconds = self._config.heartbeat_timeout
+        if seconds is None:
+            return
+        timer = self._deadline
+        if timer is None:
+            self._deadline = start_deadline(seconds, HeartbeatTimeout, self._reader)
+        else:
+            timer.again(self._reader.kill, HeartbeatTimeout, False)
+
+    def _stop_deadline(self):
+        timer = self._deadline
+        if timer is not None:
+            self._deadline = None
+            timer.stop()
+            timer.close()
+
+    def _on_data(self, body):
+        codec = self._codec
+        try:
+            mtype, msg_id, route, obj = codec.decode(body)
+        except BodyError as exc:
+            if exc.msg_id:
+                logger.info("%r: request %s to %s has an undecodable body: %s",
+                            self, exc.msg_id, exc.route, exc)
+                self.send(self._error_response(exc.msg_id, exc.route))
+            return
+        except ProtocolError as exc:
+            logger.info("%r: dropped a bad message: %s", self, exc)
+            return
+        if mtype > message.NOTIFY:  # a RESPONSE or PUSH has no business coming from a client
+            logger.info("%r: dropped a message of server-only type %s", self, mtype)
+            return
+        try:
+            self._frontend.on_request(self, msg_id, route, obj)
+        except Exception:
+            logger.exception("frontend.on_request failed for %r route %s", self, route)
+
+    def _error_response(self, msg_id, route):
+        try:
+            return self._codec.encode_response(msg_id, route, {"code": 500})
+        except Exception:  # e.g. a protobuf route whose message cannot carry {"code": 500}
+            return self._codec.encode_response_raw(msg_id, _BODY_ERROR_JSON)
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def send(self, package_bytes):
+        """Queue whole packages for the writer; never blocks.
+
+        Returns False when the connection is closed or its queue overflowed (then it is closed:
+        a client that cannot keep up must not hold unbounded memory).
+        """
+        if self._closing:
+            return False
+        size = self._queued_bytes + len(package_bytes)
+        if size > self._queue_limit:
+            logger.warning("%r: write queue over %d bytes, closing the slow client",
+                           self, self._queue_limit)
+            self.close("write queue overflow", flush=False)
+            return False
+        self._queued_bytes = size
+        self._queue.append(package_bytes)
+        self._wake.set()
+        return True
+
+    def _frame(self, data):
+        """Transport hook: wrap a batch of packages for the wire."""
+        return data
+
+    def _send_closing(self):
+        """Transport hook: last bytes before a graceful close (a WebSocket close frame)."""
+
+    def _write_loop(self):
+        queue = self._queue
+        control = self._control
+        wake = self._wake
+        sock = self._sock
+        frame = self._frame
+        try:
+            while True:
+                if queue:
+                    data = queue.popleft()
+                    if queue and len(data) < BATCH_BYTES:
+                        parts = [data]
+                        size = len(data)
+                        while queue and size < BATCH_BYTES:
+                            item = queue.popleft()
+                            parts.append(item)
+                            size += len(item)
+                        data = b"".join(parts)
+                    self._queued_bytes -= len(data)
+                    sock.sendall(frame(data))
+                elif control:
+                    sock.sendall(frame(b""))
+                elif self._closing:
+                    self._send_closing()
+                    break
+                else:
+                    wake.clear()
+                    if not queue and not control and not self._closing:
+                        wake.wait()
+        except OSError as exc:
+            self.close("send failed: %s" % (exc.strerror or exc), flush=False)
+        except gevent.GreenletExit:
+            pass
+        finally:
+            self._stop_flush_timer()
+            queue.clear()
+            self._queued_bytes = 0
+            _close_socket(sock)
+
+    # ---- closing -------------------------------------------------------------------------
+
+    def kick(self, reason=""):
+        """Send a KICK package with ``{"reason": reason}`` and close once it is written."""
+        if self._closing:
+            return
+        self.send(handshake.encode_kick(reason))
+        self.close("kicked: %s" % (reason,))
+
+    def close(self, reason="closed", flush=True):
+        """Close once: queued packages are still written (within close_timeout) unless ``flush``
+        is False; frontend.on_close(conn, reason) is reported exactly once."""
+        if self.state is CLOSED:
+            return
+        self.state = CLOSED
+        self.close_reason = reason
+        self._closing = True
+        self._stop_deadline()
+        writer = self._writer
+        if writer is not None:
+            if flush:
+                self._flush_timer = gevent.get_hub().loop.timer(self._config.close_timeout)
+                self._flush_timer.start(writer.kill, gevent.GreenletExit, False)
+                self._wake.set()
+            else:
+                self._queue.clear()
+                self._queued_bytes = 0
+                if writer is not gevent.getcurrent():
+                    writer.kill(block=False)
+        else:
+            _close_socket(self._sock)
+        self._connector._forget(self)
+        if self._reported:
+            try:
+                self._frontend.on_close(self, reason)
+            except Exception:
+                logger.exception("frontend.on_close failed for %r", self)
+
+    def _stop_flush_timer(self):
+        timer = self._flush_timer
+        if timer is not None:
+            self._flush_timer = None
+            timer.stop()
+            timer.close()
+
+
+def _close_socket(sock):
+    try:
+        sock.close()
+    except OSError:
+        pass

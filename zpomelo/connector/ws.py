@@ -1,0 +1,100 @@
+"""WebSocket transport on our own lean frame path (zpomelo.protocol.websocket).
+
+``accept_upgrade`` reads the HTTP upgrade on a freshly sniffed socket; ``WsConnection`` then reads
+frames (each binary or text message holds any number of packages) and writes every batch of
+queued packages as one binary message.
+"""
+import logging
+
+from zpomelo.connector.conn import RECV_SIZE, CLOSED, Connection
+from zpomelo.errors import ProtocolError
+from zpomelo.protocol import websocket as wsproto
+
+logger = logging.getLogger(__name__)
+
+
+def accept_upgrade(sock, first):
+    """Finish the HTTP upgrade whose first bytes are ``first``.
+
+    Returns ``(headers, leftover_bytes)`` after sending the 101 response, or None after answering
+    a request that is not a valid upgrade with 400 (the caller then closes the socket).
+    """
+    buf = first
+    while True:
+        end = buf.find(wsproto.HEADER_END)
+        if end >= 0:
+            break
+        if len(buf) > wsproto.MAX_REQUEST_HEADER:
+            sock.sendall(wsproto.error_response(431, "Request Header Fields Too Large"))
+            return None
+        data = sock.recv(4096)
+        if not data:
+            return None
+        buf += data
+    head = buf[:end]
+    try:
+        headers = wsproto.parse_upgrade(head)
+    except ProtocolError as exc:
+        logger.info("refused an HTTP request that is not a WebSocket upgrade: %s", exc)
+        sock.sendall(wsproto.error_response(
+            400, "Bad Request", "This port speaks the Pomelo protocol over WebSocket or TCP: %s" % exc))
+        return None
+    sock.sendall(wsproto.upgrade_response(headers["sec-websocket-key"]))
+    return headers, buf[end + len(wsproto.HEADER_END):]
+
+
+class WsConnection(Connection):
+    transport = "ws"
+
+    def __init__(self, connector, sock, address, sid, request_headers=None):
+        super().__init__(connector, sock, address, sid)
+        self.request_headers = request_headers or {}
+        self._frames = wsproto.FrameDecoder(connector.config.max_ws_message, require_mask=True)
+        self._close_frame = wsproto.encode_close(wsproto.CLOSE_NORMAL)
+
+    def _read_loop(self, data):
+        recv = self._sock.recv
+        feed = self._frames.feed
+        handle_bytes = self.handle_bytes
+        while True:
+            if data:
+                for opcode, payload in feed(data):
+                    if opcode == wsproto.BINARY or opcode == wsproto.TEXT:
+                        handle_bytes(payload)
+                        if self.state is CLOSED:
+                            return self.close_reason
+                    elif opcode == wsproto.PING:
+                        self._send_control(wsproto.encode_frame(payload, wsproto.PONG))
+                    elif opcode == wsproto.CLOSE:
+                        code, _ = wsproto.parse_close(payload)
+                        if code is not None:
+                            self._close_frame = wsproto.encode_close(code)
+                        return "client closed"
+            data = recv(RECV_SIZE)
+            if not data:
+                return "client closed"
+
+    def _send_control(self, frame):
+        if not self._closing:
+            self._control.append(frame)
+            self._wake.set()
+
+    def _on_protocol_error(self, exc):
+        too_big = "exceeds the limit" in str(exc)
+        code = wsproto.CLOSE_TOO_BIG if too_big else wsproto.CLOSE_PROTOCOL_ERROR
+        self._close_frame = wsproto.encode_close(code)
+
+    def _frame(self, data):
+        control = self._control
+        if control:
+            frames = b"".join(control)
+            control.clear()
+            return frames + wsproto.encode_frame(data) if data else frames
+        return wsproto.encode_frame(data)
+
+    def _send_closing(self):
+        control = self._control
+        if control:
+            self._sock.sendall(b"".join(control))
+            control.clear()
+        self._sock.sendall(self._close_frame)
