@@ -1,0 +1,330 @@
+"""The zpomelo command: Pomelo's verbs (init, start, list, add, stop, kill, restart).
+
+Admin verbs find the master through -h/-P, else through the running cluster's state file under
+logs/ of the project (-d, default the current directory), else config/master.json, else
+127.0.0.1:3005 like Pomelo. Failures print "error: ..." on stderr and exit with code 1.
+"""
+import json
+import os
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from zpomelo import config
+from zpomelo.errors import ZpomeloError
+from zpomelo.master import procinfo, runstate
+from zpomelo.master.admin_client import AdminClient
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 3005
+DEFAULT_ENV = "development"
+TEMPLATE_DIR = Path(__file__).parent / "templates" / "project"
+START_WAIT = 90.0           # -D: how long to wait for the master's ready line
+STOP_WAIT = 60.0            # stop/kill: how long the master may take
+
+CONTEXT = dict(help_option_names=["--help"])
+
+
+def fail(message, code=1):
+    click.echo("error: %s" % message, err=True)
+    sys.exit(code)
+
+
+def project_dir(directory):
+    return os.path.abspath(directory or os.getcwd())
+
+
+def running_master(base_dir, env):
+    """The state file's master entry when that master process is alive, else None."""
+    master = runstate.load(base_dir, env)["master"]
+    pid = master.get("pid")
+    if pid and procinfo.is_alive(pid) and "zpomelo" in " ".join(procinfo.cmdline(pid)):
+        return master
+    return None
+
+
+def master_address(host, port, base_dir, env):
+    if host is not None or port is not None:
+        return host or DEFAULT_HOST, port or DEFAULT_PORT
+    live = running_master(base_dir, env)
+    if live:
+        return live["host"], live["port"]
+    try:
+        record = config.load_master(base_dir, env)
+        if record.port:
+            return record.host, record.port
+    except ZpomeloError:
+        pass
+    return DEFAULT_HOST, DEFAULT_PORT
+
+
+def admin_options(fn):
+    """-h/-P/-u/-p/-e/-d/--json, shared by the verbs that talk to a running master."""
+    options = [
+        click.option("-h", "--host", default=None, help="master host (default 127.0.0.1)"),
+        click.option("-P", "--port", type=int, default=None, help="master port (default 3005)"),
+        click.option("-u", "--username", default="admin", show_default=True),
+        click.option("-p", "--password", default="admin", show_default=True),
+        click.option("-e", "--env", default=DEFAULT_ENV, show_default=True,
+                     help="environment, to find the master of a project"),
+        click.option("-d", "--directory", default=None, help="project directory (default .)"),
+        click.option("--json", "as_json", is_flag=True, help="print JSON for scripts"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def admin_client(opts):
+    base_dir = project_dir(opts["directory"])
+    host, port = master_address(opts["host"], opts["port"], base_dir, opts["env"])
+    return AdminClient(host, port, opts["username"], opts["password"])
+
+
+def call(opts, verb, args=None, timeout=None):
+    try:
+        return admin_client(opts).call(verb, args, timeout)
+    except ZpomeloError as e:
+        fail(str(e))
+
+
+def emit(opts, result, text):
+    click.echo(json.dumps(result, indent=1) if opts["as_json"] else text)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="zpomelo")
+def main():
+    """zpomelo: run and manage a cluster of game servers (Pomelo's model)."""
+
+
+# ---------------------------------------------------------------------- init
+
+@main.command(context_settings=CONTEXT)
+@click.argument("directory")
+def init(directory):
+    """Create a new project in DIRECTORY (gate, connector, a game backend, configs)."""
+    target = Path(directory).absolute()
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        fail("%s already exists and is not empty; choose a new directory" % target)
+    shutil.copytree(TEMPLATE_DIR, target, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    click.echo("created a zpomelo project in %s\nnext: cd %s && zpomelo start" % (target, target))
+
+
+# ---------------------------------------------------------------------- start
+
+@main.command(context_settings=CONTEXT)
+@click.option("-e", "--env", default=DEFAULT_ENV, show_default=True)
+@click.option("-d", "--directory", default=None, help="project directory (default .)")
+@click.option("-D", "--daemon", is_flag=True, help="run in the background, logs under logs/")
+@click.option("-t", "--type", "server_type", default=None, help="start only this server type")
+@click.option("-i", "--id", "server_id", default=None, help="start only this server")
+@click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
+def start(env, directory, daemon, server_type, server_id, as_json):
+    """Start the master and the servers of config/servers.json for ENV."""
+    base_dir = project_dir(directory)
+    try:
+        config.load_master(base_dir, env)
+        records = config.load_servers(base_dir, env)
+        users = config.load_admin_users(base_dir, env)
+        from zpomelo.master.control import select_servers
+        select_servers(records, server_type, server_id)
+    except ZpomeloError as e:
+        fail(str(e))
+    live = running_master(base_dir, env)
+    if live:
+        if not (server_type or server_id):
+            fail("the cluster of %s (%s) is already running: master pid %s on %s:%s; see "
+                 "`zpomelo list`, or stop it with `zpomelo stop`"
+                 % (base_dir, env, live["pid"], live["host"], live["port"]))
+        _start_on_running_master(live, users, server_type, server_id, as_json)
+        return
+    if daemon:
+        _start_daemon(base_dir, env, server_type, server_id, as_json)
+        return
+    from zpomelo.master.__main__ import run_master, setup_logging
+    setup_logging(base_dir, to_stderr=True)
+    code = run_master(base_dir, env, server_type, server_id,
+                      ready=lambda info: _report_ready(info, as_json, foreground=True))
+    sys.exit(code)
+
+
+def _start_on_running_master(live, users, server_type, server_id, as_json):
+    if not users:
+        fail("config/adminUser.json has no user to talk to the running master with")
+    client = AdminClient(live["host"], live["port"], users[0]["username"], users[0]["password"])
+    try:
+        records = client.call("start", {"type": server_type, "id": server_id}, timeout=STOP_WAIT)
+    except ZpomeloError as e:
+        fail(str(e))
+    click.echo(json.dumps(records, indent=1) if as_json else
+               "started %s" % ", ".join(r["id"] for r in records))
+
+
+def _start_daemon(base_dir, env, server_type, server_id, as_json):
+    log_dir = runstate.log_dir(base_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    read_fd, write_fd = os.pipe()
+    argv = [sys.executable, "-m", "zpomelo.master", "--dir", base_dir, "--env", env,
+            "--ready-fd", str(write_fd)]
+    if server_type:
+        argv += ["--type", server_type]
+    if server_id:
+        argv += ["--id", server_id]
+    with open(log_dir / "master.log", "ab") as log:
+        proc = subprocess.Popen(argv, cwd=base_dir, stdin=subprocess.DEVNULL, stdout=log,
+                                stderr=log, pass_fds=(write_fd,), start_new_session=True)
+    os.close(write_fd)
+    line = _read_line(read_fd, START_WAIT)
+    os.close(read_fd)
+    if not line:
+        code = proc.poll()
+        fail("the master %s before the cluster was ready; see %s"
+             % ("exited with code %s" % code if code is not None else
+                "did not report within %.0f s" % START_WAIT, log_dir / "master.log"))
+    info = json.loads(line)
+    if not info.get("ok"):
+        proc.wait(timeout=30)        # it stops what it started, then exits
+    _report_ready(info, as_json, foreground=False)
+
+
+def _read_line(fd, timeout):
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            return data or None
+        data += chunk
+    return data.decode()
+
+
+def _report_ready(info, as_json, foreground):
+    if as_json:
+        click.echo(json.dumps(info))
+    elif info.get("ok"):
+        click.echo("cluster started: %d servers in %.2f s; master pid %d on %s:%d%s"
+                   % (info["servers"], info["elapsed"], info["pid"], info["host"], info["port"],
+                      " (Ctrl-C stops it)" if foreground else ""))
+    if not info.get("ok"):
+        fail(info.get("error", "the cluster did not start"))
+
+
+# ---------------------------------------------------------------------- list
+
+COLUMNS = (("id", "id"), ("type", "serverType"), ("pid", "pid"), ("address", None),
+           ("clientPort", "clientPort"), ("state", "state"), ("uptime", "uptime"),
+           ("RSS", "rss"), ("CPU%", "cpu"), ("conns", "connections"), ("restarts", "restarts"))
+
+
+def _cell(row, key, header):
+    if header == "address":
+        return "%s:%s" % (row.get("host"), row.get("port"))
+    value = row.get(key)
+    if value is None:
+        return "-"
+    if key == "rss":
+        return "%.1fM" % (value / 1048576.0)
+    if key == "uptime":
+        return _duration(value)
+    return str(value)
+
+
+def _duration(seconds):
+    seconds = int(seconds)
+    if seconds < 60:
+        return "%ds" % seconds
+    if seconds < 3600:
+        return "%dm%02ds" % divmod(seconds, 60)
+    return "%dh%02dm" % (seconds // 3600, seconds % 3600 // 60)
+
+
+def format_table(rows):
+    cells = [[header for header, _ in COLUMNS]]
+    cells += [[_cell(row, key, header) for header, key in COLUMNS] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in cells)
+
+
+@main.command(name="list", context_settings=CONTEXT)
+@admin_options
+def list_servers(**opts):
+    """Show every server: pid, addresses, state, uptime, memory, CPU, connections."""
+    rows = call(opts, "list")
+    emit(opts, rows, format_table(rows))
+
+
+# ---------------------------------------------------------------------- add
+
+@main.command(context_settings=CONTEXT)
+@admin_options
+@click.argument("pairs", nargs=-1, required=True)
+def add(pairs, **opts):
+    """Add servers to the running cluster: id=.. host=.. port=.. serverType=.. [clientPort=..
+    frontend=true] [clusterCount=N]."""
+    try:
+        server = config.parse_server_args(pairs)
+    except ZpomeloError as e:
+        fail(str(e))
+    records = call(opts, "add", {"servers": [server]}, timeout=STOP_WAIT)
+    emit(opts, records, "\n".join(
+        "added %s (%s) pid %s on %s:%s%s" % (r["id"], r["serverType"], r.get("pid"), r["host"],
+                                             r["port"], " client port %s" % r["clientPort"]
+                                             if r.get("clientPort") else "")
+        for r in records))
+
+
+# ---------------------------------------------------------------------- stop / kill / restart
+
+@main.command(context_settings=CONTEXT)
+@admin_options
+@click.argument("ids", nargs=-1)
+def stop(ids, **opts):
+    """Stop servers gracefully (they drain); with no ids, every server and then the master."""
+    _stop(opts, "stop", ids)
+
+
+@main.command(context_settings=CONTEXT)
+@admin_options
+@click.argument("ids", nargs=-1)
+def kill(ids, **opts):
+    """Kill servers at once (SIGKILL); with no ids, every server and then the master."""
+    _stop(opts, "kill", ids)
+
+
+def _stop(opts, verb, ids):
+    result = call(opts, verb, {"ids": list(ids)}, timeout=STOP_WAIT)
+    master_pid = result.get("master")
+    if master_pid:
+        deadline = time.monotonic() + 15.0
+        while procinfo.is_alive(master_pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if procinfo.is_alive(master_pid):
+            fail("the servers are stopped but the master (pid %d) is still running" % master_pid)
+    done = "stopped" if verb == "stop" else "killed"
+    emit(opts, result, "%s %s%s" % (done, ", ".join(result["stopped"]) or "no server",
+                                    " and the master" if master_pid else ""))
+
+
+@main.command(context_settings=CONTEXT)
+@admin_options
+@click.option("-t", "--type", "server_type", default=None)
+@click.option("-i", "--id", "server_id", default=None)
+def restart(server_type, server_id, **opts):
+    """Restart servers one by one (all, one type, or one id)."""
+    records = call(opts, "restart", {"type": server_type, "id": server_id}, timeout=300)
+    emit(opts, records, "restarted %s" % ", ".join(
+        "%s (pid %s)" % (r["id"], r.get("pid")) for r in records))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""The master process: python -m zpomelo.master --dir DIR --env ENV [--type T] [--id I].
+
+`zpomelo start -D` runs this detached and reads one JSON line from --ready-fd: {"ok": true,
+"port", "pid", "elapsed", "servers"} once every server registered, or {"ok": false, "error"}.
+"""
+import argparse
+import json
+import logging
+import os
+import shlex
+import signal
+import sys
+
+import gevent
+
+from zpomelo.errors import ZpomeloError
+from zpomelo.master import runstate
+from zpomelo.master.master import START_TIMEOUT, Master
+
+logger = logging.getLogger("zpomelo.master")
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# A testing hook: the command that runs one server, instead of `python -m zpomelo.server`.
+SERVER_COMMAND_ENV = "ZPOMELO_SERVER_COMMAND"
+
+
+def setup_logging(base_dir, to_stderr):
+    log_dir = runstate.log_dir(base_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    handlers = [logging.FileHandler(log_dir / "master.log")]
+    if to_stderr:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    root = logging.getLogger()
+    for handler in handlers:
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handlers
+
+
+def server_command_from_env():
+    value = os.environ.get(SERVER_COMMAND_ENV)
+    return shlex.split(value) if value else None
+
+
+def run_master(base_dir, env, only_type=None, only_id=None, ready=None,
+               start_timeout=START_TIMEOUT):
+    """Run a master until it is told to exit; returns the process exit code.
+
+    ``ready(dict)`` is called once: with {"ok": True, ...} when the cluster is up, or with
+    {"ok": False, "error": ...} when it cannot start.
+    """
+    ready = ready or (lambda info: None)
+    try:
+        master = Master(base_dir, env, only_type, only_id, server_command_from_env())
+        master.start()
+    except ZpomeloError as e:       # ConfigError included: nothing was started
+        logger.error("%s", e)
+        ready({"ok": False, "error": str(e)})
+        return 2
+    stopping = []
+
+    def on_signal(graceful):
+        if stopping:        # a second Ctrl-C: no more waiting
+            graceful = False
+        stopping.append(graceful)
+        logger.info("signal received: %s stop of the cluster", "graceful" if graceful else "hard")
+        gevent.spawn(master.shutdown, graceful)
+
+    gevent.signal_handler(signal.SIGTERM, on_signal, True)
+    gevent.signal_handler(signal.SIGINT, on_signal, True)
+    gevent.wait([master.ready, master.done], count=1, timeout=start_timeout)
+    if master.done.is_set() and not master.ready.is_set():
+        ready({"ok": False, "error": "the master was stopped before the cluster was ready"})
+        master.close()
+        return 1
+    if not master.ready.is_set():
+        missing = sorted(sid for sid in master.selected if sid not in master.registry)
+        master._fail_start("servers %s did not register within %.0f s; see their logs under %s"
+                           % (", ".join(missing), start_timeout, runstate.log_dir(base_dir)))
+    if master.start_error:
+        ready({"ok": False, "error": master.start_error})
+        master.shutdown(graceful=True, timeout=3.0)
+        master.close()
+        return 1
+    ready({"ok": True, "pid": os.getpid(), "port": master.port, "host": master.record.host,
+           "elapsed": master.start_elapsed, "servers": len(master.selected)})
+    master.done.wait()
+    master.close()
+    logger.info("master exits")
+    return 0
+
+
+def _fd_reporter(fd):
+    def report(info):
+        try:
+            os.write(fd, (json.dumps(info) + "\n").encode())
+            os.close(fd)
+        except OSError:     # the command line that started us is gone: nobody to tell
+            pass
+    return report
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m zpomelo.master")
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--env", default="development")
+    parser.add_argument("--type", dest="only_type")
+    parser.add_argument("--id", dest="only_id")
+    parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--log-stderr", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.dir, args.log_stderr)
+    ready = _fd_reporter(args.ready_fd) if args.ready_fd is not None else None
+    return run_master(args.dir, args.env, args.only_type, args.only_id, ready)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

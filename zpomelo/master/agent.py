@@ -1,0 +1,191 @@
+"""The server side of the master: registers a server, keeps its membership, answers commands.
+
+Runs inside the server's gevent loop (zmq.green). It heartbeats the master every second; a master
+that does not know the server (it was restarted) answers the heartbeat with "reregister", and the
+agent registers again, so a restarted master adopts running servers. While the master is away
+the agent keeps trying quietly and the server keeps its membership and keeps serving.
+"""
+import logging
+import time
+
+import gevent
+import zmq.green as zmq
+
+from zpomelo.errors import ZpomeloError
+from zpomelo.master import wire
+
+logger = logging.getLogger(__name__)
+
+REGISTER_RETRY = 0.25       # seconds between register attempts while the master is silent
+CLOSE_LINGER_MS = 500       # time left to deliver "unregister" when closing
+
+
+class MasterAgent:
+    def __init__(self, master_endpoint, record, on_add, on_remove, on_command,
+                 heartbeat_interval=1.0, context=None):
+        self.master_endpoint = master_endpoint
+        self.record = dict(record)
+        self.server_id = self.record["id"]
+        self.members = {}           # server id -> record, as last told by the master
+        self._on_add = on_add
+        self._on_remove = on_remove
+        self._on_command = on_command
+        self._heartbeat_interval = heartbeat_interval
+        self._context = context or zmq.Context.instance()
+        self._socket = None
+        self._greenlets = []
+        self._after_start_all_done = False
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout=10):
+        """Register and return the membership (every live server, self included)."""
+        sock = self._context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.IMMEDIATE, 1)     # never queue for a master that is not there
+        sock.setsockopt(zmq.RECONNECT_IVL, 100)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        sock.connect(self.master_endpoint)
+        self._socket = sock
+        deadline = time.monotonic() + timeout
+        members = None
+        while members is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self._close(linger=0)
+                raise ZpomeloError(
+                    "server %s: the master at %s did not answer within %.1f s; is it running "
+                    "(zpomelo start), and is --master right?"
+                    % (self.server_id, self.master_endpoint, timeout))
+            self._send(wire.REGISTER, self.record)
+            if sock.poll(min(REGISTER_RETRY, left) * 1000, zmq.POLLIN):
+                msg = wire.unpack(sock.recv())
+                if msg and msg[0] == wire.WELCOME and len(msg) >= 2:
+                    members = msg[1]
+                # anything else before the welcome (a stale command) is dropped
+        self.members = {m["id"]: m for m in members}
+        logger.info("server %s registered with the master at %s (%d servers)",
+                    self.server_id, self.master_endpoint, len(members))
+        self._greenlets = [gevent.spawn(self._read_loop), gevent.spawn(self._heartbeat_loop)]
+        return list(members)
+
+    def stop(self):
+        """Unregister (a graceful stop: the master will not restart this server) and close."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._socket is not None:
+            self._send(wire.UNREGISTER, self.server_id)
+        current = gevent.getcurrent()
+        gevent.killall([g for g in self._greenlets if g is not current])
+        self._close(linger=CLOSE_LINGER_MS)
+
+    def _close(self, linger):
+        if self._socket is not None:
+            self._socket.close(linger=linger)
+            self._socket = None
+
+    def _send(self, *parts):
+        if self._socket is None:
+            return False
+        try:
+            self._socket.send(wire.pack(*parts), zmq.NOBLOCK)
+            return True
+        except zmq.Again:       # no connection to the master right now: drop, retry later
+            return False
+        except zmq.ZMQError as e:
+            logger.debug("server %s: send to master failed: %s", self.server_id, e)
+            return False
+
+    # ------------------------------------------------------------------ loops
+
+    def _heartbeat_loop(self):
+        while True:
+            gevent.sleep(self._heartbeat_interval)
+            self._send(wire.HEARTBEAT, self.server_id)
+
+    def _read_loop(self):
+        while True:
+            try:
+                frame = self._socket.recv()
+            except zmq.ZMQError as e:
+                if self._stopped:
+                    return
+                logger.warning("server %s: master socket failed: %s", self.server_id, e)
+                return
+            msg = wire.unpack(frame)
+            if msg is None:
+                logger.warning("server %s: dropped a malformed message from the master",
+                               self.server_id)
+                continue
+            try:
+                self._dispatch(msg)
+            except Exception:
+                logger.exception("server %s: failed to handle %r from the master",
+                                 self.server_id, msg[0])
+
+    def _dispatch(self, msg):
+        kind = msg[0]
+        if kind == wire.ADD:
+            self._apply_add(msg[1])
+        elif kind == wire.REMOVE:
+            self._apply_remove(msg[1])
+        elif kind == wire.SYNC:
+            self._apply_sync(msg[1])
+        elif kind == wire.CMD:
+            gevent.spawn(self._run_command, msg[1], msg[2], msg[3] if len(msg) > 3 else None)
+        elif kind == wire.REREGISTER:
+            logger.info("server %s: the master asks to register again (it restarted?)",
+                        self.server_id)
+            self._send(wire.REGISTER, self.record)
+        elif kind == wire.WELCOME:
+            # the answer to a re-registration: authoritative only once the master has settled
+            if len(msg) > 2 and msg[2]:
+                self._apply_sync(msg[1])
+            else:
+                for record in msg[1]:
+                    self._apply_add(record)
+        else:
+            logger.warning("server %s: unknown message %r from the master", self.server_id, kind)
+
+    # ------------------------------------------------------------------ membership
+
+    def _apply_add(self, record):
+        if self.members.get(record["id"]) == record:
+            return
+        self.members[record["id"]] = record
+        self._on_add(record)
+
+    def _apply_remove(self, server_id):
+        if server_id == self.server_id or server_id not in self.members:
+            return
+        del self.members[server_id]
+        self._on_remove(server_id)
+
+    def _apply_sync(self, records):
+        ids = {r["id"] for r in records}
+        for server_id in [s for s in self.members if s not in ids]:
+            self._apply_remove(server_id)
+        for record in records:
+            self._apply_add(record)
+
+    # ------------------------------------------------------------------ commands
+
+    def _run_command(self, req_id, name, args):
+        if name == wire.CMD_AFTER_START_ALL:
+            if self._after_start_all_done:   # once per process, even across master restarts
+                self._send(wire.RESULT, req_id, True, None)
+                return
+            self._after_start_all_done = True
+        try:
+            result = self._on_command(name, args)
+            ok = True
+        except Exception as e:
+            logger.exception("server %s: command %s failed", self.server_id, name)
+            result, ok = "%s: %s" % (type(e).__name__, e), False
+        try:
+            self._send(wire.RESULT, req_id, ok, result)
+        except (TypeError, ValueError) as e:      # a result msgpack cannot carry
+            self._send(wire.RESULT, req_id, False, "command %s returned %r: %s"
+                       % (name, type(result).__name__, e))

@@ -1,0 +1,362 @@
+"""The master process: membership, liveness, and the socket servers and the CLI talk to.
+
+One ROUTER on the master's port (see wire.py). Servers register when ready; the master tells
+everyone about joins and leaves, watches heartbeats, and fires after_start_all once every expected
+server is up. Processes are the Supervisor's job; admin verbs are control.py's.
+"""
+import itertools
+import logging
+import os
+import time
+
+import gevent
+import gevent.event
+import zmq.green as zmq
+
+from zpomelo import config
+from zpomelo.errors import ZpomeloError
+from zpomelo.master import procinfo, runstate, wire
+from zpomelo.master.control import AdminControl, select_servers
+from zpomelo.master.registry import Registry
+from zpomelo.master.supervisor import RUNNING, UNRESPONSIVE, Supervisor, log_tail
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT = 5.0     # seconds without a heartbeat before a server counts as gone
+ADOPT_GRACE = 3.0           # how long a restarted master waits for running servers to re-register
+START_TIMEOUT = 60.0
+
+
+class Master:
+    def __init__(self, base_dir, env, only_type=None, only_id=None, server_command=None,
+                 context=None):
+        self.base_dir = os.path.abspath(base_dir)
+        self.env = env
+        self.record = config.load_master(self.base_dir, env)
+        self.configured = config.load_servers(self.base_dir, env)
+        self.admin_users = config.load_admin_users(self.base_dir, env)
+        self.heartbeat_timeout = float(self.record.extra.get("heartbeatTimeout",
+                                                             HEARTBEAT_TIMEOUT))
+        self.selected = select_servers(self.configured, only_type, only_id)
+        self.registry = Registry()
+        self.control = AdminControl(self)
+        self.port = None
+        self.ready = gevent.event.Event()       # set when started (or failed: see start_error)
+        self.start_error = None
+        self.start_elapsed = None
+        self.done = gevent.event.Event()        # set when the master should exit
+        self._context = context or zmq.Context.instance()
+        self._socket = None
+        self._server_command = server_command
+        self._settled = False
+        self._all_started = False
+        self._req_ids = itertools.count(1)
+        self._pending = {}                      # req id -> AsyncResult
+        self._greenlets = []
+        self._t0 = None
+        self.supervisor = None
+
+    @property
+    def endpoint(self):
+        return "tcp://%s:%d" % (self.record.host, self.port)
+
+    # ------------------------------------------------------------------ startup
+
+    def start(self):
+        """Bind, adopt what still runs, spawn the rest. Returns at once; see ``ready``."""
+        self._t0 = time.monotonic()
+        state = runstate.load(self.base_dir, self.env)
+        other = state["master"].get("pid")
+        if other and other != os.getpid() and procinfo.is_alive(other) \
+                and "zpomelo" in " ".join(procinfo.cmdline(other)):
+            raise ZpomeloError("a master for %s (%s) is already running: pid %d on port %s;"
+                               " stop it first (zpomelo stop)"
+                               % (self.base_dir, self.env, other, state["master"].get("port")))
+        self._bind(state["master"])
+        self.supervisor = Supervisor(self.base_dir, self.env, self.endpoint, self._on_exit,
+                                     self._server_command, on_spawn=lambda p: self.save_state())
+        self._greenlets.append(gevent.spawn(self._read_loop))
+        adopting = self._adopt(state["servers"])
+        for record in self.configured:
+            if record.id not in self.supervisor.procs:
+                proc = self.supervisor.add(record.to_dict(), configured=True)
+                if record.id in self.selected:
+                    self._spawn_or_fail(proc)
+        self.save_state()
+        self._greenlets.append(gevent.spawn(self._heartbeat_check_loop))
+        self._greenlets.append(gevent.spawn(self._settle, adopting))
+        self._check_all_started()
+
+    def _bind(self, previous):
+        sock = self._context.socket(zmq.ROUTER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        port = self.record.port
+        if port == 0 and previous.get("host") == self.record.host and previous.get("port"):
+            port = int(previous["port"])    # servers of the last run still talk to that port
+        try:
+            sock.bind("tcp://%s:%d" % (self.record.host, port))
+        except zmq.ZMQError as e:
+            if port == self.record.port:
+                sock.close()
+                raise ZpomeloError(
+                    "the master cannot bind %s:%d: %s; is another master running? (zpomelo list"
+                    " -P %d), or change the port in config/master.json"
+                    % (self.record.host, port, e, port)) from None
+            sock.bind("tcp://%s:0" % self.record.host)
+        self.port = int(sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+        self._socket = sock
+        logger.info("master %s (%s) listening on %s:%d, pid %d", self.record.id, self.env,
+                    self.record.host, self.port, os.getpid())
+
+    def _adopt(self, saved):
+        """Take back the servers of the last run that still run; returns their ids."""
+        adopting = set()
+        for sid, entry in saved.items():
+            pid = entry.get("pid")
+            if not pid or not procinfo.runs_server(pid, sid):
+                continue
+            proc = self.supervisor.add(entry["record"], bool(entry.get("configured")))
+            proc.restarts = int(entry.get("restarts") or 0)
+            self.supervisor.adopt(proc, pid, entry.get("started_at"))
+            adopting.add(sid)
+        if adopting:
+            logger.info("adopting %d running servers: %s", len(adopting),
+                        ", ".join(sorted(adopting)))
+        return adopting
+
+    def _spawn_or_fail(self, proc):
+        try:
+            self.supervisor.spawn(proc)
+        except OSError as e:
+            self._fail_start("cannot start server %s: %s" % (proc.server_id, e))
+
+    def _settle(self, adopting):
+        """After a restart, wait for adopted servers; then tell everyone the whole membership."""
+        deadline = time.monotonic() + max(ADOPT_GRACE, 2 * self.heartbeat_timeout / 3)
+        while adopting - set(self.registry.members) and time.monotonic() < deadline:
+            gevent.sleep(0.1)
+        self._settled = True
+        if adopting:
+            self.broadcast(wire.SYNC, self.registry.records())
+
+    def _fail_start(self, message):
+        if self.ready.is_set():
+            return
+        logger.error("cluster start failed: %s", message)
+        self.start_error = message
+        self.ready.set()
+
+    def _check_all_started(self):
+        if self._all_started:
+            return
+        if not all(sid in self.registry for sid in self.selected):
+            return
+        self._all_started = True
+        self.start_elapsed = time.monotonic() - self._t0
+        logger.info("all %d servers are up (%.2f s); firing after_start_all",
+                    len(self.selected), self.start_elapsed)
+        self.ready.set()
+        for sid in list(self.registry.members):
+            self.command_async(sid, wire.CMD_AFTER_START_ALL)
+
+    # ------------------------------------------------------------------ the socket
+
+    def _read_loop(self):
+        while True:
+            try:
+                identity, frame = self._socket.recv_multipart()
+            except ValueError:
+                continue        # not [identity, frame]: nothing to answer
+            except zmq.ZMQError:
+                return
+            msg = wire.unpack(frame)
+            if msg is None:
+                logger.warning("dropped a malformed message on the master port")
+                self._send(identity, wire.ERROR, "malformed request: expected a msgpack array")
+                continue
+            try:
+                self._dispatch(identity, msg)
+            except Exception:
+                logger.exception("failed to handle %r", msg[0])
+
+    def _send(self, identity, *parts):
+        try:
+            self._socket.send_multipart([identity, wire.pack(*parts)], zmq.NOBLOCK)
+        except zmq.ZMQError as e:
+            logger.debug("send to %r failed: %s", identity, e)
+
+    def broadcast(self, *parts, exclude=None):
+        for identity in self.registry.identities(exclude):
+            self._send(identity, *parts)
+
+    def _dispatch(self, identity, msg):
+        kind = msg[0]
+        if kind == wire.HEARTBEAT:
+            if not self.registry.touch(msg[1], identity):
+                self._send(identity, wire.REREGISTER)
+        elif kind == wire.RESULT:
+            pending = self._pending.pop(msg[1], None)
+            if pending is not None:
+                if msg[2]:
+                    pending.set(msg[3])
+                else:
+                    pending.set_exception(ZpomeloError(str(msg[3])))
+        elif kind == wire.REGISTER:
+            self._on_register(identity, msg[1])
+        elif kind == wire.UNREGISTER:
+            self._on_unregister(msg[1])
+        elif kind == wire.ADMIN:
+            gevent.spawn(self._on_admin, identity, msg)
+        else:
+            logger.warning("unknown message %r on the master port", kind)
+
+    # ------------------------------------------------------------------ membership
+
+    def _on_register(self, identity, record):
+        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
+            logger.warning("dropped a registration without an id: %r", record)
+            return
+        sid = record["id"]
+        proc = self.supervisor.procs.get(sid)
+        pid = record.get("pid")
+        if proc is None:        # started by hand, or lost from the state file: watch it anyway
+            proc = self.supervisor.add(record, configured=any(r.id == sid
+                                                              for r in self.configured))
+            if pid:
+                self.supervisor.adopt(proc, pid, time.time())
+        elif pid and pid != proc.pid:
+            if proc.alive:
+                logger.warning("server %s registered from pid %s, but pid %s runs it; keeping"
+                               " the registration", sid, pid, proc.pid)
+            elif procinfo.is_alive(pid):
+                self.supervisor.adopt(proc, pid, time.time())
+        member, changed = self.registry.register(record, identity)
+        first = not proc.registered.is_set()
+        proc.registered.set()
+        proc.state = RUNNING
+        self._send(identity, wire.WELCOME, self.registry.records(), self._settled)
+        if changed:
+            logger.info("server %s (%s) registered: pid %s, %s:%s%s", sid,
+                        record.get("serverType"), pid, record.get("host"), record.get("port"),
+                        " client port %s" % record["clientPort"] if record.get("clientPort")
+                        else "")
+            self.broadcast(wire.ADD, member.record, exclude=sid)
+            self.save_state()
+        if self._all_started and first:
+            self.command_async(sid, wire.CMD_AFTER_START_ALL)
+        self._check_all_started()
+
+    def _on_unregister(self, sid):
+        proc = self.supervisor.procs.get(sid)
+        if proc is not None:
+            proc.explicit_stop = True
+            if proc.state == RUNNING:
+                proc.state = "stopping"
+        if self.remove_member(sid, "unregistered (graceful stop)"):
+            self.save_state()
+
+    def remove_member(self, sid, reason):
+        if self.registry.remove(sid) is None:
+            return False
+        logger.info("server %s left the cluster: %s", sid, reason)
+        self.broadcast(wire.REMOVE, sid)
+        return True
+
+    def _on_exit(self, proc, reason):
+        self.remove_member(proc.server_id, reason)
+        if not self.ready.is_set() and proc.server_id in self.selected \
+                and not proc.registered.is_set():
+            self._fail_start("server %s %s before it was ready%s" % (
+                proc.server_id, reason, log_tail(self.supervisor.log_dir, proc.server_id)))
+        self.save_state()
+
+    def _heartbeat_check_loop(self):
+        while True:
+            gevent.sleep(min(1.0, self.heartbeat_timeout / 2))
+            for sid in self.registry.silent_since(self.heartbeat_timeout):
+                self._on_silent(sid)
+
+    def _on_silent(self, sid):
+        proc = self.supervisor.procs.get(sid)
+        self.remove_member(sid, "no heartbeat for %.1f s" % self.heartbeat_timeout)
+        if proc is None or not proc.alive:
+            return
+        proc.state = UNRESPONSIVE
+        if proc.record.get("restart-force"):
+            logger.warning("server %s is unresponsive: restart-force kills it", sid)
+            self.supervisor.signal(proc, 9)
+        self.save_state()
+
+    # ------------------------------------------------------------------ commands to servers
+
+    def command(self, sid, name, args=None, timeout=5.0):
+        """Send a command to a registered server and wait for its result."""
+        member = self.registry.get(sid)
+        if member is None:
+            raise ZpomeloError("server %s is not registered" % sid)
+        req_id = next(self._req_ids)
+        result = gevent.event.AsyncResult()
+        self._pending[req_id] = result
+        self._send(member.identity, wire.CMD, req_id, name, args)
+        try:
+            return result.get(timeout=timeout)
+        except gevent.Timeout:
+            raise ZpomeloError("server %s did not answer %r within %.1f s"
+                               % (sid, name, timeout)) from None
+        finally:
+            self._pending.pop(req_id, None)
+
+    def command_async(self, sid, name, args=None):
+        member = self.registry.get(sid)
+        if member is not None:
+            self._send(member.identity, wire.CMD, 0, name, args)
+
+    # ------------------------------------------------------------------ admin
+
+    def _on_admin(self, identity, msg):
+        if len(msg) != 5:
+            self._send(identity, wire.ERROR, "malformed admin request: expected "
+                       "[\"admin\", username, password, verb, args]")
+            return
+        _, username, password, verb, args = msg
+        try:
+            self.control.authenticate(username, password)
+            result = self.control.handle(verb, args or {})
+        except ZpomeloError as e:
+            logger.info("admin %s by %r refused: %s", verb, username, e)
+            self._send(identity, wire.ERROR, str(e))
+            return
+        except Exception as e:
+            logger.exception("admin %s failed", verb)
+            self._send(identity, wire.ERROR, "internal error in the master: %s: %s"
+                       % (type(e).__name__, e))
+            return
+        self._send(identity, wire.OK, result)
+        if self.control.exit_after_reply:
+            runstate.remove(self.base_dir, self.env)
+            self.done.set()
+
+    # ------------------------------------------------------------------ state and shutdown
+
+    def save_state(self):
+        if self.supervisor is None:
+            return
+        master = {"id": self.record.id, "pid": os.getpid(), "host": self.record.host,
+                  "port": self.port, "env": self.env}
+        try:
+            runstate.save(self.base_dir, self.env, master, self.supervisor.snapshot())
+        except OSError as e:
+            logger.warning("cannot write the cluster state: %s", e)
+
+    def shutdown(self, graceful=True, timeout=10.0):
+        """Stop every server (gracefully: drain; else SIGKILL), then let the master exit."""
+        self.control.stop_servers(list(self.supervisor.procs), graceful, timeout)
+        runstate.remove(self.base_dir, self.env)
+        self.done.set()
+
+    def close(self):
+        gevent.killall(self._greenlets)
+        if self._socket is not None:
+            self._socket.close(linger=0)
+            self._socket = None
