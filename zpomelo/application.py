@@ -68,6 +68,7 @@ class Application:
         self.rpc_server = None
         self.bus = None
         self.frontend = None
+        self.session_service = None
         self.connector = None
         self.agent = None
         self.channel_service = ChannelService(self)
@@ -268,6 +269,7 @@ class Application:
         if self.is_frontend:
             from zpomelo.frontend import FrontendService
             self.frontend = FrontendService(self)
+            self.session_service = self.frontend.sessions
             self.connector = self.frontend.start_connector()
             bound["client_port"] = self.connector.port
         self.current_server = dataclasses.replace(record, extra=extra, **bound)

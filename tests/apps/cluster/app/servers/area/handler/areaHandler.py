@@ -1,0 +1,2 @@
+def ping(app, msg, session):
+    return {"server": app.server_id}
