@@ -54,10 +54,8 @@ def _static_site(web_dir, gate_info):
         path = environ.get("PATH_INFO") or "/"
         if path == GATE_INFO_PATH:
             return _answer(start_response, "200 OK", gate_info, "application/json", method)
-        if path.endswith("/"):
-            path += INDEX
-        full = os.path.realpath(os.path.join(root, path.lstrip("/")))
-        if os.path.commonpath([root, full]) != root or not os.path.isfile(full):
+        full = _file_under(root, path)
+        if full is None:
             return _answer(start_response, "404 Not Found", b"not found\n", "text/plain", method)
         with open(full, "rb") as f:
             body = f.read()
@@ -66,6 +64,18 @@ def _static_site(web_dir, gate_info):
         return _answer(start_response, "200 OK", body, content_type, method)
 
     return site
+
+
+def _file_under(root, url_path):
+    """The file url_path names under root, or None (missing, a directory's index absent, outside)."""
+    if "\x00" in url_path:
+        return None
+    if url_path.endswith("/"):
+        url_path += INDEX
+    full = os.path.realpath(os.path.join(root, url_path.lstrip("/")))
+    if os.path.commonpath([root, full]) != root or not os.path.isfile(full):
+        return None
+    return full
 
 
 def _answer(start_response, status, body, content_type, method, extra_headers=()):
