@@ -1,0 +1,140 @@
+"""RPC envelopes: msgpack arrays that ride, several per frame, between DEALERs and a ROUTER.
+
+Pure: no sockets, no gevent. The shapes (INTERNALS.md, "rpc/ and bus.py"):
+
+    request  [0, call_id, service, method, args]
+    notify   [1, 0, service, method, args]
+    reply    [2, call_id, ok, result_or_error]     error = [type_name, code, message]
+
+A ZeroMQ frame holds a msgpack array of envelopes (batching). Senders pack each envelope on its
+own (so one unserializable value fails only its own call) and `join_frame` glues the packed
+envelopes under one array header, so batching costs one concatenation and no re-packing.
+Bytes that do not decode to well-formed envelopes raise `ProtocolError`, never a msgpack error.
+"""
+import msgpack
+
+from zpomelo.errors import CODE_FAIL, ProtocolError
+
+REQUEST = 0
+NOTIFY = 1
+REPLY = 2
+
+_KIND_NAMES = {REQUEST: "request", NOTIFY: "notify", REPLY: "reply"}
+
+
+class EnvelopePacker:
+    """Packs single envelopes to bytes, reusing one msgpack buffer (one per owner, not shared)."""
+
+    __slots__ = ("_pack",)
+
+    def __init__(self):
+        self._pack = msgpack.Packer(use_bin_type=True).pack
+
+    def request(self, call_id, service, method, args):
+        """Raises TypeError/ValueError when args cannot be serialized."""
+        return self._pack([REQUEST, call_id, service, method, args])
+
+    def notify(self, service, method, args):
+        return self._pack([NOTIFY, 0, service, method, args])
+
+    def reply(self, call_id, result):
+        """Raises TypeError/ValueError when result cannot be serialized."""
+        return self._pack([REPLY, call_id, True, result])
+
+    def error(self, call_id, type_name, code, message):
+        return self._pack([REPLY, call_id, False, [type_name, code, message]])
+
+    def error_from(self, call_id, exc):
+        return self._pack([REPLY, call_id, False, error_of(exc)])
+
+
+def error_of(exc):
+    """[type_name, code, message] for an exception: its class name, its int `code` (else 500)."""
+    code = getattr(exc, "code", CODE_FAIL)
+    if not isinstance(code, int) or isinstance(code, bool):
+        code = CODE_FAIL
+    return [type(exc).__name__, code, str(exc)]
+
+
+def array_header(count):
+    """The msgpack header of an array of `count` items."""
+    if count < 16:
+        return bytes((0x90 | count,))
+    if count < 0x10000:
+        return b"\xdc" + count.to_bytes(2, "big")
+    return b"\xdd" + count.to_bytes(4, "big")
+
+
+def join_frame(packed_envelopes):
+    """One frame from already packed envelopes (a list of bytes)."""
+    return array_header(len(packed_envelopes)) + b"".join(packed_envelopes)
+
+
+def pack_frame(envelopes):
+    """One frame from envelope lists (convenience for tests and tools)."""
+    return msgpack.packb(list(envelopes), use_bin_type=True)
+
+
+def _unpack_frame(frame):
+    try:
+        envelopes = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+    except Exception as exc:  # msgpack raises ValueError, ExtraData, FormatError, StackError...
+        raise ProtocolError("rpc frame of %d bytes is not valid msgpack: %s" % (len(frame), exc)) from exc
+    if not isinstance(envelopes, list):
+        raise ProtocolError("rpc frame must be a msgpack array of envelopes, got %s" % type(envelopes).__name__)
+    return envelopes
+
+
+def _bad(index, env, why):
+    text = repr(env)
+    if len(text) > 120:
+        text = text[:117] + "..."
+    return ProtocolError("rpc envelope #%d %s: %s" % (index, why, text))
+
+
+def unpack_requests(frame):
+    """Frame -> list of validated request/notify envelopes [kind, call_id, service, method, args].
+
+    The returned items are the decoded lists themselves (no copies). Raises ProtocolError when any
+    envelope is malformed: a frame is accepted or dropped whole.
+    """
+    envelopes = _unpack_frame(frame)
+    for index, env in enumerate(envelopes):
+        if type(env) is not list or len(env) != 5:
+            raise _bad(index, env, "is not a 5-item request/notify array")
+        kind, call_id, service, method, _args = env
+        if kind != REQUEST and kind != NOTIFY:
+            raise _bad(index, env, "has kind %r where a request (0) or notify (1) was expected" % (kind,))
+        if type(call_id) is not int or type(service) is not str or type(method) is not str:
+            raise _bad(index, env, "needs an int call id and str service and method")
+    return envelopes
+
+
+def unpack_replies(frame):
+    """Frame -> list of validated reply envelopes [2, call_id, ok, result_or_error].
+
+    For ok=False the last item is [type_name: str, code: int, message: str]. Raises ProtocolError
+    when any envelope is malformed.
+    """
+    envelopes = _unpack_frame(frame)
+    for index, env in enumerate(envelopes):
+        if type(env) is not list or len(env) != 4:
+            raise _bad(index, env, "is not a 4-item reply array")
+        kind, call_id, ok, value = env
+        if kind != REPLY:
+            raise _bad(index, env, "has kind %r where a reply (2) was expected" % (kind,))
+        if type(call_id) is not int or type(ok) is not bool:
+            raise _bad(index, env, "needs an int call id and a bool ok flag")
+        if not ok and (
+            type(value) is not list
+            or len(value) != 3
+            or type(value[0]) is not str
+            or type(value[1]) is not int
+            or type(value[2]) is not str
+        ):
+            raise _bad(index, env, "carries an error that is not [type_name, code, message]")
+    return envelopes
+
+
+def kind_name(kind):
+    return _KIND_NAMES.get(kind, "unknown(%r)" % (kind,))

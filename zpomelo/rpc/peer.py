@@ -1,0 +1,148 @@
+"""Peer: the client side of one server connection (a DEALER and the three greenlets that own it).
+
+- writer: the only greenlet that sends; sends everything queued so far as one frame (at most
+  MAX_ENVELOPES_PER_FRAME per frame). An idle peer's writer wakes and sends in the same loop turn.
+- reader: receives reply frames and hands the decoded envelopes to `on_replies(peer, replies)`.
+- monitor: reads the DEALER's socket monitor; "up" on connect, "down" on disconnect, where it
+  calls `on_disconnect(peer)` so pending calls fail fast instead of waiting for their deadline.
+"""
+import logging
+import os
+
+import gevent
+import zmq
+from gevent.event import Event
+from zmq.utils.monitor import parse_monitor_message
+
+from zpomelo.errors import ProtocolError
+from zpomelo.rpc.greenzmq import GreenSocket
+from zpomelo.rpc.envelope import join_frame, unpack_replies
+from zpomelo.rpc.server import MAX_ENVELOPES_PER_FRAME
+
+logger = logging.getLogger(__name__)
+
+CONNECTING = "connecting"  # never connected yet: sends queue in the DEALER
+UP = "up"
+DOWN = "down"  # was connected, lost it; the DEALER is reconnecting
+
+RECONNECT_IVL_MS = 100
+RECONNECT_IVL_MAX_MS = 1000
+# ZMTP heartbeats catch a peer that vanished without closing TCP (host down, cable cut).
+HEARTBEAT_IVL_MS = 1000
+HEARTBEAT_TIMEOUT_MS = 3000
+
+_MONITORED = zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED | zmq.EVENT_MONITOR_STOPPED
+
+
+class Peer:
+    def __init__(self, server_id, endpoint, context, identity, sndhwm, on_replies, on_disconnect):
+        self.server_id = server_id
+        self.endpoint = endpoint
+        self.state = CONNECTING
+        self.outgoing = []  # packed envelopes waiting for the writer
+        self.closed = False
+        self._on_replies = on_replies
+        self._on_disconnect = on_disconnect
+        self._wake = Event()
+
+        sock = context.socket(zmq.DEALER)
+        sock.setsockopt(zmq.IDENTITY, identity)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SNDHWM, sndhwm)
+        sock.setsockopt(zmq.RCVHWM, sndhwm)
+        sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
+        sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        monitor_addr = "inproc://zpomelo-rpc-monitor-%s" % os.urandom(8).hex()
+        monitor = sock.get_monitor_socket(_MONITORED, monitor_addr)
+        try:
+            sock.connect(endpoint)
+        except zmq.ZMQError as exc:
+            sock.disable_monitor()
+            monitor.close(linger=0)
+            sock.close(linger=0)
+            raise ValueError("cannot connect to server %s at %r: %s" % (server_id, endpoint, exc)) from exc
+        self._raw_socket = sock
+        self._socket = GreenSocket(sock)
+        self._monitor = GreenSocket(monitor)
+        self._greenlets = [
+            gevent.spawn(self._write_loop),
+            gevent.spawn(self._read_loop),
+            gevent.spawn(self._monitor_loop),
+        ]
+
+    def send(self, packed):
+        """Queue one packed envelope for the writer (any greenlet)."""
+        outgoing = self.outgoing
+        outgoing.append(packed)
+        if len(outgoing) == 1:
+            self._wake.set()
+
+    def _write_loop(self):
+        send = self._socket.send
+        wake = self._wake
+        try:
+            while True:
+                if not self.outgoing:
+                    wake.wait()
+                    wake.clear()
+                    continue
+                batch, self.outgoing = self.outgoing, []
+                if len(batch) <= MAX_ENVELOPES_PER_FRAME:
+                    send(join_frame(batch))
+                else:
+                    for start in range(0, len(batch), MAX_ENVELOPES_PER_FRAME):
+                        send(join_frame(batch[start : start + MAX_ENVELOPES_PER_FRAME]))
+        except zmq.ZMQError:
+            if not self.closed:
+                raise
+
+    def _read_loop(self):
+        recv = self._socket.recv
+        try:
+            while True:
+                frame = recv()
+                try:
+                    replies = unpack_replies(frame)
+                except ProtocolError as exc:
+                    logger.warning("rpc client dropped a reply frame from %s: %s", self.server_id, exc)
+                    continue
+                self._on_replies(self, replies)
+        except zmq.ZMQError:
+            if not self.closed:
+                raise
+
+    def _monitor_loop(self):
+        recv = self._monitor.recv_multipart
+        try:
+            while True:
+                event = parse_monitor_message(recv())["event"]
+                if event == zmq.EVENT_CONNECTED or event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                    if self.state != UP:
+                        logger.info("rpc connected to server %s at %s", self.server_id, self.endpoint)
+                        self.state = UP
+                elif event == zmq.EVENT_DISCONNECTED:
+                    if self.state == UP:
+                        logger.warning("rpc lost server %s at %s; reconnecting", self.server_id, self.endpoint)
+                    self.state = DOWN
+                    self._on_disconnect(self)
+                elif event == zmq.EVENT_MONITOR_STOPPED:
+                    return
+        except zmq.ZMQError:
+            if not self.closed:
+                raise
+
+    def close(self):
+        """Stop the greenlets and close the sockets (unsent envelopes are discarded)."""
+        if self.closed:
+            return
+        self.closed = True
+        current = gevent.getcurrent()
+        for greenlet in self._greenlets:
+            if greenlet is not current:
+                greenlet.kill(block=True, timeout=1)
+        self._raw_socket.disable_monitor()
+        self._monitor.close(linger=0)
+        self._socket.close(linger=0)
+        self.outgoing = []
