@@ -349,10 +349,13 @@ def test_request_async_callbacks_and_timeout(peer):
         for _ in range(3):
             conn.recv_data()
         conn.send(response(2, {"two": 2}), response(1, {"one": 1}))
-        assert results.get(timeout=WAIT) == (1, None, {"two": 2})
-        assert results.get(timeout=WAIT) == (0, None, {"one": 1})
-        i, err, body = results.get(timeout=WAIT)
-        assert (i, body) == (2, None) and isinstance(err, RequestTimeout)
+        got = {}
+        for _ in range(3):
+            i, err, body = results.get(timeout=WAIT)
+            got[i] = (err, body)
+        assert got[0] == (None, {"one": 1}) and got[1] == (None, {"two": 2})
+        assert got[2][1] is None and isinstance(got[2][0], RequestTimeout)
+        assert got[2][0].request_id == 3 and got[2][0].timeout == 0.1
         assert client.pending_count == 0
 
 
@@ -429,11 +432,17 @@ def test_cache_reuses_dictionary_and_protos_across_connections(peer):
 # ---- heartbeats --------------------------------------------------------------------------------
 
 def test_heartbeats_sent_and_answered_keep_connection(peer):
-    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.05}))
+    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.05}),
+                              heartbeat_timeout=0.3)
     with client:
-        for _ in range(5):                       # 5 beats = 0.25 s, over twice the 0.1 s timeout
+        started = time.monotonic()
+        beats = 0
+        while time.monotonic() - started < 0.5:  # outlive the 0.3 s silence timeout
             assert conn.recv() == V_HEARTBEAT
             conn.send(V_HEARTBEAT)
+            beats += 1
+            assert beats < 100
+        assert beats >= 4
         assert client.is_open
 
 
@@ -506,15 +515,53 @@ def test_client_close_flushes_and_closes(peer):
     client.close()                                   # idempotent
 
 
-@pytest.mark.parametrize("garbage", [hx("09 00 00 00"), hx("04 00 00 01 ff")])
-def test_bad_bytes_from_server_close_with_protocol_error(peer, garbage):
+def test_bad_package_header_from_server_closes_with_protocol_error(peer):
     client, conn, _ = connect(peer)
     g = spawn_request(client, ENTRY, {})
     conn.recv_data()
-    conn.send(garbage)
+    conn.send(hx("09 00 00 00"))
     with pytest.raises(ConnectionClosed, match="protocol error"):
         g.get(timeout=WAIT)
     assert conn.eof.wait(WAIT)
+
+
+@pytest.mark.parametrize("bad", [
+    hx("04 00 00 01 ff"),                                  # reserved flag bits
+    hx("04 00 00 01 00"),                                  # a REQUEST from the server
+    hx("04 00 00 05 07 01 63 7b 7d"),                      # push with an unknown route code
+    hx("04 00 00 06 06 01 70 5b 31 5d"),                   # push body that is not an object
+])
+def test_undecodable_message_is_dropped_and_connection_kept(peer, bad):
+    client, conn, _ = connect(peer)
+    with client:
+        conn.send(bad, V_PUSH)
+        assert client.wait_push("onChat", timeout=WAIT) == {"msg": "hi"}
+        assert client.bad_messages == 1
+        assert client.is_open
+
+
+def test_response_with_bad_body_fails_only_that_request(peer):
+    client, conn, _ = connect(peer)
+    with client:
+        first = spawn_request(client, ENTRY, {})
+        second = spawn_request(client, ENTRY, {})
+        conn.recv_data()
+        conn.recv_data()
+        conn.send(package.encode(package.DATA, b"\x04\x01{not json"), response(2, {"ok": 1}))
+        with pytest.raises(ZpomeloError, match="JSON"):
+            first.get(timeout=WAIT)
+        assert second.get(timeout=WAIT) == {"ok": 1}
+        assert client.is_open
+
+
+def test_request_before_open_and_second_open_are_refused(peer):
+    client = Client("127.0.0.1", peer.port, transport=peer.transport)
+    with pytest.raises(ConnectionClosed, match="not connected"):
+        client.request(ENTRY, {}, timeout=1)
+    opened, conn, _ = connect(peer)
+    with opened:
+        with pytest.raises(RuntimeError, match="opens once"):
+            opened.open()
 
 
 def test_package_over_max_body_closes():
@@ -621,3 +668,19 @@ def test_stdlib_ssl_context_is_refused_with_advice():
             Client.connect("127.0.0.1", peer.port, ssl=ssl.create_default_context(), timeout=WAIT)
     finally:
         peer.stop()
+
+
+def test_blocking_calls_from_a_push_handler_are_refused_not_deadlocked(peer):
+    client, conn, _ = connect(peer)
+    with client:
+        errors = AsyncResult()
+
+        def handler(body):
+            try:
+                client.request(ENTRY, {}, timeout=WAIT)
+            except RuntimeError as exc:
+                errors.set(exc)
+        client.on("onChat", handler)
+        conn.send(V_PUSH)
+        assert "request_async" in str(errors.get(timeout=WAIT))
+        assert client.is_open

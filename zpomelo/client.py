@@ -17,6 +17,7 @@ import time
 from collections import deque
 
 import gevent
+from gevent import getcurrent
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 from gevent.event import AsyncResult, Event
@@ -37,6 +38,8 @@ _RECV_SIZE = 65536
 _MAX_UPGRADE_RESPONSE = 16384
 
 _INITED, _WORKING, _CLOSED = "inited", "working", "closed"
+_IN_READER = ("%s in a push handler or request_async callback would wait for the very greenlet "
+              "that reads the answer: use request_async, or gevent.spawn the blocking work")
 _monotonic = time.monotonic
 
 
@@ -154,7 +157,9 @@ class _WsFraming:
                 self._send_control(websocket.encode_frame(payload, websocket.PONG, mask=True))
             elif opcode == websocket.CLOSE:
                 code, reason = websocket.parse_close(payload)
-                raise _PeerClosedWebSocket("the server closed the WebSocket (%s %s)" % (code, reason))
+                closed = _PeerClosedWebSocket("the server closed the WebSocket (%s %s)" % (code, reason))
+                closed.packages = out  # what arrived before the close still counts (a kick, a 500)
+                raise closed
         return out
 
     @staticmethod
@@ -193,7 +198,8 @@ class Client:
         self.kicked_reason = None
         self.close_reason = None
         self.closed = Event()
-        self.pushes_dropped = 0
+        self.pushes_dropped = 0        # pushes pushed out of the full wait_push queue
+        self.bad_messages = 0          # DATA messages that did not decode (dropped or failed)
 
         self._codec = ClientCodec()
         self._state = _INITED
@@ -231,17 +237,25 @@ class Client:
         return client
 
     def open(self, timeout=5):
+        """Connect and handshake (see `connect`); on any failure the client ends closed."""
+        if self._state is not _INITED or self._sock is not None:
+            raise RuntimeError("a Client opens once; make a new one to reconnect")
         deadline = _monotonic() + timeout
         try:
             self._sock = self._open_socket(timeout, deadline)
         except gsocket.timeout:
-            raise ClientTimeout("could not connect to %s:%s within %s s" % (self.host, self.port, timeout))
+            self._finish("connect timeout")
+            raise ClientTimeout("no connection to %s:%s within %s s (TCP connect, TLS handshake "
+                                "or WebSocket upgrade)" % (self.host, self.port, timeout)) from None
+        except BaseException as exc:
+            self._finish("connect failed: %s" % (exc,))
+            raise
         self._last_recv = _monotonic()
         self._reader = gevent.spawn(self._read_loop)
         self._writer = gevent.spawn(self._write_loop)
         sys = {"type": CLIENT_TYPE, "version": CLIENT_VERSION}
         sys.update(self.cache.request_sys())
-        self._send(handshake.encode_client_request(sys, self.user))
+        self._enqueue(handshake.encode_client_request(sys, self.user))
         self._handshake_reply.wait(max(0.0, deadline - _monotonic()))
         if not self._handshake_reply.ready():
             self._finish("no handshake reply within %s s" % timeout)
@@ -255,6 +269,7 @@ class Client:
         try:
             sock.setsockopt(stdlib_socket.IPPROTO_TCP, stdlib_socket.TCP_NODELAY, 1)
             if self.ssl:
+                sock.settimeout(max(0.001, deadline - _monotonic()))
                 sock = self._ssl_context().wrap_socket(sock, server_hostname=self.host)
             leftover = b""
             if self.transport == "ws":
@@ -308,9 +323,14 @@ class Client:
     # ---- public API --------------------------------------------------------------------------
 
     def request(self, route, body=None, timeout=None):
-        """Send a request and wait for its response body (a dict, also for error codes)."""
+        """Send a request and wait for its response body (a dict, also for error codes).
+
+        Raises RequestTimeout, ConnectionClosed, or the codec's ProtocolError (unencodable body,
+        bad route; also BodyError when the response body does not decode)."""
         if timeout is None:
             timeout = self.request_timeout
+        if getcurrent() is self._reader:
+            raise RuntimeError(_IN_READER % "request()")
         rid = self._next_id()
         self._send(self._codec.encode_request(rid, route, {} if body is None else body))
         result = AsyncResult()
@@ -323,10 +343,13 @@ class Client:
         raise RequestTimeout(route, rid, timeout)
 
     def request_async(self, route, body, callback, timeout=None):
-        """Send a request; `callback(error, body)` runs later in the reader greenlet.
+        """Send a request without waiting; returns its id. `callback(error, body)` runs once:
+        error None with the body, or RequestTimeout / ConnectionClosed / BodyError with None.
 
-        `error` is None, RequestTimeout or ConnectionClosed. Timeouts are swept by one greenlet
-        per connection, so they fire up to an eighth of `timeout` late. Returns the request id.
+        Callbacks run in the client's own greenlets (the reader; the timeout sweeper), so they
+        must not block; they may call request_async and notify. No greenlet or timer is made
+        per request: one sweeper per connection checks deadlines every `timeout`/8 (5 ms to
+        0.5 s), so a timeout fires up to that much late.
         """
         if timeout is None:
             timeout = self.request_timeout
@@ -345,8 +368,9 @@ class Client:
         self._send(self._codec.encode_notify(route, {} if body is None else body))
 
     def on(self, route, fn):
-        """Call `fn(body)` (in the reader greenlet) for every push on `route`; such pushes are not
-        queued for `wait_push`."""
+        """Call `fn(body)` for every push on `route`; such pushes are not queued for `wait_push`.
+
+        Handlers run in the reader greenlet: they must not block (no `request`/`wait_push`)."""
         self._handlers.setdefault(route, []).append(fn)
 
     def on_kick(self, fn):
@@ -406,7 +430,10 @@ class Client:
         return rid
 
     def _send(self, pkg):
-        if self._state is _CLOSED:
+        """Queue a whole package for the writer (the hot path: no greenlet switch here)."""
+        if self._state is not _WORKING:
+            if self._state is _INITED:
+                raise ConnectionClosed("not connected yet: call open() (or use Client.connect)")
             raise ConnectionClosed("connection to %s:%s is closed (%s); connect again"
                                    % (self.host, self.port, self.close_reason), self.close_reason)
         out = self._out
@@ -414,10 +441,22 @@ class Client:
         if len(out) == 1:
             self._wake_writer.set()
         elif len(out) > self.max_queued:
-            reason = "more than %d packages queued: the server is not reading" % self.max_queued
-            self._finish(reason)
-            raise ConnectionClosed("connection to %s:%s closed: %s" % (self.host, self.port, reason),
-                                   reason)
+            self._overflow()
+
+    def _enqueue(self, pkg):
+        """Queue a package in any state but closed (handshake, ACK, heartbeats)."""
+        out = self._out
+        out.append(pkg)
+        if len(out) == 1:
+            self._wake_writer.set()
+        elif len(out) > self.max_queued:
+            self._overflow()
+
+    def _overflow(self):
+        reason = "more than %d packages queued: the server is not reading" % self.max_queued
+        self._finish(reason)
+        raise ConnectionClosed("connection to %s:%s closed: %s" % (self.host, self.port, reason),
+                               reason)
 
     def _send_now(self, frame):
         """Queue bytes already framed for the transport (WebSocket control frames)."""
@@ -469,6 +508,7 @@ class Client:
             logger.warning("%r: %s", self, reason)
         except _PeerClosedWebSocket as exc:
             reason = str(exc)
+            handle(exc.packages)
         except OSError as exc:
             reason = "receive failed: %s" % exc
         self._finish(reason)
@@ -493,8 +533,8 @@ class Client:
     def _on_message(self, data):
         try:
             mtype, mid, route, body = self._codec.decode(data)
-        except BodyError as exc:
-            self._on_bad_body(exc)
+        except ProtocolError as exc:
+            self._on_bad_message(exc)
             return
         if mtype == message.RESPONSE:
             entry = self._pending.pop(mid, None)
@@ -521,11 +561,14 @@ class Client:
         else:
             logger.debug("%r: ignoring a message of type %d from the server", self, mtype)
 
-    def _on_bad_body(self, exc):
-        """A well-framed response or push whose body does not decode: fail just that message."""
-        entry = self._pending.pop(exc.msg_id, None) if exc.msg_id else None
+    def _on_bad_message(self, exc):
+        """A DATA package whose message does not decode. The package framing is intact, so only
+        this message is lost: its request fails with the error, anything else is dropped."""
+        self.bad_messages += 1
+        msg_id = exc.msg_id if isinstance(exc, BodyError) else 0
+        entry = self._pending.pop(msg_id, None) if msg_id else None
         if entry is None:
-            logger.warning("%r: dropping a message with an undecodable body: %s", self, exc)
+            logger.warning("%r: dropping a message that does not decode: %s", self, exc)
         elif entry[1] is not None:
             entry[1].set_exception(exc)
         else:
@@ -548,8 +591,8 @@ class Client:
         self._codec.apply_handshake(sys)
         self.handshake_sys = sys
         self.handshake_user = reply.get("user")
-        self._send(package.HANDSHAKE_ACK_PACKAGE)
         self._state = _WORKING
+        self._enqueue(package.HANDSHAKE_ACK_PACKAGE)
         heartbeat = sys.get("heartbeat")
         if isinstance(heartbeat, (int, float)) and heartbeat > 0:
             self.heartbeat = heartbeat
@@ -580,7 +623,10 @@ class Client:
                 self._finish("heartbeat timeout: nothing from the server for %.3g s" % silent)
                 return
             if now >= next_beat:
-                self._send(package.HEARTBEAT_PACKAGE)
+                try:
+                    self._enqueue(package.HEARTBEAT_PACKAGE)
+                except ConnectionClosed:
+                    return
                 next_beat = now + interval
             gevent.sleep(max(0.0, min(next_beat, self._last_recv + timeout) - now))
 
@@ -604,6 +650,8 @@ class Client:
     # ---- pushes ------------------------------------------------------------------------------
 
     def _wait_push(self, route, timeout):
+        if getcurrent() is self._reader:
+            raise RuntimeError(_IN_READER % "wait_push()")
         deadline = _monotonic() + timeout
         inbox = self._inbox
         while True:
