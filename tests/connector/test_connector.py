@@ -124,6 +124,21 @@ def test_fragmented_ws_message_and_ping(server):
     assert client.recv_data()[3] == {"code": 200, "echo": {"f": 1}}
 
 
+def test_text_messages_and_ping_flood(server):
+    connector, _ = server()
+    client = RawClient(connector.port, "ws")
+    client.handshake()
+    data = package.encode(package.DATA, message.encode_request(3, "test.h.echo", b'{"t":1}'))
+    pings = b"".join(ws.encode_frame(b"%d" % i, ws.PING, mask=True) for i in range(200))
+    client.send_frame(pings + ws.encode_frame(data, ws.TEXT, mask=True))
+    seen = []
+    while not seen or seen[-1][0] != package.DATA:
+        seen.append(client.recv_package())
+    pongs = [body for kind, body in seen if kind == "ws-%d" % ws.PONG]
+    assert 1 <= len(pongs) < 200 and pongs[-1] == b"199"  # only the latest ping needs a pong
+    assert message.decode(seen[-1][1]).id == 3
+
+
 def test_ws_close_frame_closes_the_connection(server):
     connector, frontend = server()
     client = RawClient(connector.port, "ws")
@@ -461,6 +476,20 @@ def test_tls_for_both_transports(server, certificate, transport):
     assert _only_conn(connector).transport == transport
     client.close()
     wait_for(lambda: frontend.closed, what="on_close")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_tls_kick_and_heartbeat_timeout(server, certificate, transport):
+    connector, frontend = server(ssl=certificate, heartbeat=0.1, timeout=0.3)
+    kicked = RawClient(connector.port, transport, tls=True)
+    kicked.handshake()
+    kicked.send_request(1, "test.h.kick", {"reason": "tls"})
+    assert kicked.wait_closed()[0] == (package.KICK, b'{"reason":"tls"}')
+    silent = RawClient(connector.port, transport, tls=True)
+    silent.handshake()
+    silent.wait_closed()
+    wait_for(lambda: len(frontend.closed) == 2, what="both on_close calls")
+    assert sorted(frontend.closed.values()) == ["heartbeat timeout", "kicked: tls"]
 
 
 def test_plain_client_on_a_tls_port_is_dropped(server, certificate):

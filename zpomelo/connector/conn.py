@@ -53,7 +53,8 @@ class HeartbeatTimeout(Deadline):
 
 def start_deadline(seconds, exc_class, greenlet):
     """A loop timer that throws ``exc_class`` into ``greenlet`` after ``seconds``."""
-    timer = gevent.get_hub().loop.timer(seconds)
+    # repeat=seconds: libev's timer.again() re-arms only repeating timers (it stops one-shots)
+    timer = gevent.get_hub().loop.timer(seconds, seconds)
     timer.start(greenlet.kill, exc_class, False)
     return timer
 
@@ -132,7 +133,10 @@ class Connection:
             reason = "server stopping"
         finally:
             self.close(reason)
-            self._writer.join(self._config.close_timeout + 1.0)
+            try:
+                self._writer.join(self._config.close_timeout + 1.0)
+            except Deadline:  # a deadline callback already queued when close() stopped its timer
+                pass
             if self._writer:
                 self._writer.kill(block=False)
 
@@ -351,18 +355,17 @@ class Connection:
         self._closing = True
         self._stop_deadline()
         writer = self._writer
-        if writer is not None:
-            if flush:
-                self._flush_timer = gevent.get_hub().loop.timer(self._config.close_timeout)
-                self._flush_timer.start(writer.kill, gevent.GreenletExit, False)
-                self._wake.set()
-            else:
-                self._queue.clear()
-                self._queued_bytes = 0
-                if writer is not gevent.getcurrent():
-                    writer.kill(block=False)
-        else:
+        if writer is None or writer.dead:
             _close_socket(self._sock)
+        elif flush:
+            self._flush_timer = gevent.get_hub().loop.timer(self._config.close_timeout)
+            self._flush_timer.start(writer.kill, gevent.GreenletExit, False)
+            self._wake.set()
+        else:
+            self._queue.clear()
+            self._queued_bytes = 0
+            if writer is not gevent.getcurrent():
+                writer.kill(block=False)
         self._connector._forget(self)
         if self._reported:
             try:

@@ -14,7 +14,7 @@ from gevent import ssl as gevent_ssl
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from zpomelo.connector.conn import RECV_SIZE, HandshakeTimeout, start_deadline
+from zpomelo.connector.conn import RECV_SIZE, Deadline, HandshakeTimeout, start_deadline
 from zpomelo.connector.tcp import TcpConnection
 from zpomelo.connector.ws import WsConnection, accept_upgrade
 from zpomelo.errors import ConfigError
@@ -140,7 +140,10 @@ class Connector:
             deadline.close()
             return
         self.connections[conn.id] = conn
-        conn.serve(initial, deadline)  # owns the deadline from here on
+        try:
+            conn.serve(initial, deadline)  # owns the deadline from here on
+        except Deadline:  # raced with the connection's own close; nothing left to do
+            pass
 
     def _open(self, sock, address):
         """Sniff the transport: (Connection, bytes already read) or (None, b"") when dropped."""

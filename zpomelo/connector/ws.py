@@ -75,8 +75,10 @@ class WsConnection(Connection):
                 return "client closed"
 
     def _send_control(self, frame):
+        # Only pongs go here. RFC 6455 5.5.3 allows answering just the latest ping, which keeps
+        # a client that floods pings without reading from growing this list.
         if not self._closing:
-            self._control.append(frame)
+            self._control[:] = [frame]
             self._wake.set()
 
     def _on_protocol_error(self, exc):
