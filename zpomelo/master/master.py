@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_TIMEOUT = 5.0     # seconds without a heartbeat before a server counts as gone
 ADOPT_GRACE = 3.0           # how long a restarted master waits for running servers to re-register
 START_TIMEOUT = 60.0
+BIND_RETRY = 2.0            # a master restarted at once may find its old port busy for a moment
 
 
 class Master:
@@ -95,7 +96,8 @@ class Master:
         if port == 0 and previous.get("host") == self.record.host and previous.get("port"):
             port = int(previous["port"])    # servers of the last run still talk to that port
         try:
-            sock.bind("tcp://%s:%d" % (self.record.host, port))
+            bind_retrying(sock, "tcp://%s:%d" % (self.record.host, port),
+                          BIND_RETRY if port != self.record.port else 0)
         except zmq.ZMQError as e:
             if port == self.record.port:
                 sock.close()
@@ -181,6 +183,8 @@ class Master:
                 logger.exception("failed to handle %r", msg[0])
 
     def _send(self, identity, *parts):
+        if self._socket is None:
+            return
         try:
             self._socket.send_multipart([identity, wire.pack(*parts)], zmq.NOBLOCK)
         except zmq.ZMQError as e:
@@ -357,6 +361,19 @@ class Master:
 
     def close(self):
         gevent.killall(self._greenlets)
+        if self.supervisor is not None:
+            self.supervisor.close()
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
+
+
+def bind_retrying(sock, endpoint, retry_for):
+    deadline = time.monotonic() + retry_for
+    while True:
+        try:
+            return sock.bind(endpoint)
+        except zmq.ZMQError:
+            if time.monotonic() >= deadline:
+                raise
+            gevent.sleep(0.05)

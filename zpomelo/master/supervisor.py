@@ -15,6 +15,7 @@ import time
 
 import gevent
 import gevent.event
+import gevent.pool
 from gevent import subprocess
 
 from zpomelo.master import procinfo, runstate
@@ -80,6 +81,7 @@ class Supervisor:
         self.procs = {}             # server id -> ServerProcess
         self._on_exit = on_exit     # fn(proc, reason)
         self._on_spawn = on_spawn or (lambda proc: None)
+        self._watchers = gevent.pool.Group()     # watcher and restart greenlets
 
     # ------------------------------------------------------------------ spawning
 
@@ -117,7 +119,7 @@ class Supervisor:
                     proc.record.get("serverType"), popen.pid)
         logger.debug("server %s command: %s", proc.server_id, argv)
         self._pin(proc)
-        gevent.spawn(self._watch_child, proc, popen)
+        self._watchers.spawn(self._watch_child, proc, popen)
         self._on_spawn(proc)
         return proc
 
@@ -129,7 +131,7 @@ class Supervisor:
         proc.registered = gevent.event.Event()
         proc.exited = gevent.event.Event()
         logger.info("adopted running server %s pid %d", proc.server_id, pid)
-        gevent.spawn(self._watch_adopted, proc, pid)
+        self._watchers.spawn(self._watch_adopted, proc, pid)
         return proc
 
     def _pin(self, proc):
@@ -184,6 +186,7 @@ class Supervisor:
         proc._backoff_step += 1
         logger.info("restarting server %s in %.1f s", proc.server_id, delay)
         proc._restart_timer = gevent.spawn_later(delay, self._restart, proc)
+        self._watchers.add(proc._restart_timer)
 
     def _restart(self, proc):
         proc._restart_timer = None
@@ -223,6 +226,10 @@ class Supervisor:
         if proc.state == RESTARTING:
             proc.state = STOPPED
         return not proc.alive
+
+    def close(self):
+        """Stop watching (the processes keep running)."""
+        self._watchers.kill()
 
     def forget(self, proc):
         self.cancel_restart(proc)

@@ -1,0 +1,180 @@
+"""The master in this process, with fake server processes that use the real MasterAgent."""
+import os
+import signal
+import time
+
+import gevent
+import pytest
+
+from zpomelo.errors import ConfigError, ZpomeloError
+from zpomelo.master import procinfo, runstate
+from zpomelo.master.master import Master
+
+from .conftest import FAKE_COMMAND, kill_all, pids_of_project, server, write_project
+
+
+def wait_for(cond, timeout=10.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for %s" % what)
+        gevent.sleep(0.02)
+
+
+@pytest.fixture
+def run_master(tmp_path, fake_servers):
+    masters = []
+
+    def start(servers, heartbeat_timeout=None):
+        write_project(tmp_path, servers, heartbeat_timeout=heartbeat_timeout)
+        m = Master(tmp_path, "development", server_command=FAKE_COMMAND.split())
+        m.start()
+        masters.append(m)
+        return m
+
+    yield start
+    for m in masters:
+        fake_servers.extend(p.pid for p in m.supervisor.procs.values() if p.pid)
+        m.close()
+    kill_all(pids_of_project(tmp_path))
+
+
+def members_seen_by(m, sid):
+    return m.command(sid, "info")["members"]
+
+
+def test_start_registers_everyone_and_fires_after_start_all(run_master):
+    m = run_master({"connector": [server("connector-1", "connector", frontend=True)],
+                    "chat": [server("chat-1", "chat"), server("chat-2", "chat")]})
+    assert m.ready.wait(20) and m.start_error is None
+    ids = ["chat-1", "chat-2", "connector-1"]
+    assert sorted(m.registry.members) == ids
+    for sid in ids:
+        wait_for(lambda: m.command(sid, "info")["after_start_all"] == 1, what="after_start_all")
+        wait_for(lambda: members_seen_by(m, sid) == ids, what="membership of %s" % sid)
+    assert m.registry.get("connector-1").record["clientPort"] > 0     # the port it bound
+
+
+def test_sigkill_with_auto_restart_comes_back(run_master):
+    m = run_master({"chat": [server("chat-1", "chat", **{"auto-restart": True}),
+                             server("chat-2", "chat")]})
+    assert m.ready.wait(20)
+    proc = m.supervisor.procs["chat-1"]
+    old_pid = proc.pid
+    os.kill(old_pid, signal.SIGKILL)
+    wait_for(lambda: proc.restarts == 1 and "chat-1" in m.registry
+             and m.registry.get("chat-1").record["pid"] != old_pid, what="restart")
+    assert proc.pid != old_pid and proc.state == "running"
+    wait_for(lambda: members_seen_by(m, "chat-2") == ["chat-1", "chat-2"], what="re-add")
+    # a restarted server runs after_start_all again (it is a new process)
+    wait_for(lambda: m.command("chat-1", "info")["after_start_all"] == 1, what="after_start_all")
+
+
+def test_sigkill_without_auto_restart_stays_down_and_leaves(run_master):
+    m = run_master({"chat": [server("chat-1", "chat"), server("chat-2", "chat")]})
+    assert m.ready.wait(20)
+    wait_for(lambda: members_seen_by(m, "chat-2") == ["chat-1", "chat-2"], what="membership")
+    proc = m.supervisor.procs["chat-1"]
+    os.kill(proc.pid, signal.SIGKILL)
+    wait_for(lambda: proc.state == "down", what="down")
+    assert "chat-1" not in m.registry
+    assert "SIGKILL" in proc.exit_reason
+    wait_for(lambda: members_seen_by(m, "chat-2") == ["chat-2"], what="remove event")
+    assert proc.restarts == 0 and not proc.alive
+
+
+def test_server_failing_at_start_fails_the_start_with_its_log(run_master):
+    m = run_master({"chat": [server("chat-1", "chat"), server("bad-1", "chat", fake="fail-start")]})
+    assert m.ready.wait(20)
+    assert "bad-1 exited with code 3 before it was ready" in m.start_error
+    assert "failing on purpose" in m.start_error        # the tail of logs/bad-1.log
+
+
+def test_silent_server_is_removed_then_rejoins(run_master):
+    m = run_master({"chat": [server("chat-1", "chat"), server("chat-2", "chat")]},
+                   heartbeat_timeout=1.0)
+    assert m.ready.wait(20)
+    pid = m.supervisor.procs["chat-1"].pid
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        wait_for(lambda: "chat-1" not in m.registry, what="heartbeat timeout")
+        assert m.supervisor.procs["chat-1"].state == "unresponsive"
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    wait_for(lambda: "chat-1" in m.registry, what="re-registration")
+    assert m.supervisor.procs["chat-1"].pid == pid
+
+
+def test_restarted_master_adopts_running_servers(run_master, tmp_path):
+    servers = {"connector": [server("connector-1", "connector", frontend=True)],
+               "chat": [server("chat-1", "chat", **{"auto-restart": True})]}
+    first = run_master(servers)
+    assert first.ready.wait(20)
+    pids = {sid: p.pid for sid, p in first.supervisor.procs.items()}
+    first.close()               # the master dies; its servers keep running
+    second = Master(tmp_path, "development", server_command=FAKE_COMMAND.split())
+    second.start()
+    try:
+        assert second.ready.wait(20) and second.start_error is None
+        assert {sid: p.pid for sid, p in second.supervisor.procs.items()} == pids
+        assert all(procinfo.is_alive(pid) for pid in pids.values())
+        # adopted servers are watched: a SIGKILL is noticed and auto-restart applies
+        os.kill(pids["chat-1"], signal.SIGKILL)
+        proc = second.supervisor.procs["chat-1"]
+        wait_for(lambda: proc.restarts == 1 and "chat-1" in second.registry, what="restart")
+    finally:
+        second.shutdown(graceful=False)
+        second.close()
+    assert not runstate.state_path(tmp_path, "development").exists()
+    assert pids_of_project(tmp_path) == []
+
+
+def test_graceful_shutdown_leaves_no_process(run_master, tmp_path):
+    m = run_master({"connector": [server("connector-1", "connector", frontend=True)],
+                    "chat": [server("chat-1", "chat"), server("slow-1", "chat", fake="slow-stop")]})
+    assert m.ready.wait(20)
+    m.control.stop_servers(list(m.supervisor.procs), graceful=True, timeout=1.0)
+    assert pids_of_project(tmp_path) == []
+    states = {sid: p.state for sid, p in m.supervisor.procs.items()}
+    assert states == {"connector-1": "stopped", "chat-1": "stopped", "slow-1": "stopped"}
+    assert len(m.registry) == 0
+
+
+def test_admin_auth_and_bad_verbs(run_master):
+    m = run_master({"chat": [server("chat-1", "chat")]})
+    with pytest.raises(ZpomeloError, match="authentication failed for user 'mallory'"):
+        m.control.authenticate("mallory", "s3cret")
+    with pytest.raises(ZpomeloError, match="authentication failed for user 'admin'"):
+        m.control.authenticate("admin", "wrong")
+    assert m.control.authenticate("admin", "s3cret")["username"] == "admin"
+    with pytest.raises(ZpomeloError, match="unknown admin verb 'explode'"):
+        m.control.handle("explode", {})
+    with pytest.raises(ZpomeloError, match="no server with id 'chat-9'"):
+        m.control.handle("stop", {"ids": ["chat-9"]})
+
+
+def test_add_validates_before_touching_anything(run_master):
+    m = run_master({"chat": [server("chat-1", "chat", port=0)]})
+    assert m.ready.wait(20)
+    before = set(m.supervisor.procs)
+    with pytest.raises(ZpomeloError, match="'chat-1' is already in use"):
+        m.control.handle("add", {"servers": [{"id": "chat-1", "host": "127.0.0.1", "port": 0,
+                                              "serverType": "chat"}]})
+    with pytest.raises(ZpomeloError, match="port %d of server 'x-1' is already used by the "
+                                           "master" % m.port):
+        m.control.handle("add", {"servers": [{"id": "x-1", "host": "127.0.0.1", "port": m.port,
+                                              "serverType": "chat"}]})
+    with pytest.raises(ConfigError, match="serverType"):
+        m.control.handle("add", {"servers": [{"id": "x-1", "host": "127.0.0.1", "port": 0}]})
+    assert set(m.supervisor.procs) == before
+    added = m.control.handle("add", {"servers": [{"host": "127.0.0.1", "port": 0,
+                                                  "serverType": "chat", "clusterCount": 2}]})
+    assert [r["id"] for r in added] == ["chat-2", "chat-3"]
+    wait_for(lambda: members_seen_by(m, "chat-1") == ["chat-1", "chat-2", "chat-3"],
+             what="added servers in membership")
+
+
+def test_bad_config_is_a_clear_error(tmp_path, fake_servers):
+    write_project(tmp_path, {"chat": [{"id": "chat-1", "host": "127.0.0.1", "port": "x"}]})
+    with pytest.raises(ConfigError, match="servers.json.*chat-1.*port"):
+        Master(tmp_path, "development")
