@@ -190,8 +190,11 @@ class Application:
                 f.before(server_id, service, method, args)
         result = error = None
         try:
-            result = self.rpc_client.call(server_id, service, method, args,
-                                          timeout or self.get("rpcTimeout", DEFAULT_RPC_TIMEOUT))
+            if server_id == self.server_id:  # a call to ourselves runs here, in this greenlet
+                result = self.remotes.dispatch(service, method, args)
+            else:
+                result = self.rpc_client.call(server_id, service, method, args,
+                                              timeout or self.get("rpcTimeout", DEFAULT_RPC_TIMEOUT))
             return result
         except Exception as exc:
             error = exc
@@ -255,7 +258,7 @@ class Application:
         self._hook("before_startup")
 
         self.rpc_client = RpcClient(self.server_id)
-        self.backend_session_service = BackendSessionService(self.rpc_client)
+        self.backend_session_service = BackendSessionService(self)
         self.remotes = RemoteDispatcher(self, remotes)
         self.rpc_server = RpcServer(record.host, record.port, self.remotes.dispatch,
                                     pool_size=self.get("rpcPoolSize", 10000))

@@ -7,19 +7,19 @@ SYS = "_sys"  # user remote files cannot start with "_", so this never clashes
 class BackendSession:
     """Rebuilt on the backend for each forwarded request; changes go home over RPC."""
 
-    __slots__ = ("id", "frontend_id", "uid", "settings", "_rpc")
+    __slots__ = ("id", "frontend_id", "uid", "settings", "_app")
 
-    def __init__(self, rpc_client, sid, frontend_id, uid, settings):
-        self._rpc = rpc_client
+    def __init__(self, app, sid, frontend_id, uid, settings):
+        self._app = app
         self.id = sid
         self.frontend_id = frontend_id
         self.uid = uid
         self.settings = settings if settings is not None else {}
 
     @classmethod
-    def from_snapshot(cls, rpc_client, snapshot):
+    def from_snapshot(cls, app, snapshot):
         sid, frontend_id, uid, settings = snapshot
-        return cls(rpc_client, sid, frontend_id, uid, settings)
+        return cls(app, sid, frontend_id, uid, settings)
 
     @property
     def address(self):
@@ -38,7 +38,7 @@ class BackendSession:
         self.settings.pop(key, None)
 
     def _call(self, method, *args):
-        return self._rpc.call(self.frontend_id, SYS, method, list(args))
+        return self._app.rpc_call(self.frontend_id, SYS, method, list(args))
 
     def bind(self, uid):
         self._call("session_bind", self.id, uid)
@@ -69,19 +69,22 @@ class BackendSession:
 class BackendSessionService:
     """Find and kick sessions held by frontends, from any server."""
 
-    def __init__(self, rpc_client):
-        self._rpc = rpc_client
+    def __init__(self, app):
+        self._app = app
+
+    def _call(self, frontend_id, method, *args):
+        return self._app.rpc_call(frontend_id, SYS, method, list(args))
 
     def get(self, frontend_id, sid):
-        snap = self._rpc.call(frontend_id, SYS, "session_get", [sid])
-        return BackendSession.from_snapshot(self._rpc, snap) if snap else None
+        snap = self._call(frontend_id, "session_get", sid)
+        return BackendSession.from_snapshot(self._app, snap) if snap else None
 
     def get_by_uid(self, frontend_id, uid):
-        snaps = self._rpc.call(frontend_id, SYS, "session_get_by_uid", [uid])
-        return [BackendSession.from_snapshot(self._rpc, s) for s in snaps]
+        return [BackendSession.from_snapshot(self._app, s)
+                for s in self._call(frontend_id, "session_get_by_uid", uid)]
 
     def kick_by_uid(self, frontend_id, uid, reason="kick"):
-        return self._rpc.call(frontend_id, SYS, "session_kick_uid", [uid, reason])
+        return self._call(frontend_id, "session_kick_uid", uid, reason)
 
     def kick_by_sid(self, frontend_id, sid, reason="kick"):
-        return self._rpc.call(frontend_id, SYS, "session_kick_sid", [sid, reason])
+        return self._call(frontend_id, "session_kick_sid", sid, reason)

@@ -13,6 +13,8 @@ import logging
 
 import msgpack
 
+from zpomelo.rpc_proxy import call_many
+
 logger = logging.getLogger(__name__)
 
 SYS = "_sys"
@@ -157,11 +159,10 @@ class GlobalChannelService:
         return [r.id for r in self._app.membership.frontends(self.frontend_type)]
 
     def call_frontend(self, frontend_id, method, *args):
-        return self._app.rpc_client.call(frontend_id, SYS, method, list(args))
+        return self._app.rpc_call(frontend_id, SYS, method, list(args))
 
     def call_all_frontends(self, method, *args):
-        from zpomelo.rpc_proxy import call_many
-        return call_many(self._app.rpc_client, self._frontend_ids(), SYS, method, list(args))
+        return call_many(self._app, self._frontend_ids(), SYS, method, list(args))
 
     def push(self, name, route, msg, exclude=()):
         self._app.deliver_global(["gpush", name, route, msg, list(exclude)], self._frontend_ids())

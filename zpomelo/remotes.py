@@ -47,7 +47,7 @@ class RemoteDispatcher:
     # -- every server --------------------------------------------------------------------
     def forward(self, route, body, snapshot):
         """A client request forwarded by a frontend: run it here with a backend session."""
-        session = BackendSession.from_snapshot(self.app.rpc_client, snapshot)
+        session = BackendSession.from_snapshot(self.app, snapshot)
         return self.app.handler_service.handle(route, body, session)
 
     def hello(self):

@@ -4,9 +4,9 @@ import gevent
 from zpomelo.errors import ServerGone
 
 
-def call_many(rpc_client, server_ids, service, method, args, timeout=None):
+def call_many(app, server_ids, service, method, args, timeout=None):
     """The same call on several servers at once -> {server_id: result}; the first error raises."""
-    calls = [gevent.spawn(rpc_client.call, sid, service, method, args, timeout) for sid in server_ids]
+    calls = [gevent.spawn(app.rpc_call, sid, service, method, args, timeout) for sid in server_ids]
     gevent.joinall(calls)
     return {sid: call.get() for sid, call in zip(server_ids, calls)}
 
@@ -34,7 +34,7 @@ class RemoteMethod:
         servers = app.get_servers_by_type(self._server_type)
         if not servers:
             raise ServerGone("no %s server is up for %s.%s" % (self._server_type, self._service, self._method))
-        return call_many(app.rpc_client, [s.id for s in servers], self._service, self._method,
+        return call_many(app, [s.id for s in servers], self._service, self._method,
                          list(args), timeout)
 
     def notify(self, route_param, *args):
