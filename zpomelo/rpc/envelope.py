@@ -19,8 +19,6 @@ REQUEST = 0
 NOTIFY = 1
 REPLY = 2
 
-_KIND_NAMES = {REQUEST: "request", NOTIFY: "notify", REPLY: "reply"}
-
 
 class EnvelopePacker:
     """Packs single envelopes to bytes, reusing one msgpack buffer (one per owner, not shared)."""
@@ -79,7 +77,9 @@ def _unpack_frame(frame):
     try:
         envelopes = msgpack.unpackb(frame, raw=False, strict_map_key=False)
     except Exception as exc:  # msgpack raises ValueError, ExtraData, FormatError, StackError...
-        raise ProtocolError("rpc frame of %d bytes is not valid msgpack: %s" % (len(frame), exc)) from exc
+        raise ProtocolError(
+            "rpc frame of %d bytes is not valid msgpack: %s: %s" % (len(frame), type(exc).__name__, exc)
+        ) from exc
     if not isinstance(envelopes, list):
         raise ProtocolError("rpc frame must be a msgpack array of envelopes, got %s" % type(envelopes).__name__)
     return envelopes
@@ -134,7 +134,3 @@ def unpack_replies(frame):
         ):
             raise _bad(index, env, "carries an error that is not [type_name, code, message]")
     return envelopes
-
-
-def kind_name(kind):
-    return _KIND_NAMES.get(kind, "unknown(%r)" % (kind,))

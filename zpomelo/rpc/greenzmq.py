@@ -107,6 +107,13 @@ class GreenSocket:
             self._wake_later("_write_waiter")
         return data
 
+    def try_recv(self):
+        """One single-part message if one is ready, else None; never waits."""
+        sock = self.socket
+        if not _get(sock, _EVENTS) & _POLLIN:
+            return None
+        return _recv(sock, _NOBLOCK)
+
     def recv_multipart(self):
         sock = self.socket
         while not _get(sock, _EVENTS) & _POLLIN:

@@ -102,16 +102,25 @@ class Peer:
         recv = self._socket.recv
         try:
             while True:
-                frame = recv()
-                try:
-                    replies = unpack_replies(frame)
-                except ProtocolError as exc:
-                    logger.warning("rpc client dropped a reply frame from %s: %s", self.server_id, exc)
-                    continue
-                self._on_replies(self, replies)
+                self._handle_frame(recv())
         except zmq.ZMQError:
             if not self.closed:
                 raise
+
+    def _handle_frame(self, frame):
+        try:
+            replies = unpack_replies(frame)
+        except ProtocolError as exc:
+            logger.warning("rpc client dropped a reply frame from %s: %s", self.server_id, exc)
+            return
+        self._on_replies(self, replies)
+
+    def _drain_replies(self):
+        """Settle replies that arrived before the disconnect, without waiting (monitor greenlet)."""
+        frame = self._socket.try_recv()
+        while frame is not None:
+            self._handle_frame(frame)
+            frame = self._socket.try_recv()
 
     def _monitor_loop(self):
         recv = self._monitor.recv_multipart
@@ -126,6 +135,7 @@ class Peer:
                     if self.state == UP:
                         logger.warning("rpc lost server %s at %s; reconnecting", self.server_id, self.endpoint)
                     self.state = DOWN
+                    self._drain_replies()
                     self._on_disconnect(self)
                 elif event == zmq.EVENT_MONITOR_STOPPED:
                     return

@@ -119,6 +119,7 @@ class RpcServer:
         queue = self._outgoing.get(identity)
         if queue is None:
             self._outgoing[identity] = [packed]
+            self._writer_idle.clear()
             self._wake_writer.set()
         else:
             queue.append(packed)
@@ -149,8 +150,7 @@ class RpcServer:
                 self.endpoint, len(self._pool), drain_timeout,
             )
             self._pool.kill(block=False)
-        if self._outgoing or not self._writer_idle.is_set():
-            self._writer_idle.wait(timeout=max(0.0, deadline - time.monotonic()))
+        self._writer_idle.wait(timeout=max(0.0, deadline - time.monotonic()))
         self._writer.kill()
         # Replies already handed to ZeroMQ still need its I/O thread to write them out.
         self._socket.close(linger=int(max(0.1, deadline - time.monotonic()) * 1000))

@@ -1,0 +1,295 @@
+"""RpcServer + RpcClient in one process over real tcp sockets on 127.0.0.1."""
+import time
+
+import gevent
+import pytest
+import zmq
+from gevent.event import Event
+
+from zpomelo.errors import RpcError, RpcTimeout, ServerGone
+from zpomelo.rpc.envelope import pack_frame
+
+from .conftest import wait_for
+
+
+class Forbidden(Exception):
+    code = 403
+
+
+def echo_dispatch(service, method, args):
+    if method == "fail":
+        raise ValueError("bad input: %s" % (args[0],))
+    if method == "forbid":
+        raise Forbidden("not yours")
+    if method == "sleep":
+        gevent.sleep(args[0])
+        return "slept"
+    if method == "unserializable":
+        return {1, 2}
+    return [service, method, args]
+
+
+@pytest.fixture
+def pair(make_server, make_client):
+    server = make_server(echo_dispatch)
+    client = make_client("front-1")
+    client.add_peer("back-1", server.endpoint)
+    return server, client
+
+
+def test_server_binds_port_zero_and_reports_endpoint(make_server):
+    server = make_server(echo_dispatch)
+    assert server.port > 0
+    assert server.endpoint == "tcp://127.0.0.1:%d" % server.port
+
+
+def test_call_returns_result(pair):
+    _server, client = pair
+    assert client.call("back-1", "chat.chatRemote", "add", ["u1", 3]) == ["chat.chatRemote", "add", ["u1", 3]]
+    assert client.peer_state("back-1") == "up"
+
+
+def test_notify_reaches_dispatch_without_reply(make_server, make_client):
+    seen = []
+    arrived = Event()
+
+    def dispatch(service, method, args):
+        seen.append((service, method, args))
+        arrived.set()
+
+    server = make_server(dispatch)
+    client = make_client()
+    client.add_peer("b", server.endpoint)
+    client.notify("b", "svc", "ping", [1, "x"])
+    assert arrived.wait(timeout=5)
+    assert seen == [("svc", "ping", [1, "x"])]
+    assert server.stats["notifies"] == 1 and server.stats["requests"] == 0
+
+
+def test_call_async_invokes_callback_from_client_greenlet(pair):
+    _server, client = pair
+    results = []
+    done = Event()
+
+    def callback(error, result):
+        results.append((error, result, gevent.getcurrent()))
+        done.set()
+
+    caller = gevent.getcurrent()
+    client.call_async("back-1", "s", "m", [42], timeout=5, callback=callback)
+    assert done.wait(timeout=5)
+    error, result, greenlet = results[0]
+    assert error is None and result == ["s", "m", [42]]
+    assert greenlet is not caller
+
+
+def test_ten_thousand_concurrent_calls_are_matched_to_their_callers(pair):
+    _server, client = pair
+    mismatches = []
+
+    def caller(index):
+        result = client.call("back-1", "svc", "echo", [index, "x" * (index % 50)], timeout=30)
+        if result != ["svc", "echo", [index, "x" * (index % 50)]]:
+            mismatches.append((index, result))
+
+    start = time.monotonic()
+    greenlets = [gevent.spawn(caller, i) for i in range(10_000)]
+    gevent.joinall(greenlets, timeout=60, raise_error=True)
+    assert all(g.successful() for g in greenlets)
+    assert mismatches == []
+    assert time.monotonic() - start < 60
+
+
+def test_ten_thousand_async_calls_batch_and_match(pair):
+    server, client = pair
+    results = {}
+    done = Event()
+
+    def make_callback(index):
+        def callback(error, result):
+            results[index] = (error, result)
+            if len(results) == 10_000:
+                done.set()
+        return callback
+
+    for index in range(10_000):
+        client.call_async("back-1", "svc", "m", [index], 30, make_callback(index))
+    assert done.wait(timeout=60)
+    assert all(results[i] == (None, ["svc", "m", [i]]) for i in range(10_000))
+    assert server.stats["requests"] == 10_000
+
+
+def test_remote_exception_arrives_with_type_code_and_message(pair):
+    _server, client = pair
+    with pytest.raises(RpcError) as info:
+        client.call("back-1", "svc", "fail", ["room 7"])
+    assert info.value.remote_type == "ValueError"
+    assert info.value.code == 500
+    assert "bad input: room 7" in str(info.value)
+    assert info.value.server_id == "back-1"
+    with pytest.raises(RpcError) as info:
+        client.call("back-1", "svc", "forbid", [])
+    assert (info.value.remote_type, info.value.code) == ("Forbidden", 403)
+
+
+def test_unserializable_result_becomes_an_error_reply(pair):
+    _server, client = pair
+    with pytest.raises(RpcError) as info:
+        client.call("back-1", "svc", "unserializable", [])
+    assert info.value.remote_type == "TypeError"
+    assert client.call("back-1", "svc", "echo", [1]) == ["svc", "echo", [1]]
+
+
+def test_unserializable_argument_raises_in_caller(pair):
+    _server, client = pair
+    with pytest.raises(TypeError):
+        client.call("back-1", "svc", "echo", [object()])
+    assert client.call("back-1", "svc", "echo", [2]) == ["svc", "echo", [2]]
+
+
+def test_timeout_raises_within_deadline_and_names_call_and_server(pair):
+    _server, client = pair
+    start = time.monotonic()
+    with pytest.raises(RpcTimeout) as info:
+        client.call("back-1", "area.areaRemote", "sleep", [2.0], timeout=0.3)
+    elapsed = time.monotonic() - start
+    assert 0.3 <= elapsed < 0.6
+    assert "area.areaRemote.sleep" in str(info.value) and "back-1" in str(info.value)
+    assert client.call("back-1", "s", "echo", [1]) == ["s", "echo", [1]]
+
+
+def test_async_timeout_calls_back_once(pair):
+    _server, client = pair
+    outcomes = []
+    done = Event()
+
+    def callback(error, result):
+        outcomes.append(error)
+        done.set()
+
+    client.call_async("back-1", "s", "sleep", [0.5], 0.1, callback)
+    assert done.wait(timeout=3)
+    wait_for(lambda: client.stats["late_replies"] == 1, what="the late reply to be dropped")
+    assert len(outcomes) == 1 and isinstance(outcomes[0], RpcTimeout)
+
+
+def test_unknown_peer_raises_server_gone(make_client):
+    client = make_client()
+    with pytest.raises(ServerGone):
+        client.call("nobody", "s", "m", [])
+    with pytest.raises(ServerGone):
+        client.notify("nobody", "s", "m", [])
+    errors = []
+    client.call_async("nobody", "s", "m", [], 1, lambda error, result: errors.append(error))
+    assert len(errors) == 1 and isinstance(errors[0], ServerGone)
+
+
+def test_remove_peer_fails_pending_calls_at_once(pair):
+    _server, client = pair
+    errors = []
+    caller = gevent.spawn(lambda: client.call("back-1", "s", "sleep", [5], timeout=10))
+    client.call_async("back-1", "s", "sleep", [5], 10, lambda error, result: errors.append(error))
+    gevent.sleep(0)  # let the caller greenlet send
+    start = time.monotonic()
+    client.remove_peer("back-1")
+    caller.join(timeout=2)
+    assert time.monotonic() - start < 1
+    assert isinstance(caller.exception, ServerGone)
+    assert len(errors) == 1 and isinstance(errors[0], ServerGone)
+    assert client.peer_state("back-1") is None
+
+
+def test_re_adding_a_peer_with_a_new_endpoint_moves_it(make_server, make_client):
+    first = make_server(lambda s, m, a: "first")
+    second = make_server(lambda s, m, a: "second")
+    client = make_client()
+    client.add_peer("b", first.endpoint)
+    assert client.call("b", "s", "m", []) == "first"
+    client.add_peer("b", first.endpoint)  # same endpoint: no-op
+    assert client.call("b", "s", "m", []) == "first"
+    client.add_peer("b", second.endpoint)
+    assert client.call("b", "s", "m", []) == "second"
+
+
+def test_pool_limit_makes_the_reader_wait_then_everything_completes(make_server, make_client):
+    release = Event()
+    started = []
+
+    def dispatch(service, method, args):
+        started.append(args[0])
+        release.wait(timeout=10)
+        return args[0]
+
+    server = make_server(dispatch, pool_size=2)
+    client = make_client()
+    client.add_peer("b", server.endpoint)
+    callers = [gevent.spawn(client.call, "b", "s", "m", [i], 10) for i in range(6)]
+    wait_for(lambda: server.stats["backpressure_waits"] >= 1, what="the reader to wait for a pool slot")
+    assert server.in_flight == 2
+    assert len(started) == 2  # the other four are not dispatched while the pool is full
+    release.set()
+    gevent.joinall(callers, timeout=10, raise_error=True)
+    assert sorted(g.value for g in callers) == list(range(6))
+    assert len(started) == 6
+
+
+def test_malformed_frames_are_dropped_and_the_server_keeps_serving(make_server, make_client):
+    server = make_server(echo_dispatch)
+    context = zmq.Context.instance()
+    raw = context.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.connect(server.endpoint)
+    try:
+        junk = [
+            [b"\xc1\xc1\xc1"],
+            [b""],
+            [pack_frame([[9, 1, "s", "m", []]])],
+            [pack_frame([[0, 1, "s"]])],
+            [b"two", b"frames"],
+            [b"\x92\x01"],
+        ]
+        for parts in junk:
+            raw.send_multipart(parts)
+        wait_for(lambda: server.stats["malformed"] == len(junk), what="all junk frames to be seen")
+        raw.send(pack_frame([[0, 99, "s", "m", ["after junk"]]]))
+        wait_for(lambda: raw.poll(0), what="the reply to the valid frame")  # poll(0): never block the hub
+        from zpomelo.rpc.envelope import unpack_replies
+
+        assert unpack_replies(raw.recv()) == [[2, 99, True, ["s", "m", ["after junk"]]]]
+    finally:
+        raw.close()
+    client = make_client()
+    client.add_peer("b", server.endpoint)
+    assert client.call("b", "s", "m", [1]) == ["s", "m", [1]]
+
+
+def test_stop_drains_in_flight_calls(make_client):
+    from zpomelo.rpc import RpcServer
+
+    server = RpcServer("127.0.0.1", 0, echo_dispatch)
+    client = make_client()
+    client.add_peer("b", server.endpoint)
+    caller = gevent.spawn(client.call, "b", "s", "sleep", [0.2], 5)
+    wait_for(lambda: server.in_flight == 1, what="the call to start")
+    server.stop(drain_timeout=2)
+    caller.join(timeout=3)
+    assert caller.value == "slept"
+
+
+def test_calls_queue_until_a_late_server_binds(make_client):
+    from zpomelo.rpc import RpcServer
+
+    probe = RpcServer("127.0.0.1", 0, echo_dispatch)
+    port = probe.port
+    probe.stop(drain_timeout=0)
+    client = make_client()
+    client.add_peer("late", "tcp://127.0.0.1:%d" % port)
+    assert client.peer_state("late") == "connecting"
+    caller = gevent.spawn(client.call, "late", "s", "m", [1], 5)
+    gevent.sleep(0)
+    server = RpcServer("127.0.0.1", port, echo_dispatch)
+    try:
+        caller.join(timeout=5)
+        assert caller.value == ["s", "m", [1]]
+    finally:
+        server.stop(drain_timeout=0.1)

@@ -1,0 +1,230 @@
+"""Bus: the push bus between servers. Owns one XPUB (our publications) and one SUB (everyone's).
+
+Topics (one ZeroMQ message = [topic, payload]):
+    b"g"                    global pushes, every frontend receives them
+    b"f:" + id + b"\\x00"   pushes addressed to frontend `id` (the NUL ends the id, because
+                            ZeroMQ matches prefixes: "f:conn-1" would also match "f:conn-10")
+
+Our SUB subscribes to b"g" first and then to our frontend topic, on every connection. ZeroMQ keeps
+the order, so when our XPUB (verbose: it reports every subscription) has seen "f:<id>" from a peer,
+that peer also receives "g". Until then, a publish to that frontend goes to `fallback(frontend_id,
+payload)`, which the application makes a reliable RPC notify (the DEALER queues until connected):
+no slow-joiner loss. An unsubscription (the peer's SUB closed or disconnected; XPUB reports it
+when the last subscriber of the topic is gone) puts that frontend back on the fallback path.
+
+Delivery guarantee, per publisher -> frontend pair: in order and at-most-once over the PUB path;
+reliable (as reliable as RPC) over the fallback path before the subscription is seen. The two
+paths are not ordered against each other, so messages published right around the moment the
+subscription is first seen may arrive out of order. When a subscriber's queue is at the high water
+mark the message is dropped for it; drops are counted in `stats["dropped"]` and logged.
+
+Subscription events are applied by the XPUB reader greenlet and, so that a publish never acts on
+stale state, also drained (without waiting) at the start of each publish.
+
+Greenlets: one reads the XPUB (subscriptions), one reads the SUB and calls `on_message(kind,
+payload)` with kind "f" or "g" (it must not block). `publish_*` may be called from any greenlet:
+they send directly on the XPUB, which never waits (XPUB_NODROP makes a full queue an EAGAIN we
+count, instead of a wait), so no writer greenlet is needed.
+"""
+import logging
+
+import gevent
+import zmq
+
+from zpomelo.rpc.greenzmq import GreenSocket
+
+logger = logging.getLogger(__name__)
+
+GLOBAL_TOPIC = b"g"
+FRONTEND_PREFIX = b"f:"
+TOPIC_END = b"\x00"
+RECONNECT_IVL_MS = 100
+RECONNECT_IVL_MAX_MS = 1000
+
+
+def frontend_topic(frontend_id):
+    return FRONTEND_PREFIX + frontend_id.encode() + TOPIC_END
+
+
+class Bus:
+    def __init__(self, self_id, host, port, on_message, fallback=None, context=None, hwm=100_000):
+        self.self_id = self_id
+        self._on_message = on_message
+        self._fallback = fallback
+        self._context = context if context is not None else zmq.Context.instance()
+        self._subscribed = set()  # frontend ids whose "f:<id>" subscription our XPUB has seen
+        self._peers = {}  # server id -> bus endpoint
+        self._own_topic = frontend_topic(self_id)
+        self.stats = {"published": 0, "fallbacks": 0, "dropped": 0, "received": 0}
+
+        pub = self._context.socket(zmq.XPUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.setsockopt(zmq.SNDHWM, hwm)
+        pub.setsockopt(zmq.XPUB_VERBOSE, 1)
+        pub.setsockopt(zmq.XPUB_NODROP, 1)
+        try:
+            pub.bind("tcp://%s:%s" % (host, port if port else "*"))
+        except zmq.ZMQError as exc:
+            pub.close()
+            raise OSError("bus cannot bind tcp://%s:%s: %s" % (host, port, exc)) from exc
+        self.host = host
+        self.port = int(pub.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+        self.endpoint = "tcp://%s:%d" % (host, self.port)
+
+        sub = self._context.socket(zmq.SUB)
+        sub.setsockopt(zmq.LINGER, 0)
+        sub.setsockopt(zmq.RCVHWM, hwm)
+        sub.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        sub.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        sub.setsockopt(zmq.SUBSCRIBE, GLOBAL_TOPIC)  # first: see the module docstring
+        sub.setsockopt(zmq.SUBSCRIBE, self._own_topic)
+        self._pub_raw = pub
+        self._pub = GreenSocket(pub)
+        self._sub = GreenSocket(sub)
+        self._closed = False
+        self._greenlets = [gevent.spawn(self._subscription_loop), gevent.spawn(self._message_loop)]
+        logger.info("bus %s publishing on %s", self_id, self.endpoint)
+
+    # -- peers (the SUB side) ------------------------------------------------------------------
+
+    def add_peer(self, server_id, endpoint):
+        """Subscribe to a server's bus. Re-adding with a new endpoint reconnects."""
+        old = self._peers.get(server_id)
+        if old == endpoint:
+            return
+        if old is not None:
+            self._disconnect(old)
+        self._sub.socket.connect(endpoint)
+        self._peers[server_id] = endpoint
+
+    def remove_peer(self, server_id):
+        endpoint = self._peers.pop(server_id, None)
+        if endpoint is not None:
+            self._disconnect(endpoint)
+
+    def _disconnect(self, endpoint):
+        try:
+            self._sub.socket.disconnect(endpoint)
+        except zmq.ZMQError as exc:  # already gone: nothing to undo
+            logger.debug("bus %s: disconnect %s: %s", self.self_id, endpoint, exc)
+
+    def subscribed_frontends(self):
+        """Frontend ids whose subscription our XPUB has seen (a copy)."""
+        return set(self._subscribed)
+
+    # -- publishing (any greenlet) -------------------------------------------------------------
+
+    def publish_frontend(self, frontend_id, payload):
+        """Send payload to one frontend: over the PUB once subscribed, else through the fallback."""
+        self._drain_subscriptions()
+        if frontend_id in self._subscribed:
+            if self._pub.try_send_multipart((frontend_topic(frontend_id), payload)):
+                self.stats["published"] += 1
+            else:
+                self._count_drop("frontend %s" % (frontend_id,))
+        else:
+            self._use_fallback(frontend_id, payload)
+
+    def publish_global(self, payload, frontend_ids=()):
+        """One send on the global topic, plus the fallback for each of `frontend_ids` not yet subscribed."""
+        self._drain_subscriptions()
+        if self._subscribed:
+            pub = self._pub
+            if pub.try_send_multipart((GLOBAL_TOPIC, payload)):
+                self.stats["published"] += 1
+            else:
+                # Some subscriber is full; NODROP refused the message for everyone. Send it lossy so
+                # only the full ones lose it.
+                self._pub_raw.setsockopt(zmq.XPUB_NODROP, 0)
+                try:
+                    pub.try_send_multipart((GLOBAL_TOPIC, payload))
+                finally:
+                    self._pub_raw.setsockopt(zmq.XPUB_NODROP, 1)
+                self._count_drop("a global push for at least one slow frontend")
+        for frontend_id in frontend_ids:
+            if frontend_id not in self._subscribed:
+                self._use_fallback(frontend_id, payload)
+
+    def _use_fallback(self, frontend_id, payload):
+        if self._fallback is None:
+            self._count_drop("frontend %s (not subscribed yet and no fallback)" % (frontend_id,))
+            return
+        self.stats["fallbacks"] += 1
+        self._fallback(frontend_id, payload)
+
+    def _count_drop(self, what):
+        self.stats["dropped"] += 1
+        dropped = self.stats["dropped"]
+        if dropped == 1 or dropped % 1000 == 0:
+            logger.warning("bus %s dropped a push to %s (%d dropped so far): subscriber queue full",
+                           self.self_id, what, dropped)
+
+    # -- readers -------------------------------------------------------------------------------
+
+    def _subscription_loop(self):
+        recv = self._pub.recv
+        try:
+            while True:
+                self._handle_subscription(recv())
+        except zmq.ZMQError:
+            if not self._closed:
+                raise
+
+    def _drain_subscriptions(self):
+        """Apply subscription events ZeroMQ already holds, so a publish decides on fresh state."""
+        try_recv = self._pub.try_recv
+        event = try_recv()
+        while event is not None:
+            self._handle_subscription(event)
+            event = try_recv()
+
+    def _handle_subscription(self, event):
+        prefix_len = len(FRONTEND_PREFIX)
+        if len(event) < 2 + prefix_len or event[1 : 1 + prefix_len] != FRONTEND_PREFIX or event[-1:] != TOPIC_END:
+            return  # the global topic, or not one of ours
+        frontend_id = event[1 + prefix_len : -1].decode("utf-8", "replace")
+        if event[0] == 1:
+            if frontend_id not in self._subscribed:
+                logger.info("bus %s: frontend %s subscribed", self.self_id, frontend_id)
+                self._subscribed.add(frontend_id)
+        elif event[0] == 0:
+            logger.info("bus %s: frontend %s unsubscribed", self.self_id, frontend_id)
+            self._subscribed.discard(frontend_id)
+
+    def _message_loop(self):
+        recv = self._sub.recv_multipart
+        own_topic = self._own_topic
+        on_message = self._on_message
+        stats = self.stats
+        try:
+            while True:
+                parts = recv()
+                if len(parts) != 2:
+                    logger.warning("bus %s dropped a message of %d frames", self.self_id, len(parts))
+                    continue
+                topic, payload = parts
+                if topic == GLOBAL_TOPIC:
+                    kind = "g"
+                elif topic == own_topic:
+                    kind = "f"
+                else:
+                    continue
+                stats["received"] += 1
+                try:
+                    on_message(kind, payload)
+                except Exception:
+                    logger.exception("bus %s: on_message raised for a %r message", self.self_id, kind)
+        except zmq.ZMQError:
+            if not self._closed:
+                raise
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        for greenlet in self._greenlets:
+            if greenlet is not gevent.getcurrent():
+                greenlet.kill(block=True, timeout=1)
+        self._sub.close(linger=0)
+        self._pub.close(linger=0)
+        self._subscribed.clear()
