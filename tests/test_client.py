@@ -684,3 +684,20 @@ def test_blocking_calls_from_a_push_handler_are_refused_not_deadlocked(peer):
         conn.send(V_PUSH)
         assert "request_async" in str(errors.get(timeout=WAIT))
         assert client.is_open
+
+
+def test_callers_own_gevent_timeout_is_not_swallowed(peer):
+    client, conn, _ = connect(peer)
+    with client:
+        deadline = gevent.Timeout(0.05)
+        with pytest.raises(gevent.Timeout) as info:
+            with deadline:
+                client.request(ENTRY, {}, timeout=WAIT)
+        assert info.value is deadline
+        assert client.pending_count == 0
+        conn.send(response(1, {"late": 1}))          # the late answer finds nobody and is dropped
+        g = spawn_request(client, ENTRY, {})
+        conn.recv_data()
+        assert conn.recv_data()[5] == 2
+        conn.send(response(2, {"n": 2}))
+        assert g.get(timeout=WAIT) == {"n": 2}

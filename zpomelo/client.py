@@ -21,6 +21,7 @@ from gevent import getcurrent
 from gevent import socket as gsocket
 from gevent import ssl as gssl
 from gevent.event import AsyncResult, Event
+from gevent.hub import Waiter, get_hub
 
 from zpomelo.errors import BodyError, ProtocolError, ZpomeloError
 from zpomelo.protocol import handshake, message, package, websocket
@@ -206,7 +207,8 @@ class Client:
         self._sock = None
         self._framing = None
         self._last_id = 0
-        self._pending = {}             # id -> (route, AsyncResult|None, callback|None, deadline, timeout)
+        # id -> (route, Waiter of a blocked request() | None, callback | None, deadline, timeout)
+        self._pending = {}
         self._out = []                 # whole packages waiting for the writer
         self._control = []             # WebSocket control frames, already framed
         self._wake_writer = Event()
@@ -222,6 +224,8 @@ class Client:
         self._last_recv = 0.0
         self._reader = self._writer = self._heartbeater = self._sweeper = None
         self._sweep_interval = float("inf")
+        self._hub = get_hub()
+        self._run_soon = self._hub.loop.run_callback   # wakes a Waiter from the hub
 
     # ---- connecting --------------------------------------------------------------------------
 
@@ -333,14 +337,21 @@ class Client:
             raise RuntimeError(_IN_READER % "request()")
         rid = self._next_id()
         self._send(self._codec.encode_request(rid, route, {} if body is None else body))
-        result = AsyncResult()
-        self._pending[rid] = (route, result, None, None, timeout)
-        result.wait(timeout)
-        if result.ready():
-            return result.get()
-        self._pending.pop(rid, None)
-        self._codec.forget(rid)
-        raise RequestTimeout(route, rid, timeout)
+        # A bare Waiter woken from the hub, and the sweeper for the deadline: no Event and no
+        # timer per request (a third of the cost of AsyncResult.wait(timeout)).
+        waiter = Waiter(self._hub)
+        if timeout:
+            self._pending[rid] = (route, waiter, None, _monotonic() + timeout, timeout)
+            if timeout < self._sweep_interval:
+                self._start_sweeper(timeout)
+        else:
+            self._pending[rid] = (route, waiter, None, None, None)
+        try:
+            return waiter.get()
+        except BaseException:          # timeout, close, or the caller's own Timeout / kill
+            if self._pending.pop(rid, None) is not None:
+                self._codec.forget(rid)
+            raise
 
     def request_async(self, route, body, callback, timeout=None):
         """Send a request without waiting; returns its id. `callback(error, body)` runs once:
@@ -541,7 +552,7 @@ class Client:
             if entry is None:
                 logger.debug("%r: response to unknown or timed-out request %d", self, mid)
             elif entry[1] is not None:
-                entry[1].set(body)
+                self._run_soon(entry[1].switch, body)
             else:
                 self._run_callback(entry, None, body)
         elif mtype == message.PUSH:
@@ -569,10 +580,15 @@ class Client:
         entry = self._pending.pop(msg_id, None) if msg_id else None
         if entry is None:
             logger.warning("%r: dropping a message that does not decode: %s", self, exc)
-        elif entry[1] is not None:
-            entry[1].set_exception(exc)
         else:
-            self._run_callback(entry, exc, None)
+            self._fail(entry, exc)
+
+    def _fail(self, entry, error):
+        """Fail one pending request: raise in its blocked request(), or call its callback."""
+        if entry[1] is not None:
+            self._run_soon(entry[1].throw, error)
+        else:
+            self._run_callback(entry, error, None)
 
     def _run_callback(self, entry, error, body):
         try:
@@ -636,16 +652,19 @@ class Client:
             self._sweeper = gevent.spawn(self._sweep_loop)
 
     def _sweep_loop(self):
-        pending = self._pending
+        """Fail requests past their deadline; one scan of the (small) pending table per tick."""
         while self._state is not _CLOSED:
             gevent.sleep(self._sweep_interval)
             now = _monotonic()
+            pending = self._pending
             expired = [rid for rid, entry in pending.items()
                        if entry[3] is not None and entry[3] <= now]
             for rid in expired:
-                entry = pending.pop(rid)
+                entry = pending.pop(rid, None)
+                if entry is None or self._state is _CLOSED:   # a callback may have closed us
+                    break
                 self._codec.forget(rid)
-                self._run_callback(entry, RequestTimeout(entry[0], rid, entry[4]), None)
+                self._fail(entry, RequestTimeout(entry[0], rid, entry[4]))
 
     # ---- pushes ------------------------------------------------------------------------------
 
@@ -683,10 +702,7 @@ class Client:
             self._handshake_reply.set_exception(error)
         pending, self._pending = self._pending, {}
         for entry in pending.values():
-            if entry[1] is not None:
-                entry[1].set_exception(error)
-            else:
-                self._run_callback(entry, error, None)
+            self._fail(entry, error)
         self._out = []
         self._wake_writer.set()
         self._push_arrived.set()
