@@ -601,6 +601,17 @@ def test_ws_server_close_frame_closes_client():
         peer.stop()
 
 
+def test_ws_kick_in_the_same_read_as_the_close_frame_is_handled():
+    peer = FakePeer("ws")
+    try:
+        client, conn, _ = connect(peer)
+        conn.send_frame(websocket.encode_frame(V_KICK) + websocket.encode_close(1000, "kicked"))
+        assert client.closed.wait(WAIT)
+        assert client.kicked_reason == "kick"
+    finally:
+        peer.stop()
+
+
 def test_ws_upgrade_refused():
     def handle(sock, address):
         sock.recv(4096)

@@ -126,16 +126,14 @@ class HandshakeCache:
 class _TcpFraming:
     """Raw TCP: the byte stream is the package stream."""
 
+    peer_closed = None
+
     def __init__(self, max_body):
         self.feed = package.PackageDecoder(max_body).feed
 
     @staticmethod
     def wrap(packages):
         return packages[0] if len(packages) == 1 else b"".join(packages)
-
-
-class _PeerClosedWebSocket(Exception):
-    pass
 
 
 class _WsFraming:
@@ -148,6 +146,7 @@ class _WsFraming:
                                                               1 << 20) * 4)
         self._packages = package.PackageDecoder(max_body)
         self._send_control = send_control
+        self.peer_closed = None        # the reason, once a CLOSE frame arrived
 
     def feed(self, data):
         out = []
@@ -157,10 +156,10 @@ class _WsFraming:
             elif opcode == websocket.PING:
                 self._send_control(websocket.encode_frame(payload, websocket.PONG, mask=True))
             elif opcode == websocket.CLOSE:
+                # What arrived before the CLOSE still counts (a kick, a last response).
                 code, reason = websocket.parse_close(payload)
-                closed = _PeerClosedWebSocket("the server closed the WebSocket (%s %s)" % (code, reason))
-                closed.packages = out  # what arrived before the close still counts (a kick, a 500)
-                raise closed
+                self.peer_closed = "the server closed the WebSocket (%s %s)" % (code, reason)
+                break
         return out
 
     @staticmethod
@@ -499,27 +498,27 @@ class Client:
     # ---- receiving ---------------------------------------------------------------------------
 
     def _read_loop(self):
-        sock = self._sock
-        feed = self._framing.feed
+        framing = self._framing
+        feed = framing.feed
         handle = self._handle_packages
         reason = "the server closed the connection"
         try:
-            if self._leftover:
-                handle(feed(self._leftover))
+            data = self._leftover
             self._leftover = None
-            recv = sock.recv
+            recv = self._sock.recv
             while self._state is not _CLOSED:
+                if data:
+                    handle(feed(data))
+                    if framing.peer_closed:
+                        reason = framing.peer_closed
+                        break
                 data = recv(_RECV_SIZE)
                 if not data:
                     break
                 self._last_recv = _monotonic()
-                handle(feed(data))
         except ProtocolError as exc:
             reason = "protocol error from the server: %s" % exc
             logger.warning("%r: %s", self, reason)
-        except _PeerClosedWebSocket as exc:
-            reason = str(exc)
-            handle(exc.packages)
         except OSError as exc:
             reason = "receive failed: %s" % exc
         self._finish(reason)
