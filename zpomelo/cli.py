@@ -49,18 +49,22 @@ def running_master(base_dir, env):
 
 
 def master_address(host, port, base_dir, env):
+    """(host, port) of the master to talk to; see the module's docstring for the order."""
     if host is not None or port is not None:
         return host or DEFAULT_HOST, port or DEFAULT_PORT
-    live = running_master(base_dir, env)
-    if live:
-        return live["host"], live["port"]
+    saved = runstate.load(base_dir, env)["master"]
+    if saved.get("port") and running_master(base_dir, env):
+        return saved["host"], saved["port"]
     try:
         record = config.load_master(base_dir, env)
-        if record.port:
-            return record.host, record.port
     except ZpomeloError:
-        pass
-    return DEFAULT_HOST, DEFAULT_PORT
+        return DEFAULT_HOST, DEFAULT_PORT
+    if record.port:
+        return record.host, record.port
+    if saved.get("port"):       # the last master of this project (dead: the call says so)
+        return saved["host"], saved["port"]
+    fail("no master of %s (%s) is running: config/master.json gives port 0, so start the "
+         "cluster with `zpomelo start`, or give the master's address with -h/-P" % (base_dir, env))
 
 
 def admin_options(fn):
