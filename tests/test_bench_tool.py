@@ -1,0 +1,106 @@
+"""The load tool (zpomelo.bench) against the bench app running in-process on free ports."""
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from zpomelo.bench import BenchError, BenchOptions, run_bench
+from zpomelo.bench.cli import bench
+from zpomelo.bench.stats import Histogram, bucket_of, bucket_value, read_process
+from zpomelo.testing import InProcessCluster
+
+APP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "examples", "bench")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with InProcessCluster(APP_DIR, "test") as c:
+        yield c
+
+
+def options(cluster, **kw):
+    kw.setdefault("clients", 4)
+    kw.setdefault("duration", 1.0)
+    kw.setdefault("warmup", 0.2)
+    return BenchOptions(port=cluster.client_port("connector-server-1"), pids=(os.getpid(),), **kw)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("transport", ["ws", "tcp"])
+def test_echo_mode_reports_throughput_and_latency(cluster, transport):
+    result = run_bench(options(cluster, mode="echo", transport=transport))
+    json.loads(json.dumps(result))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["connected"] == 4
+    assert result["requests"] > 0 and result["throughput"] > 0
+    latency = result["latency_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
+    server = result["server"][str(os.getpid())]
+    assert server["rss_kb"] > 0 and server["cpu_percent"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_chat_mode_counts_pushes_to_every_member(cluster):
+    result = run_bench(options(cluster, mode="chat", senders=2, inflight=2))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["requests"] > 0
+    # every send reaches the 4 members; pushes in flight at the window's edges blur it a little
+    assert result["pushes"] >= 3 * result["requests"]
+    assert result["push_latency_ms"]["count"] == result["pushes"]
+    members = cluster["chat-server-1"].channel_service.get_channel(result["rid"])
+    assert members is None or members.member_count <= 4
+
+
+@pytest.mark.timeout(60)
+def test_cli_prints_json_and_connect_mode_counts_connections(cluster, tmp_path):
+    out = tmp_path / "connect.json"
+    port = str(cluster.client_port("connector-server-1"))
+    runner = CliRunner()
+    result = runner.invoke(bench, ["--mode", "connect", "-P", port, "-c", "20", "-k", "5",
+                                   "--pids", str(os.getpid()), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert printed == json.loads(out.read_text())
+    assert printed["connections"] == 20 and printed["errors"] == 0
+    assert printed["connects_per_s"] > 0
+    assert "server_rss_kb_per_connection" in printed
+
+
+def test_a_closed_port_is_an_error_not_a_hang():
+    result = run_bench(BenchOptions(mode="echo", port=1, clients=2, duration=0.3, warmup=0,
+                                    connect_timeout=2))
+    assert result["connected"] == 0
+    assert result["errors"] == 2 and "connect" in result["error_samples"][0]
+    assert result["throughput"] == 0
+
+
+@pytest.mark.parametrize("bad", [dict(mode="flood"), dict(transport="udp"), dict(clients=0),
+                                 dict(inflight=0), dict(duration=0), dict(mode="chat", senders=0)])
+def test_bad_options_are_refused(bad):
+    with pytest.raises(BenchError):
+        run_bench(BenchOptions(**bad))
+
+
+def test_cli_refuses_a_body_that_is_not_a_json_object():
+    result = CliRunner().invoke(bench, ["--body", "[1, 2]"])
+    assert result.exit_code != 0 and "JSON object" in result.output
+
+
+def test_histogram_percentiles_and_merge():
+    a, b = Histogram(), Histogram()
+    for us in range(1, 1001):
+        a.record(us / 1e6)
+    b.record(0.5)
+    merged = Histogram.from_json(json.loads(json.dumps(a.to_json()))).merge(b)
+    assert merged.count == 1001 and merged.max_us == 500000
+    assert abs(merged.percentile_us(0.5) - 500) <= 500 * 0.016
+    assert abs(merged.percentile_us(0.99) - 990) <= 990 * 0.016
+    assert merged.percentile_us(1.0) == 500000
+    for us in (0, 1, 127, 128, 129, 1000, 123456, 10 ** 9):
+        assert abs(bucket_value(bucket_of(us)) - us) <= max(0.5, us * 0.016)
+
+
+def test_read_process_of_a_missing_pid_is_none():
+    assert read_process(os.getpid())["rss_kb"] > 0
+    assert read_process(2 ** 22 + 12345) is None

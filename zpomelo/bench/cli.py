@@ -1,0 +1,86 @@
+"""``zpomelo bench``: load any Pomelo-protocol frontend and print the results as JSON."""
+import json
+import sys
+
+import click
+
+from zpomelo.bench.load import MODES, BenchError, BenchOptions, run_bench
+
+
+def _parse_pids(values):
+    pids = []
+    for value in values:
+        for part in value.replace(",", " ").split():
+            try:
+                pids.append(int(part))
+            except ValueError:
+                raise click.BadParameter("%r is not a process id" % part, param_hint="--pids")
+    return tuple(pids)
+
+
+def _parse_body(value):
+    if value is None:
+        return None
+    try:
+        body = json.loads(value)
+    except ValueError as exc:
+        raise click.BadParameter("not valid JSON: %s" % exc, param_hint="--body")
+    if not isinstance(body, dict):
+        raise click.BadParameter("must be a JSON object, e.g. '{\"hello\": \"world\"}'",
+                                 param_hint="--body")
+    return body
+
+
+@click.command("bench", context_settings=dict(help_option_names=["--help"]))
+@click.option("--mode", type=click.Choice(MODES), default="echo", show_default=True,
+              help="echo: requests on --route; chat: senders send chat.chatHandler.send to a channel "
+                   "everyone joined, pushes counted; broadcast: like chat with notifies paced by "
+                   "delivery; connect: connections + handshakes per second.")
+@click.option("-h", "--host", default="127.0.0.1", show_default=True)
+@click.option("-P", "--port", type=int, default=3010, show_default=True, help="the frontend's client port")
+@click.option("--transport", type=click.Choice(["ws", "tcp"]), default="ws", show_default=True)
+@click.option("-c", "--clients", type=int, default=50, show_default=True)
+@click.option("-k", "--inflight", type=int, default=None,
+              help="requests in flight per client (default 1); connect mode: handshakes in "
+                   "progress at once per worker (default 50)")
+@click.option("-d", "--duration", type=float, default=10.0, show_default=True,
+              help="seconds measured (after the warmup)")
+@click.option("--warmup", type=float, default=1.0, show_default=True, help="seconds not measured")
+@click.option("--route", default=None, help="echo: chat.chatHandler.echo; chat: chat.chatHandler.send")
+@click.option("--body", default=None, help='echo request body as JSON (default {"hello": "world"})')
+@click.option("--senders", type=int, default=10, show_default=True, help="chat/broadcast senders")
+@click.option("--rid", default=None, help="chat/broadcast channel (default: a fresh one per run)")
+@click.option("-w", "--workers", type=int, default=1, show_default=True,
+              help="load processes (the clients are spread over them)")
+@click.option("--pids", multiple=True, help="server pids to sample (CPU, RSS); comma-separated or repeated")
+@click.option("--timeout", type=float, default=10.0, show_default=True, help="per-request timeout (s)")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="also write the JSON result to this file")
+def bench(mode, host, port, transport, clients, inflight, duration, warmup, route, body, senders,
+          rid, workers, pids, timeout, output):
+    """Put load on a Pomelo-protocol frontend (zpomelo, pinus, Pomelo) and print JSON results:
+    throughput, latency p50/p90/p99/max, errors, and the CPU/RSS of the --pids servers."""
+    options = BenchOptions(mode=mode, host=host, port=port, transport=transport, clients=clients,
+                           inflight=inflight, duration=duration, warmup=warmup, route=route,
+                           body=_parse_body(body), senders=senders, rid=rid, workers=workers,
+                           pids=_parse_pids(pids), timeout=timeout)
+    try:
+        result = run_bench(options)
+    except BenchError as exc:
+        click.echo("error: %s" % exc, err=True)
+        sys.exit(1)
+    text = json.dumps(result, indent=2)
+    if output:
+        with open(output, "w") as f:
+            f.write(text + "\n")
+    click.echo(text)
+    if result["errors"] and not result.get("throughput"):
+        sys.exit(1)
+
+
+def main():
+    bench()
+
+
+if __name__ == "__main__":
+    main()
