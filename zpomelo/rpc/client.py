@@ -86,6 +86,10 @@ class RpcClient:
         peer = self._peers.get(server_id)
         return peer.state if peer is not None else None
 
+    def pending_count(self):
+        """Calls sent and not yet settled (all peers)."""
+        return len(self._pending)
+
     def peers(self):
         return {server_id: peer.endpoint for server_id, peer in self._peers.items()}
 
