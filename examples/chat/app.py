@@ -32,8 +32,8 @@ def route_chat(route_param, msg, app):
 
 
 def configure(app):
-    app.configure("production|development", "connector",
+    app.configure("all", "connector",
                   lambda: app.set("connectorConfig", dict(CONNECTOR_CONFIG)))
-    app.configure("production|development", "gate",
+    app.configure("all", "gate",
                   lambda: app.set("connectorConfig", dict(GATE_CONFIG)))
     app.route("chat", route_chat)

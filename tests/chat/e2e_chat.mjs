@@ -20,10 +20,14 @@ const FLAGS = [
 ];
 
 const steps = [];
-const step = (name) => steps.push(name);
+const timings = {}; // step -> ms since the start, to see where a slow run spends its time
+const started = Date.now();
+const step = (name) => {
+  steps.push(name);
+  timings[name] = Date.now() - started;
+};
 
-async function openAs(browser, username, room) {
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+async function openAs(context, username, room) {
   const page = await context.newPage();
   page.on('pageerror', (err) => steps.push(`${username}: page error: ${err.message}`));
   await page.goto(pageUrl);
@@ -59,29 +63,32 @@ async function main() {
   fs.mkdirSync(artifactsDir, { recursive: true });
   // launch() gives Chromium a fresh temporary --user-data-dir of its own and removes it on close.
   const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  // One context for every page: the page keeps no state in storage, and contexts cost time.
+  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
+  step('chromium started');
   let alice = null;
   try {
-    alice = await openAs(browser, 'alice', 'lobby');
+    alice = await openAs(context, 'alice', 'lobby');
     await entered(alice, 'alice');
     step('alice entered lobby');
 
-    const bob = await openAs(browser, 'bob', 'lobby');
+    const bob = await openAs(context, 'bob', 'lobby');
     await entered(bob, 'bob');
     await online(bob, 'alice');
     await online(alice, 'bob');
     step('alice and bob see each other online');
 
-    const carol = await openAs(browser, 'carol', 'lobby');
+    const carol = await openAs(context, 'carol', 'lobby');
     await entered(carol, 'carol');
     await online(alice, 'carol');
     await online(bob, 'carol');
     step('carol entered; everyone sees her');
 
-    const impostor = await openAs(browser, 'alice', 'lobby');
+    const impostor = await openAs(context, 'alice', 'lobby');
     await impostor.waitForFunction(() => document.getElementById('error').textContent.includes('already in this room'),
       null, { timeout: WAIT_MS });
     if (await impostor.evaluate(() => document.body.dataset.state) !== 'login') throw new Error('a taken name entered the room');
-    await impostor.context().close();
+    await impostor.close();
     step('a second alice is refused with a message');
 
     await say(alice, '*', 'hello everyone');
@@ -103,17 +110,17 @@ async function main() {
     await bob.screenshot({ path: path.join(artifactsDir, 'chat-e2e.png') });
     step('screenshot saved');
 
-    await carol.context().close();
+    await carol.close();
     await offline(alice, 'carol');
     await offline(bob, 'carol');
     await alice.locator('#messages li.notice', { hasText: 'carol left' }).waitFor({ timeout: WAIT_MS });
     if (await alice.locator('#target option[value="carol"]').count() !== 0) throw new Error('carol is still a target');
     step('closing carol\'s page shows her leaving');
 
-    process.stdout.write(`${JSON.stringify({ ok: true, steps })}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: true, steps, timings })}\n`);
   } catch (err) {
     if (alice) await alice.screenshot({ path: path.join(artifactsDir, 'chat-e2e-failure.png') }).catch(() => {});
-    process.stdout.write(`${JSON.stringify({ ok: false, error: String(err && err.stack || err), steps })}\n`);
+    process.stdout.write(`${JSON.stringify({ ok: false, error: String(err && err.stack || err), steps, timings })}\n`);
     process.exitCode = 1;
   } finally {
     await browser.close();
