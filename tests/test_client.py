@@ -712,3 +712,16 @@ def test_callers_own_gevent_timeout_is_not_swallowed(peer):
         assert conn.recv_data()[5] == 2
         conn.send(response(2, {"n": 2}))
         assert g.get(timeout=WAIT) == {"n": 2}
+
+
+def test_timeouts_still_fire_after_the_sweeper_idled(peer):
+    client, conn, _ = connect(peer)
+    with client:
+        for rid in (1, 2):                           # the second request finds the sweeper idle
+            with pytest.raises(RequestTimeout) as info:
+                client.request(ENTRY, {}, timeout=0.05)
+            assert info.value.request_id == rid
+            deadline = time.monotonic() + WAIT
+            while client._sweep_interval != float("inf") and time.monotonic() < deadline:
+                gevent.sleep(0.005)
+            assert client._sweep_interval == float("inf")   # idle: nothing pending

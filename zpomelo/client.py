@@ -222,7 +222,11 @@ class Client:
         self._push_arrived = Event()
         self._last_recv = 0.0
         self._reader = self._writer = self._heartbeater = self._sweeper = None
+        # The sweeper's tick; infinite while it idles (nothing pending), so the one comparison
+        # `timeout < self._sweep_interval` per request both sets the tick and wakes it.
         self._sweep_interval = float("inf")
+        self._sweep_tick = float("inf")
+        self._sweep_wake = Event()
         self._hub = get_hub()
         self._run_soon = self._hub.loop.run_callback   # wakes a Waiter from the hub
 
@@ -646,13 +650,22 @@ class Client:
             gevent.sleep(max(0.0, min(next_beat, self._last_recv + timeout) - now))
 
     def _start_sweeper(self, timeout):
-        self._sweep_interval = min(0.5, max(0.005, timeout / 8.0))
-        if self._sweeper is None and self._state is not _CLOSED:
-            self._sweeper = gevent.spawn(self._sweep_loop)
+        self._sweep_tick = min(self._sweep_tick, 0.5, max(0.005, timeout / 8.0))
+        self._sweep_interval = self._sweep_tick
+        if self._sweeper is None:
+            if self._state is not _CLOSED:
+                self._sweeper = gevent.spawn(self._sweep_loop)
+        else:
+            self._sweep_wake.set()
 
     def _sweep_loop(self):
         """Fail requests past their deadline; one scan of the (small) pending table per tick."""
         while self._state is not _CLOSED:
+            if not self._pending:
+                self._sweep_interval = float("inf")
+                self._sweep_wake.clear()
+                self._sweep_wake.wait()
+                continue
             gevent.sleep(self._sweep_interval)
             now = _monotonic()
             pending = self._pending
