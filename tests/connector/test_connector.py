@@ -188,7 +188,7 @@ def test_failing_handshake_hook_gets_500(server):
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_heartbeat_answered_at_once_and_keeps_the_client(server, transport):
-    connector, frontend = server(heartbeat=0.2)  # timeout 0.4 s
+    connector, frontend = server(heartbeat=0.1, timeout=0.4)
     client = RawClient(connector.port, transport)
     client.handshake()
     for _ in range(8):  # 0.8 s of 0.1 s heartbeats: twice the timeout
