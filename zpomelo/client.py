@@ -338,7 +338,10 @@ class Client:
             timeout = self.request_timeout
         if getcurrent() is self._reader:
             raise RuntimeError(_IN_READER % "request()")
-        rid = self._next_id()
+        rid = self._last_id + 1
+        if rid > MAX_REQUEST_ID:
+            rid = 1                      # ids wrap within 1..2^31-1; 0 would mean "notify"
+        self._last_id = rid
         self._send(self._codec.encode_request(rid, route, {} if body is None else body))
         # A bare Waiter woken from the hub, and the sweeper for the deadline: no Event and no
         # timer per request (a third of the cost of AsyncResult.wait(timeout)).
@@ -367,7 +370,10 @@ class Client:
         """
         if timeout is None:
             timeout = self.request_timeout
-        rid = self._next_id()
+        rid = self._last_id + 1
+        if rid > MAX_REQUEST_ID:
+            rid = 1                      # ids wrap within 1..2^31-1; 0 would mean "notify"
+        self._last_id = rid
         self._send(self._codec.encode_request(rid, route, {} if body is None else body))
         if timeout:
             self._pending[rid] = (route, None, callback, _monotonic() + timeout, timeout)
@@ -435,13 +441,6 @@ class Client:
         return "<Client %s %s:%s %s>" % (self.transport, self.host, self.port, self._state)
 
     # ---- sending -----------------------------------------------------------------------------
-
-    def _next_id(self):
-        rid = self._last_id + 1
-        if rid > MAX_REQUEST_ID:
-            rid = 1
-        self._last_id = rid
-        return rid
 
     def _send(self, pkg):
         """Queue a whole package for the writer (the hot path: no greenlet switch here)."""
