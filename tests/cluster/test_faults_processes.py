@@ -1,0 +1,94 @@
+"""Faults with real processes: a backend SIGKILLed under load, restarted by the master."""
+import json
+import os
+import shutil
+import signal
+import time
+import zlib
+
+import gevent
+import pytest
+
+from zpomelo.client import Client
+from zpomelo.testing import ProcessCluster, wait_until
+
+APP_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "apps", "cluster")
+
+
+def _rid_for(chat_id, prefix):
+    for n in range(1000):
+        rid = "%s-%d" % (prefix, n)
+        if ["chat-1", "chat-2"][(zlib.crc32(rid.encode()) & 0xFFFFFFFF) % 2] == chat_id:
+            return rid
+    raise AssertionError("no rid routes to %s" % chat_id)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    project = tmp_path / "game"
+    shutil.copytree(APP_DIR, project)
+    servers = json.loads((project / "config" / "servers.json").read_text())
+    for record in servers["test"]["chat"]:
+        record["auto-restart"] = True
+    (project / "config" / "servers.json").write_text(json.dumps(servers))
+    c = ProcessCluster(project, "test", password="test-secret").start()
+    yield c
+    pids = [row["pid"] for row in c.servers().values()]
+    c.stop()
+    for pid in pids:  # nothing left behind
+        wait_until(lambda: not _alive(pid), 15, interval=0.05, message="pid %s to exit" % pid)
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.timeout(120)
+def test_backend_killed_under_load_fails_fast_and_comes_back(cluster):
+    servers = cluster.servers()
+    port = servers["connector-1"]["clientPort"]
+    on_victim = Client.connect("127.0.0.1", port)
+    on_survivor = Client.connect("127.0.0.1", port)
+    on_victim.request("connector.entryHandler.entry", {"uid": "v", "rid": _rid_for("chat-1", "room")})
+    on_survivor.request("connector.entryHandler.entry", {"uid": "s", "rid": _rid_for("chat-2", "room")})
+    stats = {"v_ok": 0, "v_err": 0, "s_ok": 0, "s_err": 0, "v_worst": 0.0, "s_worst": 0.0}
+    stop = gevent.event.Event()
+
+    def load(client, tag):
+        while not stop.is_set():
+            started = time.monotonic()
+            answer = client.request("chat.chatHandler.echo", {"n": 1}, timeout=10)
+            spent = time.monotonic() - started
+            stats[tag + "_worst"] = max(stats[tag + "_worst"], spent)
+            stats[tag + ("_ok" if answer.get("server") else "_err")] += 1
+
+    workers = [gevent.spawn(load, on_victim, "v"), gevent.spawn(load, on_survivor, "s")]
+    try:
+        wait_until(lambda: stats["v_ok"] > 50 and stats["s_ok"] > 50, 20, message="load to run")
+        victim_pid = servers["chat-1"]["pid"]
+        os.kill(victim_pid, signal.SIGKILL)
+        wait_until(lambda: stats["v_err"] > 0, 10, message="errors for the killed backend")
+        survivor_before = stats["s_ok"]
+        wait_until(lambda: stats["s_ok"] > survivor_before + 50, 10, message="the other backend to keep serving")
+
+        def restarted():
+            row = cluster.servers().get("chat-1")
+            return row and row["state"] == "running" and row["pid"] != victim_pid and row["restarts"] >= 1
+        wait_until(restarted, 30, interval=0.2, message="chat-1 to be restarted by the master")
+        ok_before = stats["v_ok"]
+        wait_until(lambda: stats["v_ok"] > ok_before + 50, 20, message="chat-1 to serve again")
+    finally:
+        stop.set()
+        gevent.joinall(workers, timeout=15)
+        on_victim.close()
+        on_survivor.close()
+    assert stats["v_worst"] < 3.0, stats  # errors came fast: no request waited for a timeout
+    assert stats["s_err"] == 0, stats
