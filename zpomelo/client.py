@@ -707,13 +707,12 @@ class Client:
         self._state = _CLOSED
         self.close_reason = reason
         logger.debug("%r: closed: %s", self, reason)
-        error = ConnectionClosed("connection to %s:%s closed: %s" % (self.host, self.port, reason),
-                                 reason)
+        text = "connection to %s:%s closed: %s" % (self.host, self.port, reason)
         if not self._handshake_reply.ready():
-            self._handshake_reply.set_exception(error)
+            self._handshake_reply.set_exception(ConnectionClosed(text, reason))
         pending, self._pending = self._pending, {}
-        for entry in pending.values():
-            self._fail(entry, error)
+        for entry in pending.values():   # one exception each: they get separate tracebacks
+            self._fail(entry, ConnectionClosed(text, reason))
         self._out = []
         self._wake_writer.set()
         self._push_arrived.set()
