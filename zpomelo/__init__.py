@@ -10,3 +10,9 @@ from zpomelo.errors import (  # noqa: F401
 )
 
 __version__ = "0.1.0"
+
+
+def create_app(base_dir=".", env=None, server=None, master=None):
+    """An Application for one server of the project in ``base_dir`` (see zpomelo.application)."""
+    from zpomelo.application import create_app as _create_app
+    return _create_app(base_dir, env, server, master)
