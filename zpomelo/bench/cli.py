@@ -37,7 +37,8 @@ def _parse_body(value):
                    "everyone joined, pushes counted; broadcast: like chat with notifies paced by "
                    "delivery; connect: connections + handshakes per second.")
 @click.option("-h", "--host", default="127.0.0.1", show_default=True)
-@click.option("-P", "--port", type=int, default=3010, show_default=True, help="the frontend's client port")
+@click.option("-P", "--port", type=int, multiple=True, default=[3010], show_default=True,
+              help="the frontend's client port; repeat it to deal the clients over several frontends")
 @click.option("--transport", type=click.Choice(["ws", "tcp"]), default="ws", show_default=True)
 @click.option("-c", "--clients", type=int, default=50, show_default=True)
 @click.option("-k", "--inflight", type=int, default=None,
@@ -60,7 +61,7 @@ def bench(mode, host, port, transport, clients, inflight, duration, warmup, rout
           rid, workers, pids, timeout, output):
     """Put load on a Pomelo-protocol frontend (zpomelo, pinus, Pomelo) and print JSON results:
     throughput, latency p50/p90/p99/max, errors, and the CPU/RSS of the --pids servers."""
-    options = BenchOptions(mode=mode, host=host, port=port, transport=transport, clients=clients,
+    options = BenchOptions(mode=mode, host=host, port=list(port), transport=transport, clients=clients,
                            inflight=inflight, duration=duration, warmup=warmup, route=route,
                            body=_parse_body(body), senders=senders, rid=rid, workers=workers,
                            pids=_parse_pids(pids), timeout=timeout)

@@ -39,7 +39,7 @@ class BenchError(Exception):
 class BenchOptions:
     mode: str = "echo"
     host: str = "127.0.0.1"
-    port: int = 3010
+    port: object = 3010           # one port, or a list of frontend ports the clients are dealt over
     transport: str = "ws"
     clients: int = 50
     inflight: int = None          # echo/chat: requests in flight per client (1); connect: handshakes at once per worker (50)
@@ -54,6 +54,9 @@ class BenchOptions:
     timeout: float = 10.0         # per request
     connect_timeout: float = 10.0
 
+    def ports(self):
+        return list(self.port) if isinstance(self.port, (list, tuple)) else [self.port]
+
     def validate(self):
         if self.mode not in MODES:
             raise BenchError("mode must be one of %s, got %r" % (", ".join(MODES), self.mode))
@@ -65,6 +68,8 @@ class BenchOptions:
             raise BenchError("inflight must be at least 1")
         if self.duration <= 0 or self.warmup < 0:
             raise BenchError("duration must be > 0 and warmup >= 0")
+        if not self.ports() or not all(isinstance(p, int) and 0 < p < 65536 for p in self.ports()):
+            raise BenchError("port must be a TCP port number (or a list of them), got %r" % (self.port,))
         if self.mode in ("chat", "broadcast") and self.senders < 1:
             raise BenchError("chat and broadcast modes need at least one sender")
 
@@ -73,7 +78,7 @@ def worker_configs(options, run_id):
     """One config per worker; clients are dealt round-robin so senders spread over workers."""
     workers = min(options.workers, options.clients)
     inflight = options.inflight or (50 if options.mode == "connect" else 1)
-    base = {"mode": options.mode, "host": options.host, "port": options.port,
+    base = {"mode": options.mode, "host": options.host, "ports": options.ports(),
             "transport": options.transport, "inflight": inflight, "duration": options.duration,
             "warmup": options.warmup, "route": options.route or DEFAULT_ROUTES[options.mode],
             "body": DEFAULT_BODY if options.body is None else options.body,
@@ -170,7 +175,8 @@ def summarize(options, configs, results, before, after, rss_idle):
     errors = sum(r["errors"] for r in results)          # setup errors included
     samples = [s for r in results for s in r["error_samples"]]
     config = configs[0]
-    out = {"mode": options.mode, "target": "%s:%s" % (options.host, options.port),
+    out = {"mode": options.mode,
+           "target": " ".join("%s:%s" % (options.host, port) for port in options.ports()),
            "transport": options.transport, "clients": options.clients,
            "connected": sum(r["connected"] for r in results), "workers": len(configs),
            "inflight": config["inflight"], "route": config["route"],

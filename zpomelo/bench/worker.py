@@ -66,8 +66,9 @@ def sleep_until(wall_time):
     gevent.sleep(max(0.0, wall_time - time.time()))
 
 
-def open_client(config, cache):
-    return Client.connect(config["host"], config["port"], transport=config["transport"],
+def open_client(config, cache, index):
+    ports = config["ports"]       # clients are dealt over the frontends' ports by their index
+    return Client.connect(config["host"], ports[index % len(ports)], transport=config["transport"],
                           timeout=config["connect_timeout"], cache=cache,
                           request_timeout=config["timeout"])
 
@@ -89,7 +90,7 @@ def run_load(config, link):
 
     def connect(index):
         try:
-            client = open_client(config, cache)
+            client = open_client(config, cache, index)
         except Exception as exc:
             stats.error("connect: %s" % exc)
             return
@@ -137,7 +138,7 @@ def run_connect(config, link):
     def connect(index):
         t0 = time.perf_counter()
         try:
-            client = open_client(config, cache)
+            client = open_client(config, cache, index)
         except Exception as exc:
             stats.error("connect: %s" % exc)
             return

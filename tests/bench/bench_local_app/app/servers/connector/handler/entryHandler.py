@@ -1,0 +1,3 @@
+def echo(app, msg, session):
+    """The request body, answered by the frontend itself."""
+    return msg
