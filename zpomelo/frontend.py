@@ -12,7 +12,9 @@ import gevent.pool
 from zpomelo import loader
 from zpomelo.channel import GlobalMembers
 from zpomelo.config import load_json_config
-from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, RouteError, ZpomeloError
+from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, ProtocolError, RouteError, ZpomeloError
+from zpomelo.protocol import rsa
+from zpomelo.protocol.codec import encode_json
 from zpomelo.router import parse_route
 from zpomelo.session import SessionService
 
@@ -50,6 +52,7 @@ class FrontendService:
         self.pool = gevent.pool.Pool(int(settings.get("handlerPoolSize", 10000)))
         self.forward_timeout = float(settings.get("forwardTimeout", app.get("rpcTimeout", 10.0)))
         self.max_in_flight = int(settings.get("maxInFlight", 1000))
+        self.use_crypto = bool(settings.get("useCrypto"))
         self.connector_config = None
         self._handler_service = app.handler_service
 
@@ -83,8 +86,14 @@ class FrontendService:
                 logger.exception("checkClient hook failed")
                 return CODE_OLD_CLIENT, None
         reply_user = None
+        session = self.sessions.get(conn.id)
+        if self.use_crypto:
+            try:
+                session.public_key = rsa.parse_public_key(sys.get("rsa") or {})
+            except ProtocolError as exc:
+                logger.info("handshake from %s refused: %s", conn.address, exc)
+                return CODE_FAIL, None
         if self.handshake_hook is not None:
-            session = self.sessions.get(conn.id)
             try:
                 reply_user = self.handshake_hook(self.app, session, sys, user)
             except Exception as exc:
@@ -107,6 +116,11 @@ class FrontendService:
             if msg_id:
                 conn.send(self.codec.encode_response(msg_id, route, {"code": CODE_FAIL, "error": str(exc)}))
             return
+        if self.use_crypto and not self._signature_ok(session, body):
+            if msg_id:
+                conn.send(self.codec.encode_response(msg_id, route, {
+                    "code": CODE_FAIL, "error": "the request signature (__crypto__) is missing or wrong"}))
+            return
         if msg_id:
             if session.in_flight >= self.max_in_flight:
                 conn.send(self.codec.encode_response(msg_id, route, {
@@ -117,6 +131,17 @@ class FrontendService:
             self._run_local(session, msg_id, route, body)
         else:
             self._forward(session, server_type, msg_id, route, body)
+
+    @staticmethod
+    def _signature_ok(session, body):
+        """Pomelo's useCrypto: body.__crypto__ signs JSON.stringify(body without __crypto__)."""
+        if not isinstance(body, dict) or session.public_key is None:
+            return False
+        signature = body.pop("__crypto__", None)
+        if not signature:
+            return False
+        n, e = session.public_key
+        return rsa.verify_sha256(n, e, encode_json(body), signature)
 
     # -- local handlers ------------------------------------------------------------------
     def _run_local(self, session, msg_id, route, body):

@@ -19,7 +19,7 @@ class Session:
     """
 
     __slots__ = ("id", "frontend_id", "uid", "settings", "conn", "_service", "_on_closed",
-                 "_order", "_ready", "closed")
+                 "_order", "_ready", "closed", "public_key")
 
     def __init__(self, service, conn):
         self._service = service
@@ -32,6 +32,7 @@ class Session:
         self._order = collections.deque()
         self._ready = None
         self.closed = False
+        self.public_key = None  # (n, e) when the connector uses crypto
 
     @property
     def address(self):

@@ -1,0 +1,2 @@
+def configure(app):
+    app.set("connectorConfig", {"heartbeat": 5, "useCrypto": True})

@@ -1,0 +1,2 @@
+def echo(app, msg, session):
+    return msg
