@@ -48,10 +48,23 @@ def running_master(base_dir, env):
     return None
 
 
+def running_envs(base_dir):
+    """Environments of this project whose master is running (from logs/.cluster-<env>.json)."""
+    found = []
+    for path in sorted(runstate.log_dir(base_dir).glob(".cluster-*.json")):
+        env = path.name[len(".cluster-"):-len(".json")]
+        if running_master(base_dir, env):
+            found.append(env)
+    return found
+
+
 def master_address(host, port, base_dir, env):
     """(host, port) of the master to talk to; see the module's docstring for the order."""
     if host is not None or port is not None:
         return host or DEFAULT_HOST, port or DEFAULT_PORT
+    if env is None:     # like Pomelo, no -e needed: the one running cluster of the project
+        live = running_envs(base_dir)
+        env = live[0] if len(live) == 1 else DEFAULT_ENV
     saved = runstate.load(base_dir, env)["master"]
     if saved.get("port") and running_master(base_dir, env):
         return saved["host"], saved["port"]
@@ -74,8 +87,9 @@ def admin_options(fn):
         click.option("-P", "--port", type=int, default=None, help="master port (default 3005)"),
         click.option("-u", "--username", default="admin", show_default=True),
         click.option("-p", "--password", default="admin", show_default=True),
-        click.option("-e", "--env", default=DEFAULT_ENV, show_default=True,
-                     help="environment, to find the master of a project"),
+        click.option("-e", "--env", default=None,
+                     help="environment, to find the master of a project (default: the one "
+                          "running, else development)"),
         click.option("-d", "--directory", default=None, help="project directory (default .)"),
         click.option("--json", "as_json", is_flag=True, help="print JSON for scripts"),
     ]
