@@ -35,3 +35,13 @@ def boom(app, msg, session):
 def hang(app, msg, session):
     import gevent
     gevent.sleep(30)
+
+
+def slow(app, msg, session):
+    import os
+    import gevent
+    if os.environ.get("LIFECYCLE_LOG"):
+        with open(os.environ["LIFECYCLE_LOG"], "a") as f:
+            f.write("slow_started %s\n" % app.server_id)
+    gevent.sleep(msg.get("seconds", 0.3))
+    return {"slept": msg.get("seconds", 0.3)}
