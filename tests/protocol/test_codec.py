@@ -184,3 +184,14 @@ def test_json_round_trips_through_both_codecs(msg_id, route, obj):
     assert server.decode(body_of(client.encode_notify(route, obj))) == (NOTIFY, 0, route, obj)
     assert client.decode(body_of(server.encode_response(msg_id, route, obj)))[3] == obj
     assert client.decode(body_of(server.encode_push(route, obj))) == (PUSH, 0, route, obj)
+
+
+def test_server_handshake_sys_merges_dictionary_and_protobuf(pair):
+    server, client = pair
+    full = server.handshake_sys({})
+    assert list(full) == ["dict", "routeToCode", "codeToRoute", "dictVersion", "useDict",
+                          "protos", "useProto"]
+    cached = server.handshake_sys({"dictVersion": client.dict_version,
+                                   "protoVersion": client.proto_version})
+    assert cached == {"useDict": True, "useProto": True}
+    assert ServerCodec().handshake_sys({"dictVersion": "x"}) == {}

@@ -14,13 +14,47 @@ from zpomelo.protocol.message import NOTIFY, PUSH, REQUEST, RESPONSE
 from zpomelo.protocol.package import MAX_BODY_LIMIT, pack_header
 from zpomelo.protocol.protobuf import Protobuf, ProtobufPair
 
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_decode_json = json.JSONDecoder().decode
+_JSON_DECODER = json.JSONDecoder()
+_scan_json = _JSON_DECODER.scan_once
 _decode_message = _message.decode
 _encode_id = _message.encode_id
 _RESPONSE_FLAG = b"\x04"
 _DATA = 0x04000000
 _PREFIX_CACHE_SIZE = 4096
+
+
+def _not_serializable(obj):
+    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
+
+
+def _make_json_encoder():
+    """obj -> compact JSON str. JSONEncoder.encode builds a new C encoder on every call; here
+    the C encoder is built once (circular references end in RecursionError, which callers
+    catch). Falls back to the pure-Python encoder where the C one is missing."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                                allow_nan=False).encode
+    c_encode = make(None, _not_serializable, json.encoder.encode_basestring, None, ":", ",",
+                    False, False, False)
+
+    def encode(obj, _join="".join):
+        return _join(c_encode(obj, 0))
+    return encode
+
+
+_encode_json = _make_json_encoder()
+
+
+def loads(text):
+    """json.loads for a str, with a fast path for the usual body (no surrounding whitespace)."""
+    try:
+        obj, end = _scan_json(text, 0)
+        if end == len(text):
+            return obj
+    except StopIteration:
+        pass
+    return _JSON_DECODER.decode(text)    # whitespace around the value, or a precise error
 
 
 def encode_json(obj):
@@ -36,7 +70,7 @@ def decode_json_body(body, msg_id, route):
     if not body:
         return {}
     try:
-        obj = _decode_json(body.decode("utf-8"))
+        obj = loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BodyError("body of %s is not valid UTF-8 JSON: %s" % (route, exc), msg_id,
                         route) from None
@@ -85,6 +119,16 @@ class ServerCodec:
         self._server_protos = protobuf.server if protobuf and protobuf.server.routes else None
         self._push_prefix = _route_prefix_cache(
             lambda route: _message.push_prefix(route_to_code.get(route, route)))
+
+    def handshake_sys(self, client_sys):
+        """The route-dictionary and protobuf fields of the handshake reply's `sys` for a client
+        whose handshake `sys` is `client_sys` (tables only where its cached versions differ)."""
+        reply = {}
+        if self.dictionary is not None:
+            reply.update(self.dictionary.handshake_sys(client_sys.get("dictVersion")))
+        if self.protobuf is not None:
+            reply.update(self.protobuf.handshake_sys(client_sys.get("protoVersion")))
+        return reply
 
     def decode(self, data):
         """Message bytes -> (type, id, route: str, body: dict).

@@ -1,26 +1,23 @@
 """Handshake and kick bodies (PROTOCOL.md sections 4 and 8): compact UTF-8 JSON in type-1/5 packages."""
-import json
-
 from zpomelo.errors import ProtocolError
 from zpomelo.protocol import package
-
-_encode_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
-_decode_json = json.JSONDecoder().decode
+from zpomelo.protocol.codec import encode_json, loads
 
 
 def dumps(obj):
     """Compact JSON as UTF-8 bytes, the way Pomelo's JSON.stringify writes it."""
     try:
-        return _encode_json(obj).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise ProtocolError("cannot encode %r as JSON: %s" % (type(obj).__name__, exc)) from None
+        return encode_json(obj)
+    except ProtocolError as exc:
+        raise ProtocolError("cannot encode the %s as JSON: %s" % (type(obj).__name__, exc)) \
+            from None
 
 
 def _loads_object(body, what):
     if body.__class__ is not bytes:
         body = bytes(body)
     try:
-        obj = _decode_json(body.decode("utf-8"))
+        obj = loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ProtocolError("%s is not valid UTF-8 JSON: %s" % (what, exc)) from None
     if not isinstance(obj, dict):

@@ -48,6 +48,10 @@ def uvarint(value):
     """Varint bytes of a non-negative int (no range check: callers check)."""
     if value < 0x80:
         return _BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
+    if value < 0x200000:
+        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
     out = bytearray()
     while value >= 0x80:
         out.append((value & 0x7F) | 0x80)
@@ -133,37 +137,47 @@ def _decode_utf8(raw):
 # ---- per-type value encoders: value -> bytes (no key) ------------------------------------
 
 def _number_encoder(ptype, field):
+    # Each encoder has a fast path for the plain value type; anything else goes through the
+    # checking helpers, which either convert it or raise a ProtocolError that names the field.
     if ptype == "uInt32":
         def enc(value):
-            if value.__class__ is int and 0 <= value < 0x80:
-                return _BYTE[value]
+            if value.__class__ is int and 0 <= value <= _MAX_UINT:
+                return _BYTE[value] if value < 0x80 else uvarint(value)
             return uvarint(_as_uint(value, field))
     elif ptype in ("int32", "sInt32"):
         def enc(value):
+            if value.__class__ is int and -_MAX_SINT <= value < _MAX_SINT:
+                return uvarint(value << 1 if value >= 0 else ((-value) << 1) - 1)
             return uvarint(_zigzag(value, field))
     elif ptype == "bool":
         def enc(value):
             return b"\x01" if value else b"\x00"
-    elif ptype == "float":
-        def enc(value):
-            try:
-                return _pack_f(_as_float(value, field))
-            except OverflowError:
-                raise ProtocolError("protobuf field %r: %r does not fit in a float"
-                                    % (field, value)) from None
     else:
+        pack = _pack_f if ptype == "float" else _pack_d
+
         def enc(value):
-            return _pack_d(_as_float(value, field))
+            if value.__class__ is float or value.__class__ is int:
+                try:
+                    return pack(value)
+                except OverflowError:
+                    raise ProtocolError("protobuf field %r: %r does not fit in a %s"
+                                        % (field, value, ptype)) from None
+            return pack(_as_float(value, field))
     return enc
 
 
 # ---- per-type value readers: (data, pos, end) -> (value, next_pos) ------------------------
 
 def _read_uint(data, pos, end):
-    if pos < end:
+    if pos + 1 < end:                   # one- and two-byte varints without a loop
         b = data[pos]
         if b < 0x80:
             return b, pos + 1
+        c = data[pos + 1]
+        if c < 0x80:
+            return (b & 0x7F) | (c << 7), pos + 2
+    elif pos < end and data[pos] < 0x80:
+        return data[pos], pos + 1
     return read_uvarint(data, pos, end)
 
 
@@ -190,7 +204,11 @@ def _read_double(data, pos, end):
 
 
 def _read_length(data, pos, end):
-    n, pos = _read_uint(data, pos, end)
+    if pos < end and data[pos] < 0x80:
+        n = data[pos]
+        pos += 1
+    else:
+        n, pos = read_uvarint(data, pos, end)
     stop = pos + n
     if stop > end:
         raise ProtocolError("protobuf length-delimited field of %d bytes runs past the end of "
@@ -284,27 +302,32 @@ def _spec_of_parsed(obj, where, parent):
 class _Plan:
     """A compiled message: encode via `writers` by field name, decode via `readers` by key."""
 
-    __slots__ = ("where", "writers", "readers", "required", "tags")
+    __slots__ = ("where", "writers", "readers", "required", "required_order", "tags")
 
     def __init__(self, where):
         self.where = where
         self.writers = {}     # name -> (layout, key bytes, value encoder | plan)
         self.readers = {}     # key int -> (name, layout, reader)
-        self.required = ()
+        self.required = frozenset()
+        self.required_order = ()
         self.tags = {}        # tag -> name, for error messages
 
     def encode(self, obj):
         if not isinstance(obj, dict):
             raise ProtocolError("%s: protobuf message must be a dict, got %r"
                                 % (self.where, type(obj).__name__))
-        for name in self.required:
-            if obj.get(name) is None:
-                raise ProtocolError("%s: required field %r is missing" % (self.where, name))
+        if not obj.keys() >= self.required:
+            missing = [name for name in self.required_order if name not in obj]
+            raise ProtocolError("%s: required field %r is missing" % (self.where, missing[0]))
         out = bytearray()
         writers = self.writers
         for name, value in obj.items():
             writer = writers.get(name)
-            if writer is None or value is None:
+            if writer is None:
+                continue
+            if value is None:
+                if name in self.required:
+                    raise ProtocolError("%s: required field %r is missing" % (self.where, name))
                 continue
             layout, key, enc = writer
             if layout == _SINGLE:
@@ -435,7 +458,8 @@ class _Compiler:
             plan.tags[tag] = name
             if option == "required":
                 required.append(name)
-        plan.required = tuple(required)
+        plan.required = frozenset(required)
+        plan.required_order = tuple(required)
         return plan
 
     def _resolve(self, ptype, spec):
