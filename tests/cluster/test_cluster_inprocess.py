@@ -155,3 +155,30 @@ def test_hot_added_backend_joins_routing(cluster, connect):
     assert servers == ["chat-1", "chat-2", "chat-3"]
     client = connect("connector-1")
     assert client.request("chat.chatHandler.ask_chat", {"id": "chat-3"}) == {"one": "chat-3"}
+
+
+def test_rpc_filters_see_every_call_and_unknown_targets_fail_clearly(cluster, connect):
+    from zpomelo.errors import ServerGone
+    seen = []
+
+    class Recorder:
+        def before(self, server_id, service, method, args):
+            seen.append(("before", server_id, service, method))
+
+        def after(self, server_id, service, method, args, result, error):
+            seen.append(("after", server_id, service, method, error is None))
+
+    chat = cluster["chat-1"]
+    chat.rpc_filter(Recorder())
+    assert chat.rpc.area.areaRemote.ping("any-key", 1) == {"server": "area-1", "x": 1}
+    assert seen == [("before", "area-1", "areaRemote", "ping"), ("after", "area-1", "areaRemote", "ping", True)]
+    with pytest.raises(ServerGone) as no_type:
+        chat.rpc.nosuch.someRemote.m("key")
+    assert "no nosuch server is up" in str(no_type.value)
+    with pytest.raises(ServerGone) as no_id:
+        chat.rpc.chat.chatRemote.whoami.to_server("ghost-9")
+    assert "ghost-9" in str(no_id.value)
+    from zpomelo.errors import RpcError
+    with pytest.raises(RpcError) as no_method:
+        chat.rpc.area.areaRemote.no_such_method("k")
+    assert "no remote area.areaRemote.no_such_method" in str(no_method.value)

@@ -195,3 +195,32 @@ def test_loader_exposes_only_public_functions(tmp_path):
     assert list(services) == ["areaHandler"]
     assert list(services["areaHandler"]) == ["move"]
     assert loader.scan_handler_routes(str(tmp_path)) == ["area.areaHandler.move"]
+
+
+def test_toobusy_filter_rejects_while_the_loop_lags():
+    class Lagging:
+        lag = 0.0
+
+        def start(self):
+            pass
+    monitor = Lagging()
+    chain = FilterChain()
+    chain.add(filters.TooBusyFilter(max_lag=0.05, monitor=monitor))
+    hs = _service({"x": lambda app, msg, session: {"ok": 1}}, chain)
+    assert hs.handle("area.h.x", {}, None) == {"ok": 1}
+    monitor.lag = 0.2
+    assert hs.handle("area.h.x", {}, None) == {"code": 500, "error": "server too busy"}
+
+
+@pytest.mark.timeout(10)
+def test_lag_monitor_measures_a_blocked_loop():
+    import time
+    monitor = filters.LagMonitor(interval=0.01)
+    monitor.start()
+    try:
+        gevent.sleep(0.03)  # let the monitor take a first reading
+        time.sleep(0.2)  # block the whole loop on purpose: that is the lag to measure
+        from zpomelo.testing import wait_until
+        assert wait_until(lambda: monitor.lag > 0.05, 2, message="the lag to be seen")
+    finally:
+        monitor.stop()
