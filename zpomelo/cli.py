@@ -344,5 +344,12 @@ def restart(server_type, server_id, **opts):
         "%s (pid %s)" % (r["id"], r.get("pid")) for r in records))
 
 
+def _add_bench():
+    from zpomelo.bench.cli import bench
+    main.add_command(bench)
+
+
+_add_bench()
+
 if __name__ == "__main__":
     main()
