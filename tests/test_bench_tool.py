@@ -48,6 +48,15 @@ def test_chat_mode_counts_pushes_to_every_member(cluster):
     # every send reaches the 4 members; pushes in flight at the window's edges blur it a little
     assert result["pushes"] >= 3 * result["requests"]
     assert result["push_latency_ms"]["count"] == result["pushes"]
+
+
+@pytest.mark.timeout(60)
+def test_broadcast_mode_is_paced_by_delivery(cluster):
+    result = run_bench(options(cluster, mode="broadcast", senders=2))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["requests"] == 0          # notifies: nothing answered
+    assert result["pushes"] > 0 and result["pushes_per_s"] > 0
+    assert result["push_latency_ms"]["count"] == result["pushes"]
     members = cluster["chat-server-1"].channel_service.get_channel(result["rid"])
     assert members is None or members.member_count <= 4
 
@@ -76,7 +85,8 @@ def test_a_closed_port_is_an_error_not_a_hang():
 
 
 @pytest.mark.parametrize("bad", [dict(mode="flood"), dict(transport="udp"), dict(clients=0),
-                                 dict(inflight=0), dict(duration=0), dict(mode="chat", senders=0)])
+                                 dict(inflight=0), dict(duration=0), dict(mode="chat", senders=0),
+                                 dict(port=0), dict(port=[3010, 70000]), dict(port="3010")])
 def test_bad_options_are_refused(bad):
     with pytest.raises(BenchError):
         run_bench(BenchOptions(**bad))

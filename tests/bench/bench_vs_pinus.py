@@ -91,14 +91,15 @@ def summarize(results):
 
 
 def markdown(summary):
-    lines = ["| scenario | target | throughput/s | p50 ms | p99 ms | server CPU % | server CPU us/op | ratio vs pinus |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | target | throughput/s | p50 ms | p99 ms | server CPU % | server CPU us/op "
+             "| server KB/conn | load CPU % | ratio vs pinus |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in summary.items():
         for target, r in row.items():
-            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            lines.append("| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
                 name, target, r.get("throughput"), r.get("latency_p50_ms"), r.get("latency_p99_ms"),
-                r.get("server_cpu_percent"), r.get("server_cpu_us_per_op",
-                                                    r.get("server_rss_kb_per_connection")),
+                r.get("server_cpu_percent", ""), r.get("server_cpu_us_per_op", ""),
+                r.get("server_rss_kb_per_connection", ""), r.get("loadgen_cpu_percent"),
                 r.get("ratio_vs_pinus", "")))
     return "\n".join(lines)
 
