@@ -16,8 +16,9 @@ from zpomelo.protocol.protobuf import Protobuf, ProtobufPair
 
 _JSON_DECODER = json.JSONDecoder()
 _scan_json = _JSON_DECODER.scan_once
-_decode_message = _message.decode
+_decode_message = _message.decode_parts
 _encode_id = _message.encode_id
+_request_prefix = _message.request_prefix
 _RESPONSE_FLAG = b"\x04"
 _DATA = 0x04000000
 _PREFIX_CACHE_SIZE = 4096
@@ -265,8 +266,11 @@ class ClientCodec:
         """A whole DATA package: REQUEST `msg_id` on `route`."""
         if self._server_protos is not None and route in self._server_protos:
             self._protobuf_requests[msg_id] = route
-        body = self._body(route, obj)
-        prefix = _message.request_prefix(msg_id, self.route_to_code.get(route, route))
+        if self._client_protos is None:
+            body = encode_json(obj)
+        else:
+            body = self._body(route, obj)
+        prefix = _request_prefix(msg_id, self.route_to_code.get(route, route))
         return _data_package(prefix, body)
 
     def encode_notify(self, route, obj):

@@ -117,13 +117,21 @@ _FLAG_PUSH = PUSH << 1
 notify_prefix = _make_prefix_cache(_FLAG_NOTIFY)
 push_prefix = _make_prefix_cache(_FLAG_PUSH)
 _request_route = _make_prefix_cache(_FLAG_REQUEST)  # flag + route; the id goes between them
+_request_parts = {}                                  # route -> (flag byte, route field)
 _RESPONSE_FLAG = _BYTE[_FLAG_RESPONSE]
 
 
 def request_prefix(msg_id, route):
     """Flag + id + route of a REQUEST: everything before the body."""
-    head = _request_route(route)
-    return head[:1] + encode_id(msg_id) + head[1:]
+    try:
+        flag, field = _request_parts[route]
+    except (KeyError, TypeError):
+        head = _request_route(route)
+        flag, field = head[:1], head[1:]
+        if len(_request_parts) >= _ROUTE_CACHE_SIZE:
+            _request_parts.clear()
+        _request_parts[route] = flag, field
+    return flag + encode_id(msg_id) + field
 
 
 def response_prefix(msg_id):
@@ -166,6 +174,11 @@ def decode(data) -> Message:
     `route` is a `str`, an `int` dictionary code, or `None` for a RESPONSE; `id` is 0 for NOTIFY
     and PUSH. Raises `ProtocolError` for anything malformed.
     """
+    return _new_message(Message, decode_parts(data))
+
+
+def decode_parts(data):
+    """`decode` as a plain (type, id, route, body) tuple: the per-message hot path."""
     if data.__class__ is not bytes:
         data = bytes(data)
     n = len(data)
@@ -192,7 +205,7 @@ def decode(data) -> Message:
         if flag & _FLAG_ROUTE_CODE:
             raise ProtocolError("a RESPONSE carries no route, but flag 0x%02x sets the dictionary "
                                 "bit" % flag)
-        return _new_message(Message, (RESPONSE, msg_id, None, data[pos:]))
+        return RESPONSE, msg_id, None, data[pos:]
     if flag & _FLAG_ROUTE_CODE:
         if pos + 2 > n:
             raise ProtocolError("%s route code runs past the end of the message"
@@ -211,7 +224,7 @@ def decode(data) -> Message:
         except UnicodeDecodeError:
             raise ProtocolError("%s route is not valid UTF-8" % _TYPE_NAMES[mtype]) from None
         pos = end
-    return _new_message(Message, (mtype, msg_id, route, data[pos:]))
+    return mtype, msg_id, route, data[pos:]
 
 
 def type_name(mtype) -> Optional[str]:
