@@ -195,3 +195,22 @@ def test_server_handshake_sys_merges_dictionary_and_protobuf(pair):
                                    "protoVersion": client.proto_version})
     assert cached == {"useDict": True, "useProto": True}
     assert ServerCodec().handshake_sys({"dictVersion": "x"}) == {}
+
+
+def cesu8(text):
+    """How Pomelo's browser client (Protocol.strencode) writes text: each UTF-16 unit as UTF-8."""
+    raw = text.encode("utf-16-be")
+    units = [int.from_bytes(raw[i:i + 2], "big") for i in range(0, len(raw), 2)]
+    return "".join(map(chr, units)).encode("utf-8", "surrogatepass")
+
+
+def test_cesu8_from_pomelo_browser_client_is_accepted():
+    body = cesu8('{"content":"hi \U0001F600 é"}')
+    assert body != '{"content":"hi \U0001F600 é"}'.encode("utf-8")
+    data = message.encode_request(1, "chat.chatHandler.send", body)
+    assert ServerCodec().decode(data) == (REQUEST, 1, "chat.chatHandler.send",
+                                         {"content": "hi \U0001F600 é"})
+    route = cesu8("on\U0001F600")
+    assert message.decode(b"\x06" + bytes([len(route)]) + route + b"{}").route == "on\U0001F600"
+    with pytest.raises(BodyError, match="not valid UTF-8"):
+        ServerCodec().decode(message.encode_notify("a.b.c", b'{"a":"\xed\xa0\xbd"}'))  # lone half

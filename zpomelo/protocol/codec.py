@@ -71,8 +71,12 @@ def decode_json_body(body, msg_id, route):
     if not body:
         return {}
     try:
-        obj = loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = _message.decode_utf8(body)     # CESU-8 from Pomelo's browser client
+        obj = loads(text)
+    except (ProtocolError, ValueError, RecursionError) as exc:
         raise BodyError("body of %s is not valid UTF-8 JSON: %s" % (route, exc), msg_id,
                         route) from None
     if obj.__class__ is not dict:

@@ -2,6 +2,7 @@
 from zpomelo.errors import ProtocolError
 from zpomelo.protocol import package
 from zpomelo.protocol.codec import encode_json, loads
+from zpomelo.protocol.message import decode_utf8
 
 
 def dumps(obj):
@@ -17,8 +18,8 @@ def _loads_object(body, what):
     if body.__class__ is not bytes:
         body = bytes(body)
     try:
-        obj = loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        obj = loads(decode_utf8(body))
+    except (ProtocolError, ValueError, RecursionError) as exc:
         raise ProtocolError("%s is not valid UTF-8 JSON: %s" % (what, exc)) from None
     if not isinstance(obj, dict):
         raise ProtocolError("%s must be a JSON object, got %s" % (what, type(obj).__name__))

@@ -71,6 +71,20 @@ def decode_id(data, pos):
     return result, pos
 
 
+def decode_utf8(raw):
+    """UTF-8 bytes -> str. Also takes the CESU-8 that Pomelo's browser client writes for characters
+    above U+FFFF (each UTF-16 half as its own 3-byte sequence), joining the halves."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        pass
+    try:
+        return raw.decode("utf-8", "surrogatepass").encode("utf-16-le", "surrogatepass") \
+            .decode("utf-16-le")
+    except UnicodeError:
+        raise ProtocolError("text is not valid UTF-8") from None
+
+
 def _route_field(route):
     """The route as it appears after the flag/id: 1 length byte + UTF-8, or a 2-byte code."""
     if route.__class__ is str:
@@ -220,8 +234,8 @@ def decode_parts(data):
             raise ProtocolError("%s route of %d bytes runs past the end of the message (%d bytes)"
                                 % (_TYPE_NAMES[mtype], data[pos], n))
         try:
-            route = data[pos + 1:end].decode("utf-8")
-        except UnicodeDecodeError:
+            route = decode_utf8(data[pos + 1:end])
+        except ProtocolError:
             raise ProtocolError("%s route is not valid UTF-8" % _TYPE_NAMES[mtype]) from None
         pos = end
     return mtype, msg_id, route, data[pos:]

@@ -23,6 +23,7 @@ import struct
 
 from zpomelo.errors import ConfigError, ProtocolError
 from zpomelo.protocol.dictionary import js_key_order, js_md5_base64, js_stringify
+from zpomelo.protocol.message import decode_utf8
 
 _VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
 _WIRE_TYPES = {"uInt32": _VARINT, "int32": _VARINT, "sInt32": _VARINT, "bool": _VARINT,
@@ -125,12 +126,9 @@ def _decode_utf8(raw):
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         pass
-    # Pomelo's JS client writes each UTF-16 half of an astral character as its own 3-byte
-    # sequence (CESU-8); join such pairs instead of rejecting the string.
     try:
-        return raw.decode("utf-8", "surrogatepass").encode("utf-16", "surrogatepass") \
-            .decode("utf-16")
-    except UnicodeError:
+        return decode_utf8(raw)             # CESU-8 from Pomelo's JS client
+    except ProtocolError:
         raise ProtocolError("protobuf string is not valid UTF-8") from None
 
 
