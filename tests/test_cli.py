@@ -6,10 +6,11 @@ real servers.
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
-from master.cli_project import (kill_project, list_rows, master_pid, ok, project_pids,
+from master.cli_project import (ZPOMELO, kill_project, list_rows, master_pid, ok, project_pids,
                                 wait_for, zpomelo)
 from master.conftest import FAKE_COMMAND, server, write_project
 from zpomelo.master import procinfo
@@ -159,3 +160,22 @@ def test_no_master_and_init_errors(tmp_path):
     assert result.returncode == 1 and "not empty" in result.stderr
     result = zpomelo(tmp_path, "list", "-h", "127.0.0.1", "-P", "1")
     assert result.returncode == 1 and "no master is listening on 127.0.0.1:1" in result.stderr
+
+
+def test_foreground_start_stops_the_cluster_on_ctrl_c(project):
+    master = subprocess.Popen(ZPOMELO + ["start"], cwd=project, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = master.stdout.readline()         # printed once every server is up
+        assert "cluster started: 3 servers" in line and "Ctrl-C" in line
+        pids = [r["pid"] for r in list_rows(project, "-p", "s3cret").values()]
+        assert master.pid in pids
+        master.send_signal(signal.SIGINT)
+        assert master.wait(timeout=30) == 0
+    finally:
+        if master.poll() is None:
+            master.kill()
+            master.wait()
+    assert "master exits" in master.stderr.read()
+    assert not [pid for pid in pids if procinfo.is_alive(pid)]
+    assert project_pids(project) == []

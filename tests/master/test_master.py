@@ -45,9 +45,13 @@ def members_seen_by(m, sid):
 
 def test_start_registers_everyone_and_fires_after_start_all(run_master):
     m = run_master({"connector": [server("connector-1", "connector", frontend=True)],
-                    "chat": [server("chat-1", "chat"), server("chat-2", "chat")]})
+                    "chat": [server("chat-1", "chat", cpu=0, args="-X utf8"),
+                             server("chat-2", "chat")]})
     assert m.ready.wait(20) and m.start_error is None
     ids = ["chat-1", "chat-2", "connector-1"]
+    chat_pid = m.supervisor.procs["chat-1"].pid
+    assert os.sched_getaffinity(chat_pid) == {0}                      # "cpu": 0
+    assert procinfo.cmdline(chat_pid)[1:3] == ["-X", "utf8"]          # "args" go to python
     assert sorted(m.registry.members) == ids
     for sid in ids:
         wait_for(lambda: m.command(sid, "info")["after_start_all"] == 1, what="after_start_all")

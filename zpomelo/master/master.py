@@ -50,6 +50,7 @@ class Master:
         self._socket = None
         self._server_command = server_command
         self._settled = False
+        self._adopting = set()
         self._all_started = False
         self._req_ids = itertools.count(1)
         self._pending = {}                      # req id -> AsyncResult
@@ -77,7 +78,7 @@ class Master:
         self.supervisor = Supervisor(self.base_dir, self.env, self.endpoint, self._on_exit,
                                      self._server_command, on_spawn=lambda p: self.save_state())
         self._greenlets.append(gevent.spawn(self._read_loop))
-        adopting = self._adopt(state["servers"])
+        adopting = self._adopting = self._adopt(state["servers"])
         for record in self.configured:
             if record.id not in self.supervisor.procs:
                 proc = self.supervisor.add(record.to_dict(), configured=True)
@@ -141,6 +142,7 @@ class Master:
         self._settled = True
         if adopting:
             self.broadcast(wire.SYNC, self.registry.records())
+        self._check_all_started()
 
     def _fail_start(self, message):
         if self.ready.is_set():
@@ -154,6 +156,9 @@ class Master:
             return
         if not all(sid in self.registry for sid in self.selected):
             return
+        if not self._settled and any(sid not in self.registry and self.supervisor.procs[sid].alive
+                                     for sid in self._adopting):
+            return      # adopted servers still coming back (they get a few seconds)
         self._all_started = True
         self.start_elapsed = time.monotonic() - self._t0
         logger.info("all %d servers are up (%.2f s); firing after_start_all",
@@ -269,6 +274,7 @@ class Master:
 
     def _on_exit(self, proc, reason):
         self.remove_member(proc.server_id, reason)
+        self._check_all_started()
         if not self.ready.is_set() and proc.server_id in self.selected \
                 and not proc.registered.is_set():
             self._fail_start("server %s %s before it was ready%s" % (
