@@ -14,214 +14,19 @@ Wire rules, matching the pomelo-protobuf encoder byte for byte:
 - repeated strings and messages: every element written with its own key + length + bytes.
 - empty repeated fields are not written; a message is written as key + length + bytes.
 
-Each `Protobuf` compiles its protos once into per-message plans (dicts of closures), so encoding
-and decoding do no string parsing at run time. Protos are accepted in the raw JSON form above or
+Each `Protobuf` compiles its protos once into per-message plans (protowire.Plan: dicts of
+closures), so encoding and decoding do no string parsing at run time. Protos are accepted in the raw JSON form above or
 in the parsed form Pomelo sends in its handshake (`{field: {option, type, tag}, __messages,
 __tags}`); `parsed` is the latter, for the handshake reply.
 """
-import struct
-
 from zpomelo.errors import ConfigError, ProtocolError
 from zpomelo.protocol.dictionary import js_key_order, js_md5_base64, js_stringify
-from zpomelo.protocol.message import decode_utf8
+from zpomelo.protocol.protowire import WIRE_TYPES, Plan, add_field, read_uvarint, uvarint
 
-_VARINT, _FIXED64, _LENGTH, _FIXED32 = 0, 1, 2, 5
-_WIRE_TYPES = {"uInt32": _VARINT, "int32": _VARINT, "sInt32": _VARINT, "bool": _VARINT,
-               "double": _FIXED64, "float": _FIXED32, "string": _LENGTH}
+__all__ = ["Protobuf", "ProtobufPair", "uvarint", "read_uvarint"]
+
 _OPTIONS = ("required", "optional", "repeated")
 _MAX_TAG = (1 << 29) - 1
-_MAX_UINT = (1 << 64) - 1
-_MAX_SINT = 1 << 63
-
-# How a field is laid out on the wire.
-_SINGLE = 0      # key + value
-_COUNTED = 1     # repeated number: key + count + values
-_EACH = 2        # repeated string/message: (key + length + bytes) per element
-
-_BYTE = [bytes((i,)) for i in range(256)]
-_pack_f = struct.Struct("<f").pack
-_pack_d = struct.Struct("<d").pack
-_unpack_f = struct.Struct("<f").unpack_from
-_unpack_d = struct.Struct("<d").unpack_from
-
-
-def uvarint(value):
-    """Varint bytes of a non-negative int (no range check: callers check)."""
-    if value < 0x80:
-        return _BYTE[value]
-    if value < 0x4000:
-        return bytes(((value & 0x7F) | 0x80, value >> 7))
-    if value < 0x200000:
-        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def read_uvarint(data, pos, end):
-    """Read a varint of at most 10 bytes before `end`; return (value, next_pos)."""
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise ProtocolError("protobuf varint runs past the end of the data")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise ProtocolError("protobuf varint is longer than 10 bytes")
-
-
-# ---- value checks (encoding) -------------------------------------------------------------
-
-def _as_int(value, field):
-    if value.__class__ is int:
-        return value
-    if isinstance(value, int):          # bool, IntEnum
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ProtocolError("protobuf field %r needs an integer, got %r" % (field, value))
-
-
-def _as_uint(value, field):
-    value = _as_int(value, field)
-    if not 0 <= value <= _MAX_UINT:
-        raise ProtocolError("protobuf field %r (uInt32) needs a non-negative integer, got %r"
-                            % (field, value))
-    return value
-
-
-def _zigzag(value, field):
-    value = _as_int(value, field)
-    if not -_MAX_SINT <= value < _MAX_SINT:
-        raise ProtocolError("protobuf field %r: %r is out of range" % (field, value))
-    return value << 1 if value >= 0 else ((-value) << 1) - 1
-
-
-def _as_float(value, field):
-    if isinstance(value, (int, float)):
-        return value
-    raise ProtocolError("protobuf field %r needs a number, got %r" % (field, value))
-
-
-def _utf8(value, field):
-    if value.__class__ is not str and not isinstance(value, str):
-        raise ProtocolError("protobuf field %r needs a string, got %r" % (field, value))
-    try:
-        return value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ProtocolError("protobuf field %r holds a string that is not valid UTF-8"
-                            % (field,)) from None
-
-
-def _decode_utf8(raw):
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return decode_utf8(raw)             # CESU-8 from Pomelo's JS client
-    except ProtocolError:
-        raise ProtocolError("protobuf string is not valid UTF-8") from None
-
-
-# ---- per-type value encoders: value -> bytes (no key) ------------------------------------
-
-def _number_encoder(ptype, field):
-    # Each encoder has a fast path for the plain value type; anything else goes through the
-    # checking helpers, which either convert it or raise a ProtocolError that names the field.
-    if ptype == "uInt32":
-        def enc(value):
-            if value.__class__ is int and 0 <= value <= _MAX_UINT:
-                return _BYTE[value] if value < 0x80 else uvarint(value)
-            return uvarint(_as_uint(value, field))
-    elif ptype in ("int32", "sInt32"):
-        def enc(value):
-            if value.__class__ is int and -_MAX_SINT <= value < _MAX_SINT:
-                return uvarint(value << 1 if value >= 0 else ((-value) << 1) - 1)
-            return uvarint(_zigzag(value, field))
-    elif ptype == "bool":
-        def enc(value):
-            return b"\x01" if value else b"\x00"
-    else:
-        pack = _pack_f if ptype == "float" else _pack_d
-
-        def enc(value):
-            if value.__class__ is float or value.__class__ is int:
-                try:
-                    return pack(value)
-                except OverflowError:
-                    raise ProtocolError("protobuf field %r: %r does not fit in a %s"
-                                        % (field, value, ptype)) from None
-            return pack(_as_float(value, field))
-    return enc
-
-
-# ---- per-type value readers: (data, pos, end) -> (value, next_pos) ------------------------
-
-def _read_uint(data, pos, end):
-    if pos + 1 < end:                   # one- and two-byte varints without a loop
-        b = data[pos]
-        if b < 0x80:
-            return b, pos + 1
-        c = data[pos + 1]
-        if c < 0x80:
-            return (b & 0x7F) | (c << 7), pos + 2
-    elif pos < end and data[pos] < 0x80:
-        return data[pos], pos + 1
-    return read_uvarint(data, pos, end)
-
-
-def _read_sint(data, pos, end):
-    n, pos = _read_uint(data, pos, end)
-    return (n >> 1) ^ -(n & 1), pos
-
-
-def _read_bool(data, pos, end):
-    n, pos = _read_uint(data, pos, end)
-    return n != 0, pos
-
-
-def _read_float(data, pos, end):
-    if pos + 4 > end:
-        raise ProtocolError("protobuf float runs past the end of the data")
-    return _unpack_f(data, pos)[0], pos + 4
-
-
-def _read_double(data, pos, end):
-    if pos + 8 > end:
-        raise ProtocolError("protobuf double runs past the end of the data")
-    return _unpack_d(data, pos)[0], pos + 8
-
-
-def _read_length(data, pos, end):
-    if pos < end and data[pos] < 0x80:
-        n = data[pos]
-        pos += 1
-    else:
-        n, pos = read_uvarint(data, pos, end)
-    stop = pos + n
-    if stop > end:
-        raise ProtocolError("protobuf length-delimited field of %d bytes runs past the end of "
-                            "the data" % n)
-    return pos, stop
-
-
-def _read_string(data, pos, end):
-    pos, stop = _read_length(data, pos, end)
-    return _decode_utf8(data[pos:stop]), stop
-
-
-_NUMBER_READERS = {"uInt32": _read_uint, "int32": _read_sint, "sInt32": _read_sint,
-                   "bool": _read_bool, "float": _read_float, "double": _read_double}
-_MIN_ELEMENT_SIZE = {"float": 4, "double": 8}
 
 
 # ---- proto specs: one normal form for both JSON forms ------------------------------------
@@ -295,129 +100,6 @@ def _spec_of_parsed(obj, where, parent):
     return spec
 
 
-# ---- compiled plans ----------------------------------------------------------------------
-
-class _Plan:
-    """A compiled message: encode via `writers` by field name, decode via `readers` by key."""
-
-    __slots__ = ("where", "writers", "readers", "required", "required_order", "tags")
-
-    def __init__(self, where):
-        self.where = where
-        self.writers = {}     # name -> (layout, key bytes, value encoder | plan)
-        self.readers = {}     # key int -> (name, layout, reader)
-        self.required = frozenset()
-        self.required_order = ()
-        self.tags = {}        # tag -> name, for error messages
-
-    def encode(self, obj):
-        if not isinstance(obj, dict):
-            raise ProtocolError("%s: protobuf message must be a dict, got %r"
-                                % (self.where, type(obj).__name__))
-        if not obj.keys() >= self.required:
-            missing = [name for name in self.required_order if name not in obj]
-            raise ProtocolError("%s: required field %r is missing" % (self.where, missing[0]))
-        out = bytearray()
-        writers = self.writers
-        for name, value in obj.items():
-            writer = writers.get(name)
-            if writer is None:
-                continue
-            if value is None:
-                if name in self.required:
-                    raise ProtocolError("%s: required field %r is missing" % (self.where, name))
-                continue
-            layout, key, enc = writer
-            if layout == _SINGLE:
-                out += key
-                out += enc(value)
-                continue
-            if not isinstance(value, (list, tuple)):
-                raise ProtocolError("%s: repeated field %r needs a list, got %r"
-                                    % (self.where, name, type(value).__name__))
-            if not value:
-                continue
-            if layout == _COUNTED:
-                out += key
-                out += uvarint(len(value))
-                for item in value:
-                    out += enc(item)
-            else:
-                for item in value:
-                    out += key
-                    out += enc(item)
-        return out
-
-    def decode(self, data, pos, end):
-        msg = {}
-        readers = self.readers
-        while pos < end:
-            b = data[pos]
-            if b < 0x80:
-                key = b
-                pos += 1
-            else:
-                key, pos = read_uvarint(data, pos, end)
-            reader = readers.get(key)
-            if reader is None:
-                raise self._bad_key(key)
-            name, layout, read = reader
-            if layout == _SINGLE:
-                msg[name], pos = read(data, pos, end)
-            elif layout == _EACH:
-                value, pos = read(data, pos, end)
-                items = msg.get(name)
-                if items is None:
-                    msg[name] = [value]
-                else:
-                    items.append(value)
-            else:
-                count, pos = _read_uint(data, pos, end)
-                if count > end - pos:       # every element takes at least one byte
-                    raise ProtocolError("%s: repeated field %r claims %d elements but only %d "
-                                        "bytes remain" % (self.where, name, count, end - pos))
-                items = msg.get(name)
-                if items is None:
-                    items = msg[name] = []
-                append = items.append
-                for _ in range(count):
-                    value, pos = read(data, pos, end)
-                    append(value)
-        return msg
-
-    def _bad_key(self, key):
-        tag, wire = key >> 3, key & 7
-        name = self.tags.get(tag)
-        if name is None:
-            return ProtocolError("%s: unknown protobuf tag %d" % (self.where, tag))
-        return ProtocolError("%s: field %r (tag %d) arrived with wire type %d, which does not "
-                             "match its declared type" % (self.where, name, tag, wire))
-
-
-def _message_writer(plan):
-    def enc(value):
-        body = plan.encode(value)
-        return uvarint(len(body)) + body
-    return enc
-
-
-def _message_reader(plan):
-    decode = plan.decode
-
-    def read(data, pos, end):
-        pos, stop = _read_length(data, pos, end)
-        value = decode(data, pos, stop)
-        return value, stop
-    return read
-
-
-def _string_writer(field):
-    def enc(value):
-        raw = _utf8(value, field)
-        return uvarint(len(raw)) + raw
-    return enc
-
-
 class _Compiler:
     """Turns specs into plans; a message type name is looked up in the message itself, then in
     each enclosing message, then among the root-level `message <Name>` entries (pomelo-protobuf
@@ -425,39 +107,23 @@ class _Compiler:
 
     def __init__(self, root_messages):
         self.root_messages = root_messages     # type name -> _Spec
-        self.plans = {}                         # id(spec) -> _Plan
+        self.plans = {}                         # id(spec) -> Plan
 
     def plan_of(self, spec):
         plan = self.plans.get(id(spec))
         if plan is not None:
             return plan
-        plan = self.plans[id(spec)] = _Plan(spec.where)
-        required = []
+        plan = self.plans[id(spec)] = Plan(spec.where)
         for option, ptype, name, tag in spec.fields:
-            wire = _WIRE_TYPES.get(ptype)
-            if wire is None:
+            sub = None
+            if ptype not in WIRE_TYPES:
                 nested = self._resolve(ptype, spec)
                 if nested is None:
                     raise ConfigError("%s: field %r has unknown type %r (types: %s, or a message "
-                                      "name)" % (spec.where, name, ptype, ", ".join(_WIRE_TYPES)),
+                                      "name)" % (spec.where, name, ptype, ", ".join(WIRE_TYPES)),
                                       field=name)
                 sub = self.plan_of(nested)
-                enc, read, wire = _message_writer(sub), _message_reader(sub), _LENGTH
-                layout = _EACH if option == "repeated" else _SINGLE
-            elif ptype == "string":
-                enc, read = _string_writer(name), _read_string
-                layout = _EACH if option == "repeated" else _SINGLE
-            else:
-                enc, read = _number_encoder(ptype, name), _NUMBER_READERS[ptype]
-                layout = _COUNTED if option == "repeated" else _SINGLE
-            key = (tag << 3) | wire
-            plan.writers[name] = (layout, uvarint(key), enc)
-            plan.readers[key] = (name, layout, read)
-            plan.tags[tag] = name
-            if option == "required":
-                required.append(name)
-        plan.required = frozenset(required)
-        plan.required_order = tuple(required)
+            add_field(plan, option, ptype, name, tag, sub)
         return plan
 
     def _resolve(self, ptype, spec):
