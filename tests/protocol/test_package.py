@@ -114,14 +114,21 @@ def test_decoder_stays_failed():
     assert decoder.buffered == 0
 
 
-def test_truncated_package_is_held_not_returned():
+def test_truncated_package_is_held_then_reported_at_the_end():
     decoder = PackageDecoder()
     data = package.encode(4, b"hello")
-    for cut in range(len(data)):
+    for cut in range(1, len(data)):
         fresh = PackageDecoder()
         assert fresh.feed(data[:cut]) == []
         assert fresh.buffered == cut
+        with pytest.raises(ProtocolError, match="stream ended inside a package"):
+            fresh.finish()
     assert decoder.feed(data) == [(4, b"hello")]
+    decoder.finish()                                   # nothing pending: no error
+    fresh = PackageDecoder()
+    fresh.feed(data[:6])
+    with pytest.raises(ProtocolError, match="2 of 5 body bytes"):
+        fresh.finish()
 
 
 @pytest.mark.parametrize("ptype", [0, 6, -1, None])

@@ -127,6 +127,18 @@ class PackageDecoder:
             buf.clear()
         return pos
 
+    def finish(self):
+        """Call when the stream ends: raises ProtocolError if it ended inside a package."""
+        buf = self._buf
+        if buf:
+            if len(buf) < HEADER_SIZE:
+                message = "stream ended inside a package header (%d of 4 bytes)" % len(buf)
+            else:
+                message = "stream ended inside a package: %d of %d body bytes" % (
+                    len(buf) - HEADER_SIZE, _unpack_header(buf, 0)[0] & 0xFFFFFF)
+            self._buf = bytearray()
+            raise ProtocolError(message)
+
     def _check_type(self, ptype):
         if not 1 <= ptype <= 5:
             self._fail("package type byte 0x%02x is not one of 1..5" % ptype)
