@@ -214,3 +214,10 @@ def test_cesu8_from_pomelo_browser_client_is_accepted():
     assert message.decode(b"\x06" + bytes([len(route)]) + route + b"{}").route == "on\U0001F600"
     with pytest.raises(BodyError, match="not valid UTF-8"):
         ServerCodec().decode(message.encode_notify("a.b.c", b'{"a":"\xed\xa0\xbd"}'))  # lone half
+
+
+def test_json_bodies_with_whitespace_and_trailing_garbage():
+    server = ServerCodec()
+    assert server.decode(message.encode_notify("a.b.c", b' {"a": 1}\n'))[3] == {"a": 1}
+    with pytest.raises(BodyError, match="Extra data"):
+        server.decode(message.encode_request(2, "a.b.c", b'{"a":1} x'))

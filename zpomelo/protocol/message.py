@@ -233,10 +233,15 @@ def decode_parts(data):
         if end > n:
             raise ProtocolError("%s route of %d bytes runs past the end of the message (%d bytes)"
                                 % (_TYPE_NAMES[mtype], data[pos], n))
+        raw = data[pos + 1:end]
         try:
-            route = decode_utf8(data[pos + 1:end])
-        except ProtocolError:
-            raise ProtocolError("%s route is not valid UTF-8" % _TYPE_NAMES[mtype]) from None
+            route = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            try:
+                route = decode_utf8(raw)
+            except ProtocolError:
+                raise ProtocolError("%s route is not valid UTF-8" % _TYPE_NAMES[mtype]) \
+                    from None
         pos = end
     return mtype, msg_id, route, data[pos:]
 
