@@ -7,6 +7,7 @@ server is up. Processes are the Supervisor's job; admin verbs are control.py's.
 import itertools
 import logging
 import os
+import socket
 import time
 
 import gevent
@@ -94,6 +95,13 @@ class Master:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         port = self.record.port
+        if port and _listening(self.record.host, port):
+            # a dual-stack wildcard listener would not stop our bind, yet clients would be split
+            sock.close()
+            raise ZpomeloError(
+                "the master cannot use %s:%d: another program is already listening there (is "
+                "another cluster running? see zpomelo list -P %d); change the port in "
+                "config/master.json" % (self.record.host, port, port))
         if port == 0 and previous.get("host") == self.record.host and previous.get("port"):
             port = int(previous["port"])    # servers of the last run still talk to that port
         try:
@@ -383,3 +391,11 @@ def bind_retrying(sock, endpoint, retry_for):
             if time.monotonic() >= deadline:
                 raise
             gevent.sleep(0.05)
+
+
+def _listening(host, port):
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False

@@ -126,6 +126,7 @@ class Supervisor:
     def adopt(self, proc, pid, started_at=None):
         """Watch a running server that an earlier master started."""
         proc.popen, proc.pid = None, pid
+        proc.explicit_stop = False
         proc.started_at = started_at or time.time()
         proc.state = STARTING
         proc.registered = gevent.event.Event()
