@@ -100,8 +100,12 @@ def run_load(config, link):
             stats.error("setup: %s" % exc)
             client.close()
             return
-        client.on_close(lambda reason: phase.running and stats.error("connection closed: %s" % reason))
+        client.on_close(closed)
         clients[index] = client
+
+    def closed(reason):
+        if phase.running:        # closes after the run are ours
+            stats.error("connection closed: %s" % reason)
 
     gevent.pool.Pool(SETUP_CONCURRENCY).map(connect, config["indices"])
     link.emit("ready", connected=len(clients), errors=stats.errors,
