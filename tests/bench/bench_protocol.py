@@ -88,13 +88,16 @@ def main(seconds):
          lambda: plain_client.encode_request(1234, ROUTE, BODY)),
         ("request: server decode (package+message+JSON)", server_decode),
         ("request: server decode, dictionary route", server_decode_dict),
-        ("request: server encode response", lambda: plain_server.encode_response(1234, ROUTE, REPLY)),
-        ("request: server encode response raw", lambda: plain_server.encode_response_raw(1234, b'{"code":200}')),
+        ("request: server encode response",
+         lambda: plain_server.encode_response(1234, ROUTE, REPLY)),
+        ("request: server encode response raw",
+         lambda: plain_server.encode_response_raw(1234, b'{"code":200}')),
         ("push: server encode", lambda: server.encode_push(*PUSH)),
         ("push: client decode", lambda: client.decode(push_body)),
         ("protobuf 20 fields (%d bytes): encode" % len(proto_bytes),
          lambda: proto.encode("area.playerHandler.state", PROTO_OBJ)),
-        ("protobuf 20 fields: decode", lambda: proto.decode("area.playerHandler.state", proto_bytes)),
+        ("protobuf 20 fields: decode",
+         lambda: proto.decode("area.playerHandler.state", proto_bytes)),
     ]
     results = {}
     for name, fn in cases:
@@ -109,9 +112,9 @@ def main(seconds):
                                            "request: server encode response")))
     print("%-52s %10.0f ops/s" % ("=> push (server encode + client decode)",
                                   combined("push: server encode", "push: client decode")))
+    proto_encode, proto_decode = [name for name, _ in cases[-2:]]
     print("%-52s %10.0f ops/s" % ("=> protobuf 20 fields (encode + decode)",
-                                  combined("protobuf 20 fields (%d bytes): encode" % len(proto_bytes),
-                                           "protobuf 20 fields: decode")))
+                                  combined(proto_encode, proto_decode)))
 
 
 if __name__ == "__main__":

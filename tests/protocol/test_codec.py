@@ -78,8 +78,8 @@ def test_pushes_json_and_protobuf(pair):
     assert client.decode(body_of(chat)) == (PUSH, 0, "onChat", {"msg": "hi"})
     move = server.encode_push("onMove", {"id": 1, "xy": [3, -4]})
     assert client.decode(body_of(move)) == (PUSH, 0, "onMove", {"id": 1, "xy": [3, -4]})
-    assert server.encode_push_raw("onMove", server.encode_body("onMove", {"id": 1, "xy": [3, -4]})) \
-        == move
+    body = server.encode_body("onMove", {"id": 1, "xy": [3, -4]})
+    assert server.encode_push_raw("onMove", body) == move
     other = server.encode_push("onOther", {"a": [1, None]})
     assert client.decode(body_of(other)) == (PUSH, 0, "onOther", {"a": [1, None]})
 

@@ -46,7 +46,8 @@ SEEDS = [
     message.encode_notify(2, b"{}"),
     message.encode_push(4, PAIR.server.encode("onMove", {"id": 1, "ds": [1.0, -2.0]})),
     message.encode_push("onChat", b'{"msg":"hi"}'),
-    message.encode_response(1, PAIR.server.encode("a.h.move", {"id": 7, "path": [{"x": 0, "y": 0}]})),
+    message.encode_response(1, PAIR.server.encode("a.h.move",
+                                                  {"id": 7, "path": [{"x": 0, "y": 0}]})),
     b'{"sys":{"type":"js","version":"1","dictVersion":"x"},"user":{"a":1}}',
     b'{"code":200,"sys":{"heartbeat":3,"useDict":true}}',
 ]

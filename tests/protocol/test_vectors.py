@@ -1,4 +1,4 @@
-"""Byte-for-byte vectors: PROTOCOL.md sections 6, 7 and 9, and vectors made by Pomelo's own codecs."""
+"""Byte-for-byte vectors: PROTOCOL.md sections 6, 7 and 9, and vectors from Pomelo's own codecs."""
 import json
 import os
 
@@ -28,8 +28,8 @@ def one_package(data):
 
 
 ENTRY = "connector.entryHandler.entry"
-REQUEST_VECTOR = h("04 00 00 2a 00 01 1c 63 6f 6e 6e 65 63 74 6f 72 2e 65 6e 74 72 79 48 61 6e 64 6c"
-                   " 65 72 2e 65 6e 74 72 79 7b 22 75 69 64 22 3a 22 61 22 7d")
+REQUEST_VECTOR = h("04 00 00 2a 00 01 1c 63 6f 6e 6e 65 63 74 6f 72 2e 65 6e 74 72 79 48 61 6e"
+                   " 64 6c 65 72 2e 65 6e 74 72 79 7b 22 75 69 64 22 3a 22 61 22 7d")
 REQUEST_DICT_VECTOR = h("04 00 00 0f 01 01 00 08 7b 22 75 69 64 22 3a 22 61 22 7d")
 ERROR_RESPONSE_VECTOR = h("04 00 00 0e 04 03 7b 22 63 6f 64 65 22 3a 35 30 30 7d")
 PUSH_VECTOR = h("04 00 00 14 06 06 6f 6e 43 68 61 74 7b 22 6d 73 67 22 3a 22 68 69 22 7d")
@@ -99,7 +99,8 @@ def test_push_with_dictionary_code_and_protobuf_body_vector():
 
 
 def test_handshake_ack_and_heartbeat_vectors():
-    assert package.HANDSHAKE_ACK_PACKAGE == h("02 00 00 00") == package.encode(package.HANDSHAKE_ACK)
+    assert package.HANDSHAKE_ACK_PACKAGE == h("02 00 00 00") \
+        == package.encode(package.HANDSHAKE_ACK)
     assert package.HEARTBEAT_PACKAGE == h("03 00 00 00") == package.encode(package.HEARTBEAT)
     assert one_package(h("02 00 00 00")) == (package.HANDSHAKE_ACK, b"")
     assert one_package(h("03 00 00 00")) == (package.HEARTBEAT, b"")

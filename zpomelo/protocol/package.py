@@ -1,4 +1,4 @@
-"""Pomelo package layer: | type: 1 byte | length: 3 bytes big-endian | body |  (PROTOCOL.md section 2)."""
+"""Pomelo package layer (PROTOCOL.md section 2): | type: 1 byte | length: 3 bytes BE | body |."""
 import struct
 
 from zpomelo.errors import ProtocolError
@@ -58,7 +58,8 @@ class PackageDecoder:
 
     def __init__(self, max_body=DEFAULT_MAX_BODY):
         if not isinstance(max_body, int) or not 0 <= max_body <= MAX_BODY_LIMIT:
-            raise ValueError("max_body must be an int in 0..%d, got %r" % (MAX_BODY_LIMIT, max_body))
+            raise ValueError("max_body must be an int in 0..%d, got %r"
+                             % (MAX_BODY_LIMIT, max_body))
         self.max_body = max_body
         self._buf = bytearray()
         self._error = None

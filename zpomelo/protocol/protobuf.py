@@ -15,9 +15,9 @@ Wire rules, matching the pomelo-protobuf encoder byte for byte:
 - empty repeated fields are not written; a message is written as key + length + bytes.
 
 Each `Protobuf` compiles its protos once into per-message plans (protowire.Plan: dicts of
-closures), so encoding and decoding do no string parsing at run time. Protos are accepted in the raw JSON form above or
-in the parsed form Pomelo sends in its handshake (`{field: {option, type, tag}, __messages,
-__tags}`); `parsed` is the latter, for the handshake reply.
+closures), so encoding and decoding do no string parsing at run time. Protos are accepted in the
+raw JSON form above or in the parsed form Pomelo sends in its handshake (`{field: {option, type,
+tag}, __messages, __tags}`); `parsed` is the latter, for the handshake reply.
 """
 from zpomelo.errors import ConfigError, ProtocolError
 from zpomelo.protocol.dictionary import js_key_order, js_md5_base64, js_stringify
