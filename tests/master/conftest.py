@@ -51,13 +51,3 @@ def kill_all(pids):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-
-
-def pids_of_project(base):
-    """Every live process whose command line names this project directory."""
-    out = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and procinfo.is_alive(int(entry)):
-            if str(base) in procinfo.cmdline(int(entry)):
-                out.append(int(entry))
-    return out

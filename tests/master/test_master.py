@@ -10,7 +10,8 @@ from zpomelo.errors import ConfigError, ZpomeloError
 from zpomelo.master import procinfo, runstate
 from zpomelo.master.master import Master
 
-from .conftest import FAKE_COMMAND, kill_all, pids_of_project, server, write_project
+from .cli_project import kill_project, project_pids as pids_of_project
+from .conftest import FAKE_COMMAND, server, write_project
 
 
 def wait_for(cond, timeout=10.0, what="condition"):
@@ -36,7 +37,7 @@ def run_master(tmp_path, fake_servers):
     for m in masters:
         fake_servers.extend(p.pid for p in m.supervisor.procs.values() if p.pid)
         m.close()
-    kill_all(pids_of_project(tmp_path))
+    kill_project(tmp_path)
 
 
 def members_seen_by(m, sid):
@@ -94,12 +95,16 @@ def test_server_failing_at_start_fails_the_start_with_its_log(run_master):
     assert "failing on purpose" in m.start_error        # the tail of logs/bad-1.log
 
 
-def test_silent_server_is_removed_then_rejoins(run_master):
-    m = run_master({"chat": [server("chat-1", "chat"), server("chat-2", "chat")]},
+def test_silent_server_is_removed_then_rejoins_and_restart_force_kills(run_master):
+    m = run_master({"chat": [server("chat-1", "chat"), server("chat-2", "chat"),
+                             server("chat-3", "chat", **{"restart-force": True})]},
                    heartbeat_timeout=1.0)
     assert m.ready.wait(20)
     pid = m.supervisor.procs["chat-1"].pid
+    forced = m.supervisor.procs["chat-3"]
+    forced_pid = forced.pid
     os.kill(pid, signal.SIGSTOP)
+    os.kill(forced_pid, signal.SIGSTOP)
     try:
         wait_for(lambda: "chat-1" not in m.registry, what="heartbeat timeout")
         assert m.supervisor.procs["chat-1"].state == "unresponsive"
@@ -107,6 +112,26 @@ def test_silent_server_is_removed_then_rejoins(run_master):
         os.kill(pid, signal.SIGCONT)
     wait_for(lambda: "chat-1" in m.registry, what="re-registration")
     assert m.supervisor.procs["chat-1"].pid == pid
+    # restart-force: an unresponsive server is killed and started again
+    wait_for(lambda: forced.restarts == 1 and "chat-3" in m.registry, what="forced restart")
+    assert forced.pid != forced_pid and not procinfo.is_alive(forced_pid)
+
+
+def test_crash_loop_restarts_with_growing_backoff(run_master):
+    m = run_master({"chat": [server("chat-1", "chat"),
+                             server("bad-1", "chat", fake="fail-start",
+                                    **{"auto-restart": True})]})
+    proc = m.supervisor.procs["bad-1"]
+    spawned = []
+    m.supervisor._on_spawn = lambda p: spawned.append((p.server_id, time.monotonic()))
+    wait_for(lambda: len(spawned) >= 3, timeout=15, what="three restarts")
+    times = [t for sid, t in spawned if sid == "bad-1"]
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert len(gaps) >= 2 and gaps[1] > gaps[0] * 1.5, gaps      # 0.5 s, 1 s, 2 s ...
+    assert proc.state in ("restarting", "starting")
+    m.control.handle("stop", {"ids": ["bad-1"]})                  # an explicit stop ends it
+    assert proc.state == "stopped" and not proc.alive
+    assert proc._restart_timer is None          # no restart is pending any more
 
 
 def test_restarted_master_adopts_running_servers(run_master, tmp_path):
