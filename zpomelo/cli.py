@@ -19,6 +19,7 @@ from zpomelo import config
 from zpomelo.errors import ZpomeloError
 from zpomelo.master import procinfo, runstate
 from zpomelo.master.admin_client import AdminClient
+from zpomelo.master.supervisor import child_env
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3005
@@ -197,7 +198,8 @@ def _start_daemon(base_dir, env, server_type, server_id, as_json):
         argv += ["--id", server_id]
     with open(log_dir / "master.log", "ab") as log:
         proc = subprocess.Popen(argv, cwd=base_dir, stdin=subprocess.DEVNULL, stdout=log,
-                                stderr=log, pass_fds=(write_fd,), start_new_session=True)
+                                stderr=log, pass_fds=(write_fd,), start_new_session=True,
+                                env=child_env())
     os.close(write_fd)
     line = _read_line(read_fd, START_WAIT)
     os.close(read_fd)

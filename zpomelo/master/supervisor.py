@@ -33,6 +33,17 @@ STARTING, RUNNING, STOPPING, STOPPED, DOWN, RESTARTING, UNRESPONSIVE = (
     "starting", "running", "stopping", "stopped", "down", "restarting", "unresponsive")
 
 
+def child_env():
+    """os.environ, with zpomelo importable in children even when it is not installed
+    (a source checkout run through bin/zpomelo or tests)."""
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        env["PYTHONPATH"] = os.pathsep.join([root] + paths)
+    return env
+
+
 class ServerProcess:
     """One server of the cluster and its current process (if any)."""
 
@@ -107,7 +118,7 @@ class Supervisor:
         with open(self.log_dir / ("%s.log" % proc.server_id), "ab") as log:
             popen = subprocess.Popen(argv, cwd=self.base_dir, stdin=subprocess.DEVNULL,
                                      stdout=log, stderr=log, start_new_session=True,
-                                     close_fds=True)
+                                     close_fds=True, env=child_env())
         proc.popen, proc.pid = popen, popen.pid
         proc.started_at = time.time()
         proc.state = STARTING
