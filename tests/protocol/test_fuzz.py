@@ -20,9 +20,9 @@ PROTOS = {
     "a.h.move": {"required uInt32 id": 1, "optional sInt32 dx": 2, "optional float f": 3,
                  "optional double d": 4, "repeated string tags": 5, "repeated Point path": 6,
                  "repeated uInt32 ids": 7, "optional bool b": 8, "optional Node n": 9,
-                 "message Point": {"required float x": 1, "required float y": 2},
-                 "message Node": {"optional uInt32 v": 1, "repeated Node kids": 2}},
+                 "message Point": {"required float x": 1, "required float y": 2}},
     "onMove": {"required uInt32 id": 1, "repeated double ds": 2},
+    "message Node": {"optional uInt32 v": 1, "repeated Node kids": 2},
 }
 DICTIONARY = RouteDictionary(["a.h.move", "a.h.chat", "b.h.x"], ["onMove", "onChat"])
 PAIR = ProtobufPair(PROTOS, PROTOS)

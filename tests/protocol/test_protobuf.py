@@ -90,16 +90,20 @@ def test_unknown_object_keys_are_skipped_and_repeats_accumulate():
         {"xs": [1, 2, 3], "s": ["x"]}
 
 
-def test_root_messages_and_enclosing_scopes_resolve():
+def test_message_types_resolve_where_pomelo_protobuf_looks():
     codec = Protobuf({
         "r": {"required A a": 1,
-              "message A": {"required B b": 1}, "message B": {"required Shared s": 1}},
+              "message A": {"required B b": 1, "message B": {"required Shared s": 1}}},
         "message Shared": {"required string x": 1},
     })
     obj = {"a": {"b": {"s": {"x": "hi"}}}}
     assert codec.decode("r", codec.encode("r", obj)) == obj
     assert codec.routes == ["r"]
     assert codec.has("r") and not codec.has("message Shared") and "r" in codec
+    # A sibling declared in the enclosing message is invisible to pomelo-protobuf: refused.
+    with pytest.raises(ConfigError, match="unknown type 'B'.*nowhere else"):
+        Protobuf({"r": {"required A a": 1, "message A": {"required B b": 1},
+                        "message B": {"required uInt32 n": 1}}})
 
 
 def test_parsed_form_round_trips():

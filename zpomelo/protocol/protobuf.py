@@ -34,11 +34,10 @@ _MAX_TAG = (1 << 29) - 1
 class _Spec:
     """One message definition: fields in file order and the messages nested inside it."""
 
-    __slots__ = ("where", "parent", "fields", "nested")
+    __slots__ = ("where", "fields", "nested")
 
-    def __init__(self, where, parent):
+    def __init__(self, where):
         self.where = where
-        self.parent = parent  # the enclosing message, whose nested names are visible here
         self.fields = []      # (option, type, name, tag)
         self.nested = {}      # type name -> _Spec
 
@@ -65,16 +64,16 @@ class _Spec:
         return out
 
 
-def _spec_of(obj, where, parent=None):
+def _spec_of(obj, where):
     if not isinstance(obj, dict):
         raise ConfigError("%s: a message must be a JSON object, got %r" % (where, obj))
     if "__tags" in obj or "__messages" in obj:
-        return _spec_of_parsed(obj, where, parent)
-    spec = _Spec(where, parent)
+        return _spec_of_parsed(obj, where)
+    spec = _Spec(where)
     for key, value in obj.items():
         words = key.split() if isinstance(key, str) else []
         if len(words) == 2 and words[0] == "message":
-            spec.nested[words[1]] = _spec_of(value, "%s.%s" % (where, words[1]), spec)
+            spec.nested[words[1]] = _spec_of(value, "%s.%s" % (where, words[1]))
         elif len(words) == 3:
             spec.add_field(words[0], words[1], words[2], value)
         else:
@@ -83,8 +82,8 @@ def _spec_of(obj, where, parent=None):
     return spec
 
 
-def _spec_of_parsed(obj, where, parent):
-    spec = _Spec(where, parent)
+def _spec_of_parsed(obj, where):
+    spec = _Spec(where)
     for key, value in obj.items():
         if key == "__tags":
             continue
@@ -92,7 +91,7 @@ def _spec_of_parsed(obj, where, parent):
             if not isinstance(value, dict):
                 raise ConfigError("%s: __messages must be an object" % where)
             for name, nested in value.items():
-                spec.nested[name] = _spec_of(nested, "%s.%s" % (where, name), spec)
+                spec.nested[name] = _spec_of(nested, "%s.%s" % (where, name))
             continue
         if not isinstance(value, dict) or not isinstance(value.get("type"), str):
             raise ConfigError("%s: field %r must be {option, type, tag}" % (where, key), field=key)
@@ -101,9 +100,10 @@ def _spec_of_parsed(obj, where, parent):
 
 
 class _Compiler:
-    """Turns specs into plans; a message type name is looked up in the message itself, then in
-    each enclosing message, then among the root-level `message <Name>` entries (pomelo-protobuf
-    looks only in the message itself and at the root)."""
+    """Turns specs into plans. A message type name is looked up exactly where pomelo-protobuf
+    looks: among the messages nested in the message that uses it, then among the root-level
+    `message <Name>` entries. (An enclosing message's nested types are NOT visible: Pomelo's
+    clients would silently write broken data for them, so such protos are refused.)"""
 
     def __init__(self, root_messages):
         self.root_messages = root_messages     # type name -> _Spec
@@ -117,22 +117,16 @@ class _Compiler:
         for option, ptype, name, tag in spec.fields:
             sub = None
             if ptype not in WIRE_TYPES:
-                nested = self._resolve(ptype, spec)
+                nested = spec.nested.get(ptype) or self.root_messages.get(ptype)
                 if nested is None:
-                    raise ConfigError("%s: field %r has unknown type %r (types: %s, or a message "
-                                      "name)" % (spec.where, name, ptype, ", ".join(WIRE_TYPES)),
-                                      field=name)
+                    raise ConfigError(
+                        "%s: field %r has unknown type %r. Use one of %s, a message declared "
+                        "inside %s, or a root-level 'message %s' entry (pomelo-protobuf looks "
+                        "nowhere else)" % (spec.where, name, ptype, ", ".join(WIRE_TYPES),
+                                           spec.where, ptype), field=name)
                 sub = self.plan_of(nested)
             add_field(plan, option, ptype, name, tag, sub)
         return plan
-
-    def _resolve(self, ptype, spec):
-        while spec is not None:
-            found = spec.nested.get(ptype)
-            if found is not None:
-                return found
-            spec = spec.parent
-        return self.root_messages.get(ptype)
 
 
 class Protobuf:
