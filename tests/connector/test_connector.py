@@ -249,7 +249,8 @@ def test_slow_client_over_the_write_queue_limit_is_closed(server):
     connector, frontend = server(write_queue_limit=50000)
     client = RawClient(connector.port)
     client.handshake()
-    client.send_request(1, "test.h.push", {"count": 100, "pad": "x" * 1000})
+    # Sends go straight to the kernel while it takes them, so push well past the socket buffers.
+    client.send_request(1, "test.h.push", {"count": 20000, "pad": "x" * 1000})
     client.wait_closed()
     wait_for(lambda: frontend.closed, what="on_close")
     assert list(frontend.closed.values()) == ["write queue overflow"]

@@ -11,6 +11,7 @@ import logging
 
 import gevent
 from gevent.event import Event
+from gevent.ssl import SSLSocket
 
 from zpomelo.errors import BodyError, ProtocolError
 from zpomelo.protocol import handshake
@@ -93,6 +94,13 @@ class Connection:
         self._writer = None
         self._deadline = None       # the handshake deadline, then the heartbeat deadline
         self._flush_timer = None
+        # Plain sockets get a fast path: while the writer is idle, send() writes straight to the
+        # non-blocking OS socket (no greenlet switch); what does not fit goes to the writer as
+        # already-framed bytes in _unsent. TLS sockets always go through the writer.
+        self._os_sock = None if isinstance(sock, SSLSocket) else getattr(sock, "_sock", None)
+        self._writing = False
+        self._unsent = None
+        self._corked = False
 
     def __repr__(self):
         return "<%s sid=%s %s:%s %s>" % (type(self).__name__, self.id, self.address[0],
@@ -147,24 +155,49 @@ class Connection:
         """Transport hook: e.g. a WebSocket close frame with a status code."""
 
     def handle_bytes(self, data):
-        """Feed client bytes (a TCP read or a WebSocket message) through the state machine."""
-        for ptype, body in self._decoder.feed(data):
-            if ptype == DATA:
-                if self.state is WORKING:
-                    self._on_data(body)
-            elif ptype == HEARTBEAT:
-                if self.state is WORKING:
-                    self._on_heartbeat()
-            elif ptype == HANDSHAKE:
-                if self.state is INITED:
-                    self._on_handshake(body)
-            elif ptype == HANDSHAKE_ACK:
-                if self.state is WAIT_ACK:
-                    self._on_ack()
-            # Anything else (a KICK from a client, a package in the wrong state) is ignored, as
-            # Pomelo does.
-            if self.state is CLOSED:
-                return
+        """Feed client bytes (a TCP read or a WebSocket message) through the state machine.
+
+        Answers produced while one read is handled are held (corked) and written together
+        afterwards: one send for the whole batch.
+        """
+        packages = self._decoder.feed(data)
+        if len(packages) == 1:
+            self._handle_package(*packages[0])
+            return
+        self._corked = True
+        try:
+            for ptype, body in packages:
+                self._handle_package(ptype, body)
+                if self.state is CLOSED:
+                    break
+        finally:
+            self._corked = False
+        queue = self._queue
+        if not queue or self.state is CLOSED:
+            return
+        if self._os_sock is not None and not self._writing and self._unsent is None:
+            data = b"".join(queue)
+            queue.clear()
+            self._queued_bytes -= len(data)
+            self._send_now(data)
+        else:
+            self._wake.set()
+
+    def _handle_package(self, ptype, body):
+        if ptype == DATA:
+            if self.state is WORKING:
+                self._on_data(body)
+        elif ptype == HEARTBEAT:
+            if self.state is WORKING:
+                self._on_heartbeat()
+        elif ptype == HANDSHAKE:
+            if self.state is INITED:
+                self._on_handshake(body)
+        elif ptype == HANDSHAKE_ACK:
+            if self.state is WAIT_ACK:
+                self._on_ack()
+        # Anything else (a KICK from a client, a package in the wrong state) is ignored, as
+        # Pomelo does.
 
     # ---- the Pomelo state machine --------------------------------------------------------
 
@@ -285,9 +318,29 @@ class Connection:
                            self, self._queue_limit)
             self.close("write queue overflow", flush=False)
             return False
+        if (self._os_sock is not None and not self._queue and not self._writing
+                and self._unsent is None and not self._corked and self.state is not CLOSED):
+            return self._send_now(package_bytes)
         self._queued_bytes = size
         self._queue.append(package_bytes)
-        self._wake.set()
+        if not self._corked:
+            self._wake.set()
+        return True
+
+    def _send_now(self, package_bytes):
+        data = self._frame(package_bytes)
+        try:
+            sent = self._os_sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self.close("send failed: %s" % (exc.strerror or exc), flush=False)
+            return False
+        if sent < len(data):
+            rest = data[sent:]
+            self._unsent = rest
+            self._queued_bytes += len(rest)
+            self._wake.set()
         return True
 
     def _frame(self, data):
@@ -305,7 +358,13 @@ class Connection:
         frame = self._frame
         try:
             while True:
-                if queue:
+                if self._unsent is not None:
+                    data, self._unsent = self._unsent, None
+                    self._writing = True
+                    sock.sendall(data)
+                    self._writing = False
+                    self._queued_bytes -= len(data)
+                elif queue:
                     data = queue.popleft()
                     if queue and len(data) < BATCH_BYTES:
                         parts = [data]
@@ -316,15 +375,19 @@ class Connection:
                             size += len(item)
                         data = b"".join(parts)
                     self._queued_bytes -= len(data)
+                    self._writing = True
                     sock.sendall(frame(data))
+                    self._writing = False
                 elif control:
+                    self._writing = True
                     sock.sendall(frame(b""))
+                    self._writing = False
                 elif self._closing:
                     self._send_closing()
                     break
                 else:
                     wake.clear()
-                    if not queue and not control and not self._closing:
+                    if not queue and not control and not self._closing and self._unsent is None:
                         wake.wait()
         except OSError as exc:
             self.close("send failed: %s" % (exc.strerror or exc), flush=False)
