@@ -7,12 +7,12 @@ encode -> the connection's writer.
 import logging
 
 import gevent
-import gevent.pool
 
 from zpomelo import loader
 from zpomelo.channel import GlobalMembers
 from zpomelo.config import load_json_config
 from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, ProtocolError, RouteError, ZpomeloError
+from zpomelo.greenpool import GreenPool
 from zpomelo.protocol import rsa
 from zpomelo.protocol.codec import encode_json
 from zpomelo.router import parse_route
@@ -49,7 +49,7 @@ class FrontendService:
         self.global_members = GlobalMembers()
         self.handshake_hook = settings.get("handshake")      # fn(app, session, sys, user) -> reply user
         self.check_client = settings.get("checkClient")      # fn(client_type, version) -> bool
-        self.pool = gevent.pool.Pool(int(settings.get("handlerPoolSize", 10000)))
+        self.pool = GreenPool(int(settings.get("handlerPoolSize", 10000)))
         self.forward_timeout = float(settings.get("forwardTimeout", app.get("rpcTimeout", 10.0)))
         self.max_in_flight = int(settings.get("maxInFlight", 1000))
         self.use_crypto = bool(settings.get("useCrypto"))
@@ -214,6 +214,6 @@ class FrontendService:
         """Wait (bounded) until local handlers and forwarded requests in flight are answered."""
         deadline = gevent.Timeout(timeout, False)
         with deadline:
-            self.pool.join()
+            self.pool.join(timeout)
             while any(s.in_flight for s in list(self.sessions.sessions.values())):
                 gevent.sleep(0.01)

@@ -21,9 +21,9 @@ import time
 import gevent
 import zmq
 from gevent.event import Event
-from gevent.pool import Pool
 
 from zpomelo.errors import ProtocolError
+from zpomelo.greenpool import GreenPool
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.envelope import REQUEST, EnvelopePacker, join_frame, unpack_requests
 
@@ -40,7 +40,7 @@ class RpcServer:
         self._dispatch = dispatch
         self._context = context if context is not None else zmq.Context.instance()
         self._packer = EnvelopePacker()
-        self._pool = Pool(pool_size)
+        self._pool = GreenPool(pool_size)
         self.pool_size = pool_size
         self.stats = {"requests": 0, "notifies": 0, "malformed": 0, "backpressure_waits": 0}
         self._outgoing = {}  # peer identity -> [packed reply, ...]
@@ -149,7 +149,7 @@ class RpcServer:
                 "rpc server %s: %d calls still running after %.1f s; abandoning them",
                 self.endpoint, len(self._pool), drain_timeout,
             )
-            self._pool.kill(block=False)
+            self._pool.kill()
         self._writer_idle.wait(timeout=max(0.0, deadline - time.monotonic()))
         self._writer.kill()
         # Replies already handed to ZeroMQ still need its I/O thread to write them out.
