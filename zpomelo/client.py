@@ -204,6 +204,9 @@ class Client:
         self._codec = ClientCodec()
         self._state = _INITED
         self._sock = None
+        self._os_sock = None           # the non-blocking OS socket under a plain (non-TLS) socket
+        self._writing = False          # the writer is inside sendall: direct writes must wait
+        self._unsent = None            # framed bytes a direct write left for the writer
         self._framing = None
         self._last_id = 0
         # id -> (route, Waiter of a blocked request() | None, callback | None, deadline, timeout)
@@ -258,6 +261,8 @@ class Client:
             self._finish("connect failed: %s" % (exc,))
             raise
         self._last_recv = _monotonic()
+        if not self.ssl:
+            self._os_sock = getattr(self._sock, "_sock", None)
         self._reader = gevent.spawn(self._read_loop)
         self._writer = gevent.spawn(self._write_loop)
         sys = {"type": CLIENT_TYPE, "version": CLIENT_VERSION}
@@ -450,11 +455,29 @@ class Client:
             raise ConnectionClosed("connection to %s:%s is closed (%s); connect again"
                                    % (self.host, self.port, self.close_reason), self.close_reason)
         out = self._out
+        if not out and self._os_sock is not None and not self._writing and self._unsent is None:
+            self._write_now(self._framing.wrap((pkg,)))
+            return
         out.append(pkg)
         if len(out) == 1:
             self._wake_writer.set()
         elif len(out) > self.max_queued:
             self._overflow()
+
+    def _write_now(self, data):
+        """The writer is idle: write straight to the non-blocking OS socket (no greenlet
+        switch); whatever the kernel does not take now is left to the writer."""
+        try:
+            sent = self._os_sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._finish("send failed: %s" % exc)
+            raise ConnectionClosed("connection to %s:%s closed: send failed: %s"
+                                   % (self.host, self.port, exc), self.close_reason) from None
+        if sent < len(data):
+            self._unsent = data[sent:]
+            self._wake_writer.set()
 
     def _enqueue(self, pkg):
         """Queue a package in any state but closed (handshake, ACK, heartbeats)."""
@@ -485,6 +508,10 @@ class Client:
             while self._state is not _CLOSED:
                 wake.wait()
                 wake.clear()
+                self._writing = True
+                if self._unsent is not None:
+                    unsent, self._unsent = self._unsent, None
+                    sock.sendall(unsent)
                 batch = self._out
                 if batch:
                     self._out = []
@@ -492,6 +519,7 @@ class Client:
                 if self._control:
                     control, self._control = self._control, []
                     sock.sendall(b"".join(control))
+                self._writing = False
                 if self._closing and not self._out:
                     self._drained.set()
                     return
