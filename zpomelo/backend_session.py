@@ -1,10 +1,11 @@
 """Sessions seen from a backend: a snapshot of the frontend session plus calls back home."""
 from zpomelo.errors import ZpomeloError
+from zpomelo.session import SessionSettings
 
 SYS = "_sys"  # user remote files cannot start with "_", so this never clashes
 
 
-class BackendSession:
+class BackendSession(SessionSettings):
     """Rebuilt on the backend for each forwarded request; changes go home over RPC."""
 
     __slots__ = ("id", "frontend_id", "uid", "settings", "_app")
@@ -24,18 +25,6 @@ class BackendSession:
     @property
     def address(self):
         return None
-
-    def get(self, key, default=None):
-        return self.settings.get(key, default)
-
-    def set(self, key, value=None):
-        if isinstance(key, dict):
-            self.settings.update(key)
-        else:
-            self.settings[key] = value
-
-    def remove(self, key):
-        self.settings.pop(key, None)
 
     def _call(self, method, *args):
         return self._app.rpc_call(self.frontend_id, SYS, method, list(args))

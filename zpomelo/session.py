@@ -11,7 +11,25 @@ class SessionError(ZpomeloError):
     """A session operation that cannot be done (bind a uid twice, unbind another uid...)."""
 
 
-class Session:
+class SessionSettings:
+    """The key/value settings every session kind carries (``self.settings``, a dict)."""
+
+    __slots__ = ()
+
+    def get(self, key, default=None):
+        return self.settings.get(key, default)
+
+    def set(self, key, value=None):
+        if isinstance(key, dict):
+            self.settings.update(key)
+        else:
+            self.settings[key] = value
+
+    def remove(self, key):
+        self.settings.pop(key, None)
+
+
+class Session(SessionSettings):
     """The frontend's view of one connected client.
 
     Responses are released in request order: a request answered early (a fast backend, a
@@ -37,18 +55,6 @@ class Session:
     @property
     def address(self):
         return self.conn.address
-
-    def get(self, key, default=None):
-        return self.settings.get(key, default)
-
-    def set(self, key, value=None):
-        if isinstance(key, dict):
-            self.settings.update(key)
-        else:
-            self.settings[key] = value
-
-    def remove(self, key):
-        self.settings.pop(key, None)
 
     def push(self, *keys):
         """Settings live here on the frontend: nothing to send."""
