@@ -303,8 +303,13 @@ class Application:
     def add_static_peers(self, records):
         """Membership without a master: the given records (e.g. servers.json with fixed ports)."""
         for record in records:
-            if record.id != self.server_id:
-                self.membership.add(record)
+            if record.id == self.server_id:
+                continue
+            if not record.port:
+                logger.warning("%s: peer %s has port 0 in servers.json: without a master it cannot "
+                               "be found; start the cluster with `zpomelo start`", self.server_id, record.id)
+                continue
+            self.membership.add(record)
 
     def _peer_added(self, record, old):
         if record.id == self.server_id:
@@ -362,7 +367,7 @@ class Application:
         except Exception:
             logger.exception("%s: before_shutdown failed", self.server_id)
         if self.connector is not None:
-            self.connector.stop_accepting() if hasattr(self.connector, "stop_accepting") else None
+            self.connector.stop_accepting()
         if self.frontend is not None:
             self.frontend.drain(drain)
         for component in reversed(self.components):

@@ -57,11 +57,9 @@ def main(argv=None):
         else:
             server = args.id
         app = create_app(args.dir, args.env, server, args.master)
+        app.start()
         if not args.master:
-            app.start()
             app.add_static_peers(load_servers(app.base_dir, app.env))
-        else:
-            app.start()
     except ZpomeloError as exc:
         logger.error("%s", exc)
         sys.stderr.write("zpomelo server %s: %s\n" % (args.id, exc))
