@@ -2,6 +2,7 @@
 from zpomelo.errors import HandlerError
 
 EVERYONE = "*"
+MAX_CONTENT = 2000  # characters; a longer message is refused with a reason
 
 
 def send(app, msg, session):
@@ -14,6 +15,9 @@ def send(app, msg, session):
     content = msg.get("content")
     if not isinstance(content, str) or not content:
         raise HandlerError({"code": 500, "error": "content must be a non-empty string"})
+    if len(content) > MAX_CONTENT:
+        raise HandlerError({"code": 500, "error": "a message has at most %d characters, this one has %d"
+                            % (MAX_CONTENT, len(content))})
     target = msg.get("target") or EVERYONE
     channel = app.channel_service.get_channel(rid)
     if channel is None:
