@@ -116,7 +116,6 @@ class Connection:
         """
         self._reader = gevent.getcurrent()
         self._deadline = handshake_deadline
-        self._writer = gevent.spawn(self._write_loop)
         reason = "closed"
         try:
             try:
@@ -141,12 +140,14 @@ class Connection:
             reason = "server stopping"
         finally:
             self.close(reason)
-            try:
-                self._writer.join(self._config.close_timeout + 1.0)
-            except Deadline:  # a deadline callback already queued when close() stopped its timer
-                pass
-            if self._writer:
-                self._writer.kill(block=False)
+            writer = self._writer
+            if writer is not None:
+                try:
+                    writer.join(self._config.close_timeout + 1.0)
+                except Deadline:  # a deadline callback already queued when close() stopped its timer
+                    pass
+                if writer:
+                    writer.kill(block=False)
 
     def _read_loop(self, data):
         raise NotImplementedError
@@ -181,7 +182,7 @@ class Connection:
             self._queued_bytes -= len(data)
             self._send_now(data)
         else:
-            self._wake.set()
+            self._wake_writer()
 
     def _handle_package(self, ptype, body):
         if ptype == DATA:
@@ -324,7 +325,7 @@ class Connection:
         self._queued_bytes = size
         self._queue.append(package_bytes)
         if not self._corked:
-            self._wake.set()
+            self._wake_writer()
         return True
 
     def _send_now(self, package_bytes):
@@ -340,8 +341,15 @@ class Connection:
             rest = data[sent:]
             self._unsent = rest
             self._queued_bytes += len(rest)
-            self._wake.set()
+            self._wake_writer()
         return True
+
+    def _wake_writer(self):
+        """The writer greenlet starts on first need: most connections never fill their socket
+        (see _send_now), so most never pay for a second greenlet."""
+        if self._writer is None:
+            self._writer = gevent.spawn(self._write_loop)
+        self._wake.set()
 
     def _frame(self, data):
         """Transport hook: wrap a batch of packages for the wire."""
@@ -418,12 +426,14 @@ class Connection:
         self._closing = True
         self._stop_deadline()
         writer = self._writer
+        if writer is None and flush:  # a writer to flush what is queued and say goodbye
+            writer = self._writer = gevent.spawn(self._write_loop)
         if writer is None or writer.dead:
             _close_socket(self._sock)
         elif flush:
             self._flush_timer = gevent.get_hub().loop.timer(self._config.close_timeout)
             self._flush_timer.start(writer.kill, gevent.GreenletExit, False)
-            self._wake.set()
+            self._wake_writer()
         else:
             self._queue.clear()
             self._queued_bytes = 0

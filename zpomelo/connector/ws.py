@@ -79,7 +79,7 @@ class WsConnection(Connection):
         # a client that floods pings without reading from growing this list.
         if not self._closing:
             self._control[:] = [frame]
-            self._wake.set()
+            self._wake_writer()
 
     def _on_protocol_error(self, exc):
         too_big = "exceeds the limit" in str(exc)
