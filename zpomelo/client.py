@@ -24,6 +24,7 @@ from gevent.event import AsyncResult, Event
 from gevent.hub import Waiter, get_hub
 
 from zpomelo.errors import BodyError, ProtocolError, ZpomeloError
+from zpomelo.netio import make_receiver
 from zpomelo.protocol import handshake, message, package, websocket
 from zpomelo.protocol.codec import ClientCodec
 
@@ -536,7 +537,7 @@ class Client:
         try:
             data = self._leftover
             self._leftover = None
-            recv = self._sock.recv
+            recv = make_receiver(self._sock)
             while self._state is not _CLOSED:
                 if data:
                     handle(feed(data))

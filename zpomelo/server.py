@@ -57,6 +57,13 @@ def main(argv=None):
         else:
             server = args.id
         app = create_app(args.dir, args.env, server, args.master)
+
+        def on_signal():
+            logger.info("%s: signal received, stopping", app.server_id)
+            gevent.spawn(app.stop)
+
+        gevent.signal_handler(signal.SIGTERM, on_signal)
+        gevent.signal_handler(signal.SIGINT, on_signal)
         app.start()
         if not args.master:
             app.add_static_peers(load_servers(app.base_dir, app.env))
@@ -69,13 +76,6 @@ def main(argv=None):
         with open(tmp, "w") as f:
             json.dump(app.current_server.to_dict(), f)
         os.replace(tmp, args.ready_file)
-
-    def on_signal():
-        logger.info("%s: signal received, stopping", app.server_id)
-        gevent.spawn(app.stop)
-
-    gevent.signal_handler(signal.SIGTERM, on_signal)
-    gevent.signal_handler(signal.SIGINT, on_signal)
     app.wait_stopped()
     return 0
 

@@ -1,12 +1,13 @@
 """Raw TCP transport: the socket carries a plain stream of Pomelo packages."""
-from zpomelo.connector.conn import RECV_SIZE, CLOSED, Connection
+from zpomelo.connector.conn import CLOSED, RECV_SIZE, Connection
+from zpomelo.netio import make_receiver
 
 
 class TcpConnection(Connection):
     transport = "tcp"
 
     def _read_loop(self, data):
-        recv = self._sock.recv
+        recv = make_receiver(self._sock)
         handle_bytes = self.handle_bytes
         while True:
             if data:

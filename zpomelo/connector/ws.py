@@ -6,8 +6,9 @@ queued packages as one binary message.
 """
 import logging
 
-from zpomelo.connector.conn import RECV_SIZE, CLOSED, Connection
+from zpomelo.connector.conn import CLOSED, RECV_SIZE, Connection
 from zpomelo.errors import ProtocolError
+from zpomelo.netio import make_receiver
 from zpomelo.protocol import websocket as wsproto
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class WsConnection(Connection):
         self._close_frame = wsproto.encode_close(wsproto.CLOSE_NORMAL)
 
     def _read_loop(self, data):
-        recv = self._sock.recv
+        recv = make_receiver(self._sock)
         feed = self._frames.feed
         handle_bytes = self.handle_bytes
         while True:

@@ -1,0 +1,34 @@
+"""Socket helpers shared by the connector and the client (gevent sockets only)."""
+import errno
+
+from gevent.ssl import SSLSocket
+
+
+def make_receiver(sock):
+    """``recv(size)`` for a reader loop that waits for readability first unless the last read
+    filled the buffer. Request/response traffic finds the socket empty right after each read, so
+    gevent's try-first recv would pay a failed system call and an exception every time."""
+    os_sock = getattr(sock, "_sock", None)
+    if os_sock is None or isinstance(sock, SSLSocket):
+        return sock.recv
+    recv = os_sock.recv
+    last_was_full = [True]
+
+    def wait_readable():
+        event = sock._read_event  # None once the socket is closed: never wait on a dead watcher
+        if event is None:
+            raise OSError(errno.EBADF, "the socket is closed")
+        sock._wait(event)
+
+    def receive(size):
+        if not last_was_full[0]:
+            wait_readable()
+        while True:
+            try:
+                data = recv(size)
+            except (BlockingIOError, InterruptedError):
+                wait_readable()
+                continue
+            last_was_full[0] = len(data) == size
+            return data
+    return receive
