@@ -175,3 +175,12 @@ def test_tls_on_the_same_port(tls_files, monkeypatch, transport):
         plain.close()
     finally:
         cluster.stop()
+
+
+def test_components_start_after_sockets_and_stop_before_them():
+    cluster = InProcessCluster(APP_DIR, "test").start()
+    app = cluster["connector-1"]
+    log = app.get("component_log")
+    assert log == [("start", "starting"), ("after_start", "started")]
+    cluster.stop()
+    assert log[-1] == ("stop", "stopping") and app.state == "stopped"

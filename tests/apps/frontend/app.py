@@ -19,6 +19,22 @@ def _ssl_from_env():
     return {"certfile": cert, "keyfile": key} if cert else None
 
 
+class RecordingComponent:
+    """Writes its lifecycle calls to app setting "component_log" (the tests read it)."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def start(self, app):
+        self.log.append(("start", app.state))
+
+    def after_start(self, app):
+        self.log.append(("after_start", app.state))
+
+    def stop(self, app):
+        self.log.append(("stop", app.state))
+
+
 def configure(app):
     heartbeat = float(os.environ.get("TEST_HEARTBEAT", "1"))
     app.set("connectorConfig", {
@@ -27,3 +43,5 @@ def configure(app):
         "maxBody": 4096, "ssl": _ssl_from_env()})
     app.filter(filters.timeout(0.5))
     app.set("closed_log", [])
+    app.set("component_log", [])
+    app.load(RecordingComponent(app.get("component_log")))
