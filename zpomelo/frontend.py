@@ -5,8 +5,9 @@ request runs without a greenlet: decode (connector) -> route -> RPC call_async -
 encode -> the connection's writer.
 """
 import logging
+import time
 
-import gevent
+from gevent.event import Event
 
 from zpomelo import loader
 from zpomelo.channel import GlobalMembers
@@ -53,6 +54,8 @@ class FrontendService:
         self.forward_timeout = float(settings.get("forwardTimeout", app.get("rpcTimeout", 10.0)))
         self.max_in_flight = int(settings.get("maxInFlight", 1000))
         self.use_crypto = bool(settings.get("useCrypto"))
+        self.forwarding = 0     # forwarded requests waiting for their backend's answer
+        self._drained = None    # set by the last answer once drain() waits
         self.connector_config = None
         self._handler_service = app.handler_service
 
@@ -182,10 +185,14 @@ class FrontendService:
             return
 
         def forwarded(error, response):
+            self.forwarding -= 1
             if error is not None:
                 response = {"code": CODE_FAIL, "error": str(error)}
             self._answer(session, msg_id, route, response)
+            if not self.forwarding and self._drained is not None:
+                self._drained.set()
 
+        self.forwarding += 1
         app.rpc_client.call_async(server_id, SYS, "forward", args, self.forward_timeout, forwarded)
 
     # -- pushes from the bus ----------------------------------------------------------------
@@ -212,8 +219,11 @@ class FrontendService:
 
     def drain(self, timeout):
         """Wait (bounded) until local handlers and forwarded requests in flight are answered."""
-        deadline = gevent.Timeout(timeout, False)
-        with deadline:
-            self.pool.join(timeout)
-            while any(s.in_flight for s in list(self.sessions.sessions.values())):
-                gevent.sleep(0.01)
+        deadline = time.monotonic() + timeout
+        self.pool.join(timeout)
+        if self.forwarding:
+            self._drained = Event()
+            self._drained.wait(max(0.0, deadline - time.monotonic()))
+        if self.forwarding or len(self.pool):
+            logger.warning("%s: stopping with %d forwarded and %d local requests unanswered",
+                           self.app.server_id, self.forwarding, len(self.pool))

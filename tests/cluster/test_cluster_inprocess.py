@@ -182,3 +182,16 @@ def test_rpc_filters_see_every_call_and_unknown_targets_fail_clearly(cluster, co
     with pytest.raises(RpcError) as no_method:
         chat.rpc.area.areaRemote.no_such_method("k")
     assert "no remote area.areaRemote.no_such_method" in str(no_method.value)
+
+
+def test_stopping_a_frontend_drains_forwarded_requests(cluster, connect):
+    client = connect("connector-1")
+    client.request("connector.entryHandler.entry", {"uid": "drain", "rid": "drain"})
+    answers = []
+    client.request_async("chat.chatHandler.slow", {"seconds": 0.3}, lambda e, b: answers.append((e, b)), timeout=10)
+    frontend = cluster["connector-1"]
+    wait_until(lambda: frontend.frontend.forwarding == 1, 5, message="the request to be forwarded")
+    frontend.stop(drain_timeout=5)
+    wait_until(lambda: answers, 5, message="the drained answer to reach the client")
+    assert answers[0][0] is None and answers[0][1]["slept"] == 0.3
+    assert frontend.frontend.forwarding == 0

@@ -73,3 +73,9 @@ def seq(app, msg, session):
 
 def kick_user(app, msg, session):
     return {"kicked": app.backend_session_service.kick_by_uid(session.frontend_id, msg["uid"], "kicked by chat")}
+
+
+def slow(app, msg, session):
+    import gevent
+    gevent.sleep(msg.get("seconds", 0.3))
+    return {"slept": msg.get("seconds", 0.3), "server": app.server_id}
