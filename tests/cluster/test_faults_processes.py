@@ -92,3 +92,48 @@ def test_backend_killed_under_load_fails_fast_and_comes_back(cluster):
         on_survivor.close()
     assert stats["v_worst"] < 3.0, stats  # errors came fast: no request waited for a timeout
     assert stats["s_err"] == 0, stats
+
+
+def _rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS for pid %d" % pid)
+
+
+@pytest.mark.timeout(120)
+def test_a_stalled_frontend_does_not_grow_the_publisher_without_bound(cluster):
+    """connector-2 is frozen (SIGSTOP) while a chat server floods a room with members on both
+    frontends: the chat server's memory stays bounded (the bus queue has a high-water mark),
+    connector-1's member gets every push, and connector-2 serves again once it is resumed."""
+    servers = cluster.servers()
+    rid = _rid_for("chat-1", "flood")
+    awake = Client.connect("127.0.0.1", servers["connector-1"]["clientPort"])
+    frozen = Client.connect("127.0.0.1", servers["connector-2"]["clientPort"])
+    awake.request("connector.entryHandler.entry", {"uid": "awake", "rid": rid})
+    frozen.request("connector.entryHandler.entry", {"uid": "frozen", "rid": rid})
+    got = []
+    awake.on("onChat", got.append)
+    chat_pid, frozen_pid = servers["chat-1"]["pid"], servers["connector-2"]["pid"]
+    rss_before = _rss_kb(chat_pid)
+    os.kill(frozen_pid, signal.SIGSTOP)
+    try:
+        count = 0
+        for _ in range(30):  # 30 x 10,000 pushes of ~150 bytes towards the frozen frontend
+            answer = awake.request("chat.chatHandler.flood", {"count": 10_000, "size": 100}, timeout=60)
+            assert "pushed" in answer, answer
+            count += answer["pushed"]
+        grown_mb = (_rss_kb(chat_pid) - rss_before) / 1024
+        wait_until(lambda: len(got) == count, 60, interval=0.05, message="every push on the awake frontend")
+    finally:
+        os.kill(frozen_pid, signal.SIGCONT)
+    print("chat-1 grew %.1f MB while %d pushes queued for a frozen frontend; bus stats %s"
+          % (grown_mb, count, answer["bus"]))
+    assert answer["bus"]["dropped"] > 0  # the high-water mark was reached and enforced
+    assert grown_mb < 150, grown_mb     # 300,000 pushes would be ~45 MB+ of payload unbounded
+    frozen.close()  # its heartbeats went unanswered while the frontend was stopped
+    again = Client.connect("127.0.0.1", servers["connector-2"]["clientPort"], timeout=30)
+    assert again.request("connector.entryHandler.echo", {"back": 1}, timeout=30)["msg"] == {"back": 1}
+    again.close()
+    awake.close()

@@ -79,3 +79,15 @@ def slow(app, msg, session):
     import gevent
     gevent.sleep(msg.get("seconds", 0.3))
     return {"slept": msg.get("seconds", 0.3), "server": app.server_id}
+
+
+def flood(app, msg, session):
+    """Push `count` messages of `size` bytes to the session's room, yielding now and then."""
+    import gevent
+    channel = app.channel_service.get_channel(session.get("rid"))
+    text = "x" * msg.get("size", 100)
+    for n in range(msg["count"]):
+        channel.push("onChat", {"n": n, "content": text})
+        if n % 1000 == 999:
+            gevent.sleep(0)
+    return {"pushed": msg["count"], "bus": dict(app.bus.stats)}
