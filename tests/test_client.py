@@ -5,7 +5,6 @@ The peer is a gevent StreamServer on 127.0.0.1 port 0. It records every package 
 the bytes each test scripts. Every wait has a deadline; nothing sleeps to wait.
 """
 import json
-import os
 import subprocess
 import time
 

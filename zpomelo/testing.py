@@ -34,6 +34,7 @@ class InProcessCluster:
         self.env = env
         self.records = [r for r in load_servers(base_dir, env) if only is None or r.id in only]
         self.apps = {}
+        self.clients = []
 
     def start(self):
         for record in self.records:
@@ -83,7 +84,20 @@ class InProcessCluster:
     def client_port(self, server_id):
         return self.apps[server_id].current_server.client_port
 
+    def connect(self, server_id, transport="tcp", **options):
+        """A zpomelo.client connected to a frontend's client port; closed by ``stop()``."""
+        from zpomelo.client import Client
+        client = Client.connect("127.0.0.1", self.client_port(server_id), transport=transport, **options)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self):
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
+
     def stop(self):
+        self.close_clients()
         for app in reversed(list(self.apps.values())):
             try:
                 app.stop(drain_timeout=1.0)

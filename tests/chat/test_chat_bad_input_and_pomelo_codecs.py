@@ -7,7 +7,6 @@ import shutil
 import pytest
 from gevent import subprocess
 
-from zpomelo.client import Client
 from zpomelo.testing import InProcessCluster
 
 pytestmark = pytest.mark.timeout(60)
@@ -51,7 +50,7 @@ def test_pomelo_client_codecs_chat_through_gate_and_connectors(cluster):
 
 
 def _client(cluster, server_id="connector-server-1"):
-    return Client.connect("127.0.0.1", cluster.client_port(server_id), transport="ws")
+    return cluster.connect(server_id, "ws")
 
 
 def test_a_client_may_skip_the_gate_and_enter_a_connector_directly(cluster):

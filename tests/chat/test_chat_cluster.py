@@ -5,7 +5,6 @@ import zlib
 
 import pytest
 
-from zpomelo.client import Client
 from zpomelo.testing import InProcessCluster
 
 pytestmark = pytest.mark.timeout(60)
@@ -26,15 +25,8 @@ def cluster():
 
 @pytest.fixture
 def connect(cluster):
-    clients = []
-
-    def _connect(server_id, transport="ws"):
-        client = Client.connect("127.0.0.1", cluster.client_port(server_id), transport=transport)
-        clients.append(client)
-        return client
-    yield _connect
-    for client in clients:
-        client.close()
+    yield lambda server_id, transport="ws": cluster.connect(server_id, transport)
+    cluster.close_clients()
 
 
 def crc_pick(key, ids):
