@@ -16,7 +16,7 @@ from zpomelo import loader
 from zpomelo.backend_session import BackendSessionService
 from zpomelo.channel import ChannelService, GlobalChannelService
 from zpomelo.config import ServerRecord, load_servers
-from zpomelo.errors import ConfigError, ServerGone
+from zpomelo.errors import CODE_FAIL, ConfigError, RpcError, ServerGone
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
 from zpomelo.remotes import RemoteDispatcher
@@ -191,7 +191,7 @@ class Application:
         result = error = None
         try:
             if server_id == self.server_id:  # a call to ourselves runs here, in this greenlet
-                result = self.remotes.dispatch(service, method, args)
+                result = self._call_self(service, method, args)
             else:
                 result = self.rpc_client.call(server_id, service, method, args,
                                               timeout or self.get("rpcTimeout", DEFAULT_RPC_TIMEOUT))
@@ -203,6 +203,16 @@ class Application:
             for f in reversed(filters):
                 if getattr(f, "after", None):
                     f.after(server_id, service, method, args, result, error)
+
+    def _call_self(self, service, method, args):
+        """Dispatch locally, failing the way a remote call would (RpcError with the type)."""
+        try:
+            return self.remotes.dispatch(service, method, args)
+        except Exception as exc:
+            code = getattr(exc, "code", CODE_FAIL)
+            raise RpcError(str(exc), remote_type=type(exc).__name__,
+                           code=code if isinstance(code, int) else CODE_FAIL,
+                           server_id=self.server_id) from exc
 
     # -- pushes: to a frontend over the bus, or straight in when it is us ---------------
     def deliver(self, frontend_id, message):

@@ -195,3 +195,14 @@ def test_stopping_a_frontend_drains_forwarded_requests(cluster, connect):
     wait_until(lambda: answers, 5, message="the drained answer to reach the client")
     assert answers[0][0] is None and answers[0][1]["slept"] == 0.3
     assert frontend.frontend.forwarding == 0
+
+
+def test_a_call_to_our_own_server_fails_like_a_remote_one(cluster):
+    from zpomelo.errors import RpcError
+    area = cluster["area-1"]
+    with pytest.raises(RpcError) as local:
+        area.rpc.area.areaRemote.explode.to_server("area-1")
+    with pytest.raises(RpcError) as remote:
+        cluster["chat-1"].rpc.area.areaRemote.explode.to_server("area-1")
+    for error in (local.value, remote.value):
+        assert error.remote_type == "AreaFull" and error.code == 503 and "the area is full" in str(error)
