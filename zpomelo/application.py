@@ -14,6 +14,7 @@ import msgpack
 
 from zpomelo import loader
 from zpomelo.backend_session import BackendSessionService
+from zpomelo.bus import Bus
 from zpomelo.channel import ChannelService, GlobalChannelService
 from zpomelo.config import ServerRecord, load_servers
 from zpomelo.errors import CODE_FAIL, ConfigError, RpcError, ServerGone
@@ -21,6 +22,8 @@ from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
 from zpomelo.remotes import RemoteDispatcher
 from zpomelo.router import default_route_key, pick_by_key
+from zpomelo.rpc.client import RpcClient
+from zpomelo.rpc.server import RpcServer
 from zpomelo.rpc_proxy import RpcProxy
 
 logger = logging.getLogger(__name__)
@@ -252,10 +255,6 @@ class Application:
             fn(self)
 
     def start(self):
-        from zpomelo.bus import Bus
-        from zpomelo.rpc.client import RpcClient
-        from zpomelo.rpc.server import RpcServer
-
         record = self.current_server
         self.state = "starting"
         self.lifecycle = loader.load_lifecycle(self.base_dir, self.server_type)
