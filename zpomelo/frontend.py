@@ -113,23 +113,23 @@ class FrontendService:
         session = self.sessions.get(conn.id)
         if session is None:
             return
-        try:
-            server_type = parse_route(route)[0]
-        except RouteError as exc:
-            if msg_id:
-                conn.send(self.codec.encode_response(msg_id, route, {"code": CODE_FAIL, "error": str(exc)}))
-            return
-        if self.use_crypto and not self._signature_ok(session, body):
-            if msg_id:
-                conn.send(self.codec.encode_response(msg_id, route, {
-                    "code": CODE_FAIL, "error": "the request signature (__crypto__) is missing or wrong"}))
-            return
         if msg_id:
             if session.in_flight >= self.max_in_flight:
+                # answered at once, ahead of the earlier ones: holding it would let one client
+                # pile up unbounded answers behind a slow request
                 conn.send(self.codec.encode_response(msg_id, route, {
                     "code": CODE_FAIL, "error": "too many requests in flight (%d)" % self.max_in_flight}))
                 return
             session.expect(msg_id)
+        try:
+            server_type = parse_route(route)[0]
+        except RouteError as exc:
+            self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
+            return
+        if self.use_crypto and not self._signature_ok(session, body):
+            self._answer(session, msg_id, route, {
+                "code": CODE_FAIL, "error": "the request signature (__crypto__) is missing or wrong"})
+            return
         if server_type == self.app.server_type:
             self._run_local(session, msg_id, route, body)
         else:

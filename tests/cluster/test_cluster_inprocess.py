@@ -206,3 +206,13 @@ def test_a_call_to_our_own_server_fails_like_a_remote_one(cluster):
         cluster["chat-1"].rpc.area.areaRemote.explode.to_server("area-1")
     for error in (local.value, remote.value):
         assert error.remote_type == "AreaFull" and error.code == 503 and "the area is full" in str(error)
+
+
+def test_an_error_answer_waits_for_the_slow_request_before_it(cluster, connect):
+    client = connect("connector-1")
+    client.request("connector.entryHandler.entry", {"uid": "order", "rid": "order"})
+    answers = []
+    client.request_async("chat.chatHandler.slow", {"seconds": 0.2}, lambda e, b: answers.append("slow"), timeout=10)
+    client.request_async("connector.nope", {}, lambda e, b: answers.append(b["code"]), timeout=10)
+    wait_until(lambda: len(answers) == 2, 5, message="both answers")
+    assert answers == ["slow", 500]
