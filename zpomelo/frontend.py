@@ -135,6 +135,15 @@ class FrontendService:
         else:
             self._forward(session, server_type, msg_id, route, body)
 
+    def answer_in_order(self, conn, msg_id, data):
+        """An answer the connector made itself (a body it could not decode), kept in order."""
+        session = self.sessions.get(conn.id)
+        if session is None or session.in_flight >= self.max_in_flight:
+            conn.send(data)
+            return
+        session.expect(msg_id)
+        session.respond(msg_id, data)
+
     @staticmethod
     def _signature_ok(session, body):
         """Pomelo's useCrypto: body.__crypto__ signs JSON.stringify(body without __crypto__)."""

@@ -216,3 +216,22 @@ def test_an_error_answer_waits_for_the_slow_request_before_it(cluster, connect):
     client.request_async("connector.nope", {}, lambda e, b: answers.append(b["code"]), timeout=10)
     wait_until(lambda: len(answers) == 2, 5, message="both answers")
     assert answers == ["slow", 500]
+
+
+def test_a_bad_body_answer_waits_for_the_slow_request_before_it(cluster):
+    from gevent import socket
+    from zpomelo.protocol import package
+    port = cluster.client_port("connector-1")
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock.sendall(package.encode(package.HANDSHAKE, b'{"sys":{}}') + package.HANDSHAKE_ACK_PACKAGE)
+    slow, echo = b"chat.chatHandler.slow", b"connector.entryHandler.echo"
+    sock.sendall(package.encode(package.DATA, bytes([0x00, 0x01, len(slow)]) + slow + b'{"seconds":0.2}')
+                 + package.encode(package.DATA, bytes([0x00, 0x02, len(echo)]) + echo + b"{broken"))
+    decoder = package.PackageDecoder(1 << 20)
+    ids = []
+    while len(ids) < 2:
+        data = sock.recv(65536)
+        assert data, "closed by the server"
+        ids.extend(body[1] for ptype, body in decoder.feed(data) if ptype == package.DATA)
+    assert ids == [1, 2]
+    sock.close()

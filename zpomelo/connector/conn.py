@@ -284,7 +284,12 @@ class Connection:
             if exc.msg_id:
                 logger.info("%r: request %s to %s has an undecodable body: %s",
                             self, exc.msg_id, exc.route, exc)
-                self.send(self._error_response(exc.msg_id, exc.route))
+                data = self._error_response(exc.msg_id, exc.route)
+                answer_in_order = getattr(self._frontend, "answer_in_order", None)
+                if answer_in_order is not None:
+                    answer_in_order(self, exc.msg_id, data)
+                else:
+                    self.send(data)
             return
         except ProtocolError as exc:
             logger.info("%r: dropped a bad message: %s", self, exc)
