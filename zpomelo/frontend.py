@@ -206,8 +206,9 @@ class FrontendService:
 
     # -- pushes from the bus ----------------------------------------------------------------
     def on_bus_message(self, message):
-        kind = message[0]
+        kind = None
         try:
+            kind = message[0]
             if kind == "push":
                 _, route, msg, uids = message
                 self.sessions.send_to_uids(uids, self.codec.encode_push(route, msg))

@@ -235,3 +235,16 @@ def test_a_bad_body_answer_waits_for_the_slow_request_before_it(cluster):
         ids.extend(body[1] for ptype, body in decoder.feed(data) if ptype == package.DATA)
     assert ids == [1, 2]
     sock.close()
+
+
+def test_junk_on_the_bus_is_dropped_and_pushes_keep_flowing(cluster, connect):
+    import msgpack
+    client = connect("connector-2")
+    client.request("connector.entryHandler.entry", {"uid": "junk", "rid": "junk"})
+    chat = cluster["chat-1"]
+    for payload in (b"\xc1 not msgpack", msgpack.packb(["push"]), msgpack.packb(["nonsense", 1]),
+                    msgpack.packb({"a": 1}), msgpack.packb(["push", "onChat", {}, "not-a-list"])):
+        chat.bus.publish_frontend("connector-2", payload)
+        chat.rpc_client.notify("connector-2", "_sys", "bus", [payload])  # the fallback path too
+    chat.channel_service.push_by_uids("onChat", {"still": "ok"}, [("junk", "connector-2")])
+    assert client.wait_push("onChat", 5) == {"still": "ok"}
