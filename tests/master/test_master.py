@@ -4,6 +4,7 @@ import signal
 import time
 
 import gevent
+import msgpack
 import pytest
 
 from zpomelo.errors import ConfigError, ZpomeloError
@@ -207,3 +208,28 @@ def test_bad_config_is_a_clear_error(tmp_path, fake_servers):
     write_project(tmp_path, {"chat": [{"id": "chat-1", "host": "127.0.0.1", "port": "x"}]})
     with pytest.raises(ConfigError, match="servers.json.*chat-1.*port"):
         Master(tmp_path, "development")
+
+
+def test_junk_on_the_master_port_is_answered_and_the_cluster_is_untouched(run_master):
+    import zmq.green as zmq  # the master runs in this process: wait cooperatively
+    m = run_master({"chat": [server("chat-1", "chat")]})
+    assert m.ready.wait(20)
+    ctx = zmq.Context()
+    raw = ctx.socket(zmq.DEALER)
+    raw.setsockopt(zmq.LINGER, 0)
+    raw.setsockopt(zmq.RCVTIMEO, 5000)
+    raw.connect(m.endpoint)
+    try:
+        for junk in (b"\xc1\xc1 not msgpack", b"\x92\x01\x02", b"\x90"):  # garbage, [1, 2], []
+            raw.send(junk)
+            answer = msgpack.unpackb(raw.recv(), raw=False)
+            assert answer[0] == "error" and "malformed" in answer[1]
+        raw.send_multipart([b"two", b"frames"])  # not [identity, frame] at the ROUTER: dropped
+        raw.send(msgpack.packb(["admin", "admin", "wrong", "list", {}]))
+        answer = msgpack.unpackb(raw.recv(), raw=False)
+        assert answer[0] == "error" and "admin" in answer[1]
+    finally:
+        raw.close()
+        ctx.term()
+    assert sorted(m.registry.members) == ["chat-1"]
+    assert m.command("chat-1", "info")["members"] == ["chat-1"]
