@@ -25,14 +25,15 @@ def test_sigterm_drains_in_flight_requests_and_runs_hooks(tmp_path):
         port = json.loads(ready.read_text())["clientPort"]
         client = Client.connect("127.0.0.1", port)
         answers = []
-        client.request_async("connector.entryHandler.slow", {"seconds": 0.5},
+        # 0.25 s: well inside the app's 0.5 s timeout filter, so only the drain is under test
+        client.request_async("connector.entryHandler.slow", {"seconds": 0.25},
                              lambda err, body: answers.append((err, body)), timeout=10)
         wait_until(lambda: hooks.exists() and "slow_started" in hooks.read_text(), 5,
                    message="the slow handler to start")
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         wait_until(lambda: answers, 5, message="the in-flight answer")
-        assert answers == [(None, {"slept": 0.5})]
+        assert answers == [(None, {"slept": 0.25})]
         client.close()
     finally:
         if proc.poll() is None:
