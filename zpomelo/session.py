@@ -1,5 +1,4 @@
 """Frontend sessions: one per client connection, indexed by sid and by bound uid."""
-import collections
 import logging
 
 from zpomelo.errors import ZpomeloError
@@ -47,7 +46,7 @@ class Session(SessionSettings):
         self.uid = None
         self.settings = {}
         self._on_closed = []
-        self._order = collections.deque()
+        self._order = []  # request ids awaiting answers; short (a list is ~10x smaller than a deque)
         self._ready = None
         self.closed = False
         self.public_key = None  # (n, e) when the connector uses crypto
@@ -86,11 +85,11 @@ class Session(SessionSettings):
     def respond(self, msg_id, data):
         order = self._order
         if order and order[0] == msg_id:
-            order.popleft()
+            del order[0]
             self.conn.send(data)
             ready = self._ready
             while ready and order and order[0] in ready:
-                self.conn.send(ready.pop(order.popleft()))
+                self.conn.send(ready.pop(order.pop(0)))
         elif msg_id in order:
             if self._ready is None:
                 self._ready = {}
