@@ -18,10 +18,8 @@ NODE_DIR = os.path.join(ROOT, "tests", "node")
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = InProcessCluster(CHAT_DIR, "test")
-    c.start()
-    yield c
-    c.stop()
+    with InProcessCluster(CHAT_DIR, "test") as c:
+        yield c
 
 
 def _node_ready():

@@ -17,10 +17,8 @@ CHATS = ["chat-server-1", "chat-server-2"]
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = InProcessCluster(CHAT_DIR, "test")
-    c.start()
-    yield c
-    c.stop()
+    with InProcessCluster(CHAT_DIR, "test") as c:
+        yield c
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ APP_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "apps", "clus
 
 @pytest.fixture
 def cluster():
-    c = InProcessCluster(APP_DIR, "test")
-    c.start()
-    yield c
-    c.stop()
+    with InProcessCluster(APP_DIR, "test") as c:
+        yield c
 
 
 @pytest.fixture
