@@ -55,6 +55,18 @@ def _error_body(body):
     return body.__class__ is dict and "code" in body and body["code"] != 200
 
 
+def _count_answer(phase, stats, t0, error, body):
+    """Record one answer in the stats; False once the run is over (send nothing more)."""
+    if not phase.running:
+        return False
+    if error is not None or _error_body(body):
+        stats.error(error or body)
+    elif phase.measuring:
+        stats.requests += 1
+        stats.latency.record(time.perf_counter() - t0)
+    return True
+
+
 class EchoLoad:
     """`inflight` requests per client on one route, each answer sending the next."""
 
@@ -82,16 +94,8 @@ class EchoLoad:
                 self.stats.error(exc)
 
     def _answered(self, client, t0, error, body):
-        phase = self.phase
-        if not phase.running:
-            return
-        stats = self.stats
-        if error is not None or _error_body(body):
-            stats.error(error or body)
-        elif phase.measuring:
-            stats.requests += 1
-            stats.latency.record(time.perf_counter() - t0)
-        self._send(client)
+        if _count_answer(self.phase, self.stats, t0, error, body):
+            self._send(client)
 
 
 class ChatLoad:
@@ -150,16 +154,7 @@ class ChatLoad:
             if self.phase.running:
                 self.stats.error(exc)
 
-    def _answered(self, client, t0, error, body):
-        phase = self.phase
-        if not phase.running:
-            return
-        if error is not None or _error_body(body):
-            self.stats.error(error or body)
-        elif phase.measuring:
-            self.stats.requests += 1
-            self.stats.latency.record(time.perf_counter() - t0)
-        self._send(client)
+    _answered = EchoLoad._answered
 
 
 class BroadcastLoad(ChatLoad):
