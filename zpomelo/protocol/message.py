@@ -9,6 +9,8 @@ or an `int` dictionary code (2 bytes big-endian).
 from typing import NamedTuple, Optional, Union
 
 from zpomelo.errors import ProtocolError
+from zpomelo.protocol.varint import encode as _encode_varint
+from zpomelo.protocol.varint import read as _read_varint
 
 REQUEST = 0
 NOTIFY = 1
@@ -16,6 +18,7 @@ RESPONSE = 2
 PUSH = 3
 
 MAX_ID = (1 << 32) - 1
+MAX_ID_BYTES = 5
 MAX_ROUTE_BYTES = 255
 MAX_ROUTE_CODE = 0xFFFF
 
@@ -40,32 +43,12 @@ def encode_id(msg_id):
     """Base-128 varint, low group first (1 -> 01, 300 -> ac 02)."""
     if msg_id.__class__ is not int or not 0 <= msg_id <= MAX_ID:
         raise ProtocolError("message id %r is not an integer in 0..%d" % (msg_id, MAX_ID))
-    if msg_id < 0x80:
-        return _BYTE[msg_id]
-    out = bytearray()
-    while msg_id >= 0x80:
-        out.append((msg_id & 0x7F) | 0x80)
-        msg_id >>= 7
-    out.append(msg_id)
-    return bytes(out)
+    return _encode_varint(msg_id)
 
 
 def decode_id(data, pos):
     """Read a message id varint at `pos`; return (id, next_pos). At most 5 bytes, at most 2^32-1."""
-    n = len(data)
-    result = 0
-    shift = 0
-    while True:
-        if pos >= n:
-            raise ProtocolError("message id varint runs past the end of the message")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            break
-        shift += 7
-        if shift >= 35:
-            raise ProtocolError("message id varint is longer than 5 bytes")
+    result, pos = _read_varint(data, pos, len(data), MAX_ID_BYTES, "message id")
     if result > MAX_ID:
         raise ProtocolError("message id %d exceeds 2^32-1" % result)
     return result, pos

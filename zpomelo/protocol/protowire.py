@@ -8,6 +8,7 @@ so that a field costs one Python call each way.
 import struct
 
 from zpomelo.errors import ProtocolError
+from zpomelo.protocol import varint
 from zpomelo.protocol.message import decode_utf8
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
@@ -21,39 +22,16 @@ _pack_f = struct.Struct("<f").pack
 _pack_d = struct.Struct("<d").pack
 _unpack_f = struct.Struct("<f").unpack_from
 _unpack_d = struct.Struct("<d").unpack_from
+_read_varint = varint.read
 
 
-def uvarint(value):
-    """Varint bytes of a non-negative int (no range check: callers check)."""
-    if value < 0x80:
-        return _BYTE[value]
-    if value < 0x4000:
-        return bytes(((value & 0x7F) | 0x80, value >> 7))
-    if value < 0x200000:
-        return bytes(((value & 0x7F) | 0x80, ((value >> 7) & 0x7F) | 0x80, value >> 14))
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+uvarint = varint.encode
+MAX_VARINT_BYTES = 10
 
 
 def read_uvarint(data, pos, end):
-    """Read a varint of at most 10 bytes before `end`; return (value, next_pos)."""
-    result = 0
-    shift = 0
-    while True:
-        if pos >= end:
-            raise ProtocolError("protobuf varint runs past the end of the data")
-        b = data[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if b < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise ProtocolError("protobuf varint is longer than 10 bytes")
+    """Read a protobuf varint (at most 10 bytes) before `end`; return (value, next_pos)."""
+    return _read_varint(data, pos, end, MAX_VARINT_BYTES, "protobuf")
 
 
 # ---- value checks (encoding) -------------------------------------------------------------
@@ -154,7 +132,7 @@ def _read_uint(data, pos, end):
             return (b & 0x7F) | (c << 7), pos + 2
     elif pos < end and data[pos] < 0x80:
         return data[pos], pos + 1
-    return read_uvarint(data, pos, end)
+    return _read_varint(data, pos, end, MAX_VARINT_BYTES, "protobuf")
 
 
 def _read_sint(data, pos, end):
@@ -184,7 +162,7 @@ def _read_length(data, pos, end):
         n = data[pos]
         pos += 1
     else:
-        n, pos = read_uvarint(data, pos, end)
+        n, pos = _read_varint(data, pos, end, MAX_VARINT_BYTES, "protobuf")
     stop = pos + n
     if stop > end:
         raise ProtocolError("protobuf length-delimited field of %d bytes runs past the end of "
@@ -245,7 +223,7 @@ class Plan:
             if key < 0x80:
                 pos += 1
             else:
-                key, pos = read_uvarint(data, pos, end)
+                key, pos = _read_varint(data, pos, end, MAX_VARINT_BYTES, "protobuf")
             read = readers.get(key)
             if read is None:
                 raise self._bad_key(key)
