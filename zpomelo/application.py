@@ -12,7 +12,7 @@ import gevent
 import gevent.event
 import msgpack
 
-from zpomelo import loader
+from zpomelo import loader, settings
 from zpomelo.backend_session import BackendSessionService
 from zpomelo.bus import Bus
 from zpomelo.channel import ChannelService, GlobalChannelService
@@ -29,7 +29,6 @@ from zpomelo.rpc_proxy import RpcProxy
 logger = logging.getLogger(__name__)
 
 SYS = "_sys"
-DEFAULT_RPC_TIMEOUT = 10.0
 
 
 def _env_matches(spec, env):
@@ -116,6 +115,10 @@ class Application:
     def enabled(self, key):
         return bool(self.settings.get(key))
 
+    def setting(self, name):
+        """A declared setting (zpomelo.settings): the value set, converted, or its default."""
+        return settings.value(self.settings, name)
+
     def configure(self, *args):
         """configure(fn) | configure(env, fn) | configure(env, server_type, fn): run fn now if it applies."""
         fn = args[-1]
@@ -197,7 +200,7 @@ class Application:
                 result = self._call_self(service, method, args)
             else:
                 result = self.rpc_client.call(server_id, service, method, args,
-                                              timeout or self.get("rpcTimeout", DEFAULT_RPC_TIMEOUT))
+                                              timeout or self.setting("rpcTimeout"))
             return result
         except Exception as exc:
             error = exc
@@ -257,12 +260,14 @@ class Application:
     def start(self):
         record = self.current_server
         self.state = "starting"
+        settings.check(self.settings, settings.APP)
         self.lifecycle = loader.load_lifecycle(self.base_dir, self.server_type)
         handlers = loader.load_services(self.base_dir, self.server_type, loader.HANDLER_DIR)
         remotes = loader.load_services(self.base_dir, self.server_type, loader.REMOTE_DIR)
         self.handler_service = HandlerService(
             self, self.server_type, handlers, self.filters,
-            expose_errors=self.get("exposeErrors", self.env != "production"))
+            expose_errors=settings.value(self.settings, "exposeErrors",
+                                         fallback=self.env != "production"))
         self.handler_service.error_handler = self.error_handler
         self._hook("before_startup")
 
@@ -270,7 +275,7 @@ class Application:
         self.backend_session_service = BackendSessionService(self)
         self.remotes = RemoteDispatcher(self, remotes)
         self.rpc_server = RpcServer(record.host, record.port, self.remotes.dispatch,
-                                    pool_size=self.get("rpcPoolSize", 10000))
+                                    pool_size=self.setting("rpcPoolSize"))
         bus_port = int(record.extra.get("busPort", 0) or 0)
         self.bus = Bus(self.server_id, record.host, bus_port, self._on_bus, self._bus_fallback)
         bound = {"port": self.rpc_server.port}
@@ -370,7 +375,7 @@ class Application:
             self._stopped.wait()
             return
         self.state = "stopping"
-        drain = drain_timeout if drain_timeout is not None else self.get("drainTimeout", 5.0)
+        drain = drain_timeout if drain_timeout is not None else self.setting("drainTimeout")
         try:
             self._hook("before_shutdown")
         except Exception:

@@ -32,14 +32,13 @@ import gevent
 import zmq
 
 from zpomelo.rpc.greenzmq import GreenSocket
+from zpomelo.rpc.zsock import bind, set_reconnect
 
 logger = logging.getLogger(__name__)
 
 GLOBAL_TOPIC = b"g"
 FRONTEND_PREFIX = b"f:"
 TOPIC_END = b"\x00"
-RECONNECT_IVL_MS = 100
-RECONNECT_IVL_MAX_MS = 1000
 
 
 def frontend_topic(frontend_id):
@@ -63,19 +62,17 @@ class Bus:
         pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         pub.setsockopt(zmq.XPUB_NODROP, 1)
         try:
-            pub.bind("tcp://%s:%s" % (host, port if port else "*"))
-        except zmq.ZMQError as exc:
+            self.port = bind(pub, host, port, "bus")
+        except OSError:
             pub.close()
-            raise OSError("bus cannot bind tcp://%s:%s: %s" % (host, port, exc)) from exc
+            raise
         self.host = host
-        self.port = int(pub.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
         self.endpoint = "tcp://%s:%d" % (host, self.port)
 
         sub = self._context.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, hwm)
-        sub.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
-        sub.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        set_reconnect(sub)
         sub.setsockopt(zmq.SUBSCRIBE, GLOBAL_TOPIC)  # first: see the module docstring
         sub.setsockopt(zmq.SUBSCRIBE, self._own_topic)
         self._pub_raw = pub

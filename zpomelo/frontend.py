@@ -11,7 +11,9 @@ from gevent.event import Event
 
 from zpomelo import loader
 from zpomelo.channel import GlobalMembers
+from zpomelo import settings
 from zpomelo.config import load_json_config
+from zpomelo.connector.config import ConnectorConfig
 from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, ProtocolError, RouteError, ZpomeloError
 from zpomelo.greenpool import GreenPool
 from zpomelo.protocol import rsa
@@ -24,16 +26,16 @@ logger = logging.getLogger(__name__)
 SYS = "_sys"
 
 
-def build_codec(app, connector_settings):
+def build_codec(app, config):
     from zpomelo.protocol.codec import ServerCodec
     from zpomelo.protocol.dictionary import RouteDictionary
     from zpomelo.protocol.protobuf import ProtobufPair
 
     dictionary = protobuf = None
-    if connector_settings.get("useDict"):
+    if config.use_dict:
         extra = load_json_config(app.base_dir, app.env, "dictionary.json", default=[]) or []
         dictionary = RouteDictionary(loader.scan_handler_routes(app.base_dir), extra)
-    if connector_settings.get("useProtobuf"):
+    if config.use_protobuf:
         server = load_json_config(app.base_dir, app.env, "serverProtos.json", default={}) or {}
         client = load_json_config(app.base_dir, app.env, "clientProtos.json", default={}) or {}
         protobuf = ProtobufPair(server, client)
@@ -43,33 +45,32 @@ def build_codec(app, connector_settings):
 class FrontendService:
     def __init__(self, app):
         self.app = app
-        settings = dict(app.get("connectorConfig") or {})
-        self.settings = settings
-        self.codec = build_codec(app, settings)
-        self.sessions = SessionService(app.server_id, single_session=bool(settings.get("singleSession")))
+        record = app.current_server
+        overrides = {}
+        raw = app.get("connectorConfig") or {}
+        if record.max_connections and "maxConnections" not in raw:
+            overrides["max_connections"] = record.max_connections
+        config = ConnectorConfig.from_pomelo(raw, **overrides)
+        config.codec = self.codec = build_codec(app, config)
+        self.connector_config = config
+        self.sessions = SessionService(app.server_id, single_session=config.single_session)
         self.global_members = GlobalMembers()
-        self.handshake_hook = settings.get("handshake")      # fn(app, session, sys, user) -> reply user
-        self.check_client = settings.get("checkClient")      # fn(client_type, version) -> bool
-        self.pool = GreenPool(int(settings.get("handlerPoolSize", 10000)))
-        self.forward_timeout = float(settings.get("forwardTimeout", app.get("rpcTimeout", 10.0)))
-        self.max_in_flight = int(settings.get("maxInFlight", 1000))
-        self.use_crypto = bool(settings.get("useCrypto"))
+        self.handshake_hook = config.handshake_hook      # fn(app, session, sys, user) -> reply user
+        self.check_client = config.check_client          # fn(client_type, version) -> bool
+        self.pool = GreenPool(config.handler_pool_size)
+        self.forward_timeout = (config.forward_timeout if config.forward_timeout is not None
+                                else settings.value(app.settings, "rpcTimeout"))
+        self.max_in_flight = config.max_in_flight
+        self.use_crypto = config.use_crypto
         self.forwarding = 0     # forwarded requests waiting for their backend's answer
         self._drained = None    # set by the last answer once drain() waits
-        self.connector_config = None
-        self._handler_service = app.handler_service
 
     def start_connector(self):
         from zpomelo.connector import Connector
-        from zpomelo.connector.config import ConnectorConfig
 
         record = self.app.current_server
-        settings = dict(self.settings)
-        if record.max_connections and "maxConnections" not in settings:
-            settings["maxConnections"] = record.max_connections
-        self.connector_config = ConnectorConfig.from_pomelo(settings, self.codec)
         host = record.client_host or record.host
-        if settings.get("bindAll"):
+        if self.connector_config.bind_all:
             host = "0.0.0.0"
         connector = Connector(self, host, record.client_port or 0)
         connector.start()

@@ -1,6 +1,9 @@
 """ConnectorConfig: everything a frontend's client listener needs to know, with safe defaults."""
+from zpomelo import settings
 from zpomelo.errors import ConfigError
 from zpomelo.protocol.package import DEFAULT_MAX_BODY, MAX_BODY_LIMIT
+
+_C = settings.CONNECTOR
 
 
 class ConnectorConfig:
@@ -22,14 +25,27 @@ class ConnectorConfig:
     close_timeout      seconds a closing connection may spend flushing its queue
     backlog            listen backlog
     check_client       optional callable (type, version) -> bool, for the frontend's handshake
-    handshake_hook     optional callable (conn, sys, user) -> reply user dict, for the frontend
+    handshake_hook     optional callable (app, session, sys, user) -> reply user dict, for the frontend
+    use_dict, use_protobuf  what the frontend builds its codec with
+    use_crypto         requests must carry an RSA signature (Pomelo's useCrypto), for the frontend
+    single_session     binding a uid kicks its older session, for the frontend
+    handler_pool_size  local handler calls the frontend runs at once
+    forward_timeout    seconds a forwarded request waits (None: the app's rpcTimeout)
+    max_in_flight      unanswered requests one client may have
+    bind_all           listen on 0.0.0.0
+
+    Defaults are the declarations in zpomelo.settings (connectorConfig keys, config/README.md).
     """
 
     def __init__(self, heartbeat=None, timeout=None, max_body=DEFAULT_MAX_BODY, codec=None,
                  ssl=None, no_delay=True, max_connections=None, blacklist=None,
-                 handshake_timeout=10.0, write_queue_limit=1 << 20, close_timeout=3.0,
+                 handshake_timeout=settings.default("handshakeTimeout", _C),
+                 write_queue_limit=1 << 20, close_timeout=3.0,
                  backlog=1024, disconnect_on_timeout=True, max_ws_message=None,
-                 check_client=None, handshake_hook=None, use_dict=False, use_protobuf=False):
+                 check_client=None, handshake_hook=None, use_dict=False, use_protobuf=False,
+                 use_crypto=False, single_session=False,
+                 handler_pool_size=settings.default("handlerPoolSize", _C), forward_timeout=None,
+                 max_in_flight=settings.default("maxInFlight", _C), bind_all=False):
         if heartbeat is not None and not heartbeat > 0:
             raise ConfigError("heartbeat must be a positive number of seconds or None, got %r"
                               % (heartbeat,), field="heartbeat")
@@ -65,6 +81,12 @@ class ConnectorConfig:
         self.handshake_hook = handshake_hook
         self.use_dict = use_dict
         self.use_protobuf = use_protobuf
+        self.use_crypto = use_crypto
+        self.single_session = single_session
+        self.handler_pool_size = handler_pool_size
+        self.forward_timeout = forward_timeout
+        self.max_in_flight = max_in_flight
+        self.bind_all = bind_all
 
     @property
     def heartbeat_timeout(self):
@@ -85,35 +107,43 @@ class ConnectorConfig:
     def from_pomelo(cls, opts, codec=None, **overrides):
         """Build from a Pomelo ``connectorConfig`` dict (app.set('connectorConfig', {...})).
 
-        Understands heartbeat, timeout, disconnectOnTimeout, useDict, useProtobuf, setNoDelay,
-        maxConnections, ssl ({key, cert} or {keyfile, certfile} file paths), handshake,
-        checkClient, blacklist (or blacklistFun) and maxBody; keyword overrides win.
+        Every key is declared in zpomelo.settings (the table in config/README.md); a misspelled
+        key is a ConfigError naming the close match. ``ssl`` takes {key, cert} or {keyfile,
+        certfile} file paths; keyword overrides win.
         """
         opts = dict(opts or {})
+        settings.check(opts, _C)
+
+        def get(name):
+            return settings.value(opts, name, _C)
+
         ssl = opts.get("ssl")
         if isinstance(ssl, dict):
             ssl = {"certfile": ssl.get("certfile") or ssl.get("cert"),
                    "keyfile": ssl.get("keyfile") or ssl.get("key")}
-        heartbeat = opts.get("heartbeat")
         kwargs = dict(
-            heartbeat=heartbeat or None,
-            timeout=opts.get("timeout") or None,
+            heartbeat=get("heartbeat") or None,
+            timeout=get("timeout") or None,
             # Pomelo turns disconnection on whenever heartbeats are configured.
-            disconnect_on_timeout=bool(opts.get("disconnectOnTimeout", True)),
-            use_dict=bool(opts.get("useDict")),
-            use_protobuf=bool(opts.get("useProtobuf")),
-            no_delay=opts.get("setNoDelay", True) is not False,
-            max_connections=opts.get("maxConnections"),
+            disconnect_on_timeout=get("disconnectOnTimeout"),
+            use_dict=get("useDict"),
+            use_protobuf=get("useProtobuf"),
+            use_crypto=get("useCrypto"),
+            single_session=get("singleSession"),
+            no_delay=get("setNoDelay"),
+            max_connections=get("maxConnections"),
+            max_body=get("maxBody") or DEFAULT_MAX_BODY,
+            handshake_timeout=get("handshakeTimeout") or settings.default("handshakeTimeout", _C),
             ssl=ssl,
-            handshake_hook=opts.get("handshake"),
-            check_client=opts.get("checkClient"),
-            blacklist=opts.get("blacklist") or opts.get("blacklistFun"),
+            handshake_hook=get("handshake"),
+            check_client=get("checkClient"),
+            blacklist=get("blacklist") or get("blacklistFun"),
+            handler_pool_size=get("handlerPoolSize"),
+            forward_timeout=get("forwardTimeout"),
+            max_in_flight=get("maxInFlight"),
+            bind_all=get("bindAll"),
             codec=codec,
         )
-        if opts.get("maxBody"):
-            kwargs["max_body"] = int(opts["maxBody"])
-        if opts.get("handshakeTimeout"):
-            kwargs["handshake_timeout"] = opts["handshakeTimeout"]
         kwargs.update(overrides)
         return cls(**kwargs)
 

@@ -13,6 +13,7 @@ import zmq.green as zmq
 
 from zpomelo.errors import ZpomeloError
 from zpomelo.master import wire
+from zpomelo.rpc.zsock import set_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +45,7 @@ class MasterAgent:
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)     # never queue for a master that is not there
-        sock.setsockopt(zmq.RECONNECT_IVL, 100)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, 1000)
+        set_reconnect(sock)
         sock.connect(self.master_endpoint)
         self._socket = sock
         deadline = time.monotonic() + timeout

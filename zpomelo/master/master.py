@@ -20,6 +20,7 @@ from zpomelo.master import procinfo, runstate, wire
 from zpomelo.master.control import AdminControl, select_servers
 from zpomelo.master.registry import Registry
 from zpomelo.master.supervisor import RUNNING, UNRESPONSIVE, Supervisor, log_tail
+from zpomelo.rpc.zsock import bound_port
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,7 @@ class Master:
                     " -P %d), or change the port in config/master.json"
                     % (self.record.host, port, e, port)) from None
             sock.bind("tcp://%s:0" % self.record.host)
-        self.port = int(sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
+        self.port = bound_port(sock)
         self._socket = sock
         logger.info("master %s (%s) listening on %s:%d, pid %d", self.record.id, self.env,
                     self.record.host, self.port, os.getpid())

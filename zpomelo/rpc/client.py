@@ -35,10 +35,11 @@ from gevent.event import AsyncResult
 from zpomelo.errors import RpcError, RpcTimeout, ServerGone
 from zpomelo.rpc.envelope import EnvelopePacker
 from zpomelo.rpc.peer import DOWN, Peer
+from zpomelo.settings import default
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = default("rpcTimeout")
 TICK = 0.05  # timer wheel resolution: a timeout fires at most about one tick late
 
 

@@ -18,6 +18,7 @@ from zpomelo.errors import ProtocolError
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.envelope import join_frame, unpack_replies
 from zpomelo.rpc.server import MAX_ENVELOPES_PER_FRAME
+from zpomelo.rpc.zsock import set_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,6 @@ CONNECTING = "connecting"  # never connected yet: sends queue in the DEALER
 UP = "up"
 DOWN = "down"  # was connected, lost it; the DEALER is reconnecting
 
-RECONNECT_IVL_MS = 100
-RECONNECT_IVL_MAX_MS = 1000
 # ZMTP heartbeats catch a peer that vanished without closing TCP (host down, cable cut).
 HEARTBEAT_IVL_MS = 1000
 HEARTBEAT_TIMEOUT_MS = 3000
@@ -50,8 +49,7 @@ class Peer:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.SNDHWM, sndhwm)
         sock.setsockopt(zmq.RCVHWM, sndhwm)
-        sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
-        sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
+        set_reconnect(sock)
         sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
         monitor_addr = "inproc://zpomelo-rpc-monitor-%s" % os.urandom(8).hex()

@@ -26,10 +26,12 @@ from zpomelo.errors import ProtocolError
 from zpomelo.greenpool import GreenPool
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.envelope import REQUEST, EnvelopePacker, join_frame, unpack_requests
+from zpomelo.rpc.zsock import bind
+from zpomelo.settings import default
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_POOL_SIZE = 1000
+DEFAULT_POOL_SIZE = default("rpcPoolSize")
 MAX_ENVELOPES_PER_FRAME = 1024
 
 
@@ -54,13 +56,12 @@ class RpcServer:
         sock.setsockopt(zmq.RCVHWM, hwm)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         try:
-            sock.bind("tcp://%s:%s" % (host, port if port else "*"))
-        except zmq.ZMQError as exc:
+            self.port = bind(sock, host, port, "rpc server")
+        except OSError:
             sock.close()
-            raise OSError("rpc server cannot bind tcp://%s:%s: %s" % (host, port, exc)) from exc
+            raise
         self._socket = GreenSocket(sock)
         self.host = host
-        self.port = int(sock.getsockopt(zmq.LAST_ENDPOINT).decode().rsplit(":", 1)[1])
         self.endpoint = "tcp://%s:%d" % (host, self.port)
         self._reader = gevent.spawn(self._read_loop)
         self._writer = gevent.spawn(self._write_loop)
