@@ -10,25 +10,24 @@ import os
 
 import gevent
 import gevent.event
-import msgpack
 
-from zpomelo import loader, settings
+from zpomelo import loader, rpc_proxy, settings
 from zpomelo.backend_session import BackendSessionService
 from zpomelo.bus import Bus
 from zpomelo.channel import ChannelService, GlobalChannelService
 from zpomelo.config import ServerRecord, load_servers
-from zpomelo.errors import CODE_FAIL, ConfigError, RpcError, ServerGone
+from zpomelo.errors import ConfigError
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
+from zpomelo.pushes import Pushes
 from zpomelo.remotes import RemoteDispatcher
-from zpomelo.router import default_route_key, pick_by_key
+from zpomelo.router import Router
 from zpomelo.rpc.client import RpcClient
 from zpomelo.rpc.server import RpcServer
 from zpomelo.rpc_proxy import RpcProxy
+from zpomelo.sysapi import SysCalls
 
 logger = logging.getLogger(__name__)
-
-SYS = "_sys"
 
 
 def _env_matches(spec, env):
@@ -60,12 +59,14 @@ class Application:
         self.rpc_filters = []
         self.error_handler = None
         self.components = []
-        self._route_fns = {}
         self.lifecycle = None
         self.state = "inited"
 
         self.membership = Membership(record.id)
         self.rpc = RpcProxy(self)
+        self.router = Router(self)
+        self.sys_calls = SysCalls(self)
+        self.pushes = Pushes(self)
         self.rpc_client = None
         self.rpc_server = None
         self.bus = None
@@ -130,7 +131,7 @@ class Application:
 
     def route(self, server_type, fn):
         """fn(route_param, msg, app) -> server id; route_param is the session for forwarded requests."""
-        self._route_fns[server_type] = fn
+        self.router.set_route(server_type, fn)
         return self
 
     def before(self, f):
@@ -172,84 +173,9 @@ class Application:
     def servers(self):
         return dict(self.membership.servers)
 
-    def pick_server(self, server_type, route_param, msg):
-        fn = self._route_fns.get(server_type)
-        if fn is not None:
-            server_id = fn(route_param, msg, self)
-            if server_id is None:
-                raise ServerGone("the route function for %s chose no server" % server_type)
-            return server_id
-        servers = self.membership.by_type(server_type)
-        if not servers:
-            raise ServerGone("no %s server is up" % server_type)
-        if hasattr(route_param, "frontend_id"):
-            key = default_route_key(route_param)
-        else:
-            key = route_param
-        return pick_by_key(servers, key)
-
     def rpc_call(self, server_id, service, method, args, timeout=None):
-        """One remote call with the RPC filters around it (app.rpc.* comes through here)."""
-        filters = self.rpc_filters
-        for f in filters:
-            if getattr(f, "before", None):
-                f.before(server_id, service, method, args)
-        result = error = None
-        try:
-            if server_id == self.server_id:  # a call to ourselves runs here, in this greenlet
-                result = self._call_self(service, method, args)
-            else:
-                result = self.rpc_client.call(server_id, service, method, args,
-                                              timeout or self.setting("rpcTimeout"))
-            return result
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            for f in reversed(filters):
-                if getattr(f, "after", None):
-                    f.after(server_id, service, method, args, result, error)
-
-    def _call_self(self, service, method, args):
-        """Dispatch locally, failing the way a remote call would (RpcError with the type)."""
-        try:
-            return self.remotes.dispatch(service, method, args)
-        except Exception as exc:
-            code = getattr(exc, "code", CODE_FAIL)
-            raise RpcError(str(exc), remote_type=type(exc).__name__,
-                           code=code if isinstance(code, int) else CODE_FAIL,
-                           server_id=self.server_id) from exc
-
-    # -- pushes: to a frontend over the bus, or straight in when it is us ---------------
-    def deliver(self, frontend_id, message):
-        if frontend_id == self.server_id:
-            if self.frontend is not None:
-                self.frontend.on_bus_message(message)
-            return
-        self.bus.publish_frontend(frontend_id, msgpack.packb(message, use_bin_type=True))
-
-    def deliver_global(self, message, frontend_ids):
-        payload = msgpack.packb(message, use_bin_type=True)
-        others = [f for f in frontend_ids if f != self.server_id]
-        if self.server_id in frontend_ids and self.frontend is not None:
-            self.frontend.on_bus_message(message)
-        self.bus.publish_global(payload, others)
-
-    def _on_bus(self, kind, payload):
-        if self.frontend is None:
-            return
-        try:
-            message = msgpack.unpackb(payload, raw=False)
-        except Exception:
-            logger.warning("%s: dropped an undecodable bus message", self.server_id)
-            return
-        self.frontend.on_bus_message(message)
-
-    def _bus_fallback(self, frontend_id, payload):
-        try:
-            self.rpc_client.notify(frontend_id, SYS, "bus", [payload])
-        except Exception as exc:
-            logger.warning("%s: push to %s lost: %s", self.server_id, frontend_id, exc)
+        """One remote call with the RPC filters around it (zpomelo.rpc_proxy.call)."""
+        return rpc_proxy.call(self, server_id, service, method, args, timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
     def _hook(self, name):
@@ -277,7 +203,7 @@ class Application:
         self.rpc_server = RpcServer(record.host, record.port, self.remotes.dispatch,
                                     pool_size=self.setting("rpcPoolSize"))
         bus_port = int(record.extra.get("busPort", 0) or 0)
-        self.bus = Bus(self.server_id, record.host, bus_port, self._on_bus, self._bus_fallback)
+        self.bus = Bus(self.server_id, record.host, bus_port, self.pushes.on_bus, self.pushes.fallback)
         bound = {"port": self.rpc_server.port}
         extra = dict(record.extra)
         extra["busPort"] = self.bus.port
@@ -333,7 +259,7 @@ class Application:
         if bus_port:
             self.bus.add_peer(record.id, "tcp://%s:%s" % (record.host, bus_port))
         else:
-            self.rpc_client.call_async(record.id, SYS, "hello", [], 5.0, self._hello_answered(record.id))
+            self.sys_calls.hello_async(record.id, self._hello_answered(record.id))
 
     def _hello_answered(self, server_id):
         def done(error, info):

@@ -2,8 +2,6 @@
 from zpomelo.errors import ZpomeloError
 from zpomelo.session import SessionSettings
 
-SYS = "_sys"  # user remote files cannot start with "_", so this never clashes
-
 
 class BackendSession(SessionSettings):
     """Rebuilt on the backend for each forwarded request; changes go home over RPC."""
@@ -26,25 +24,23 @@ class BackendSession(SessionSettings):
     def address(self):
         return None
 
-    def _call(self, method, *args):
-        return self._app.rpc_call(self.frontend_id, SYS, method, list(args))
-
     def bind(self, uid):
-        self._call("session_bind", self.id, uid)
+        self._app.sys_calls.session_bind(self.frontend_id, self.id, uid)
         self.uid = uid
 
     def unbind(self, uid):
-        self._call("session_unbind", self.id, uid)
+        self._app.sys_calls.session_unbind(self.frontend_id, self.id, uid)
         self.uid = None
 
     def push(self, *keys):
-        self._call("session_push", self.id, {k: self.settings.get(k) for k in keys})
+        self._app.sys_calls.session_push(self.frontend_id, self.id,
+                                         {k: self.settings.get(k) for k in keys})
 
     def push_all(self):
-        self._call("session_push", self.id, dict(self.settings))
+        self._app.sys_calls.session_push(self.frontend_id, self.id, dict(self.settings))
 
     def kick(self, reason="kick"):
-        self._call("session_kick_sid", self.id, reason)
+        self._app.sys_calls.kick_by_sid(self.frontend_id, self.id, reason)
 
     def on_closed(self, fn):
         raise ZpomeloError(
@@ -61,19 +57,16 @@ class BackendSessionService:
     def __init__(self, app):
         self._app = app
 
-    def _call(self, frontend_id, method, *args):
-        return self._app.rpc_call(frontend_id, SYS, method, list(args))
-
     def get(self, frontend_id, sid):
-        snap = self._call(frontend_id, "session_get", sid)
+        snap = self._app.sys_calls.session_get(frontend_id, sid)
         return BackendSession.from_snapshot(self._app, snap) if snap else None
 
     def get_by_uid(self, frontend_id, uid):
         return [BackendSession.from_snapshot(self._app, s)
-                for s in self._call(frontend_id, "session_get_by_uid", uid)]
+                for s in self._app.sys_calls.session_get_by_uid(frontend_id, uid)]
 
     def kick_by_uid(self, frontend_id, uid, reason="kick"):
-        return self._call(frontend_id, "session_kick_uid", uid, reason)
+        return self._app.sys_calls.kick_by_uid(frontend_id, uid, reason)
 
     def kick_by_sid(self, frontend_id, sid, reason="kick"):
-        return self._call(frontend_id, "session_kick_sid", sid, reason)
+        return self._app.sys_calls.kick_by_sid(frontend_id, sid, reason)

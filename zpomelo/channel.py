@@ -11,17 +11,7 @@ stored for later.
 """
 import logging
 
-import msgpack
-
-from zpomelo.rpc_proxy import call_many
-
 logger = logging.getLogger(__name__)
-
-SYS = "_sys"
-
-
-def pack(obj):
-    return msgpack.packb(obj, use_bin_type=True)
 
 
 class Channel:
@@ -100,7 +90,7 @@ class ChannelService:
         self.channels.pop(name, None)
 
     def push_to_frontend(self, frontend_id, route, msg, uids):
-        self._app.deliver(frontend_id, ["push", route, msg, uids])
+        self._app.pushes.to_uids(frontend_id, route, msg, uids)
 
     def push_by_uids(self, route, msg, uids_and_frontends):
         groups = {}
@@ -112,8 +102,7 @@ class ChannelService:
 
     def broadcast(self, frontend_type, route, msg, bound_only=False):
         frontends = self._app.get_servers_by_type(frontend_type)
-        for record in frontends:
-            self._app.deliver(record.id, ["bcast", route, msg, bool(bound_only)])
+        self._app.pushes.broadcast([record.id for record in frontends], route, msg, bound_only)
         return len(frontends)
 
 
@@ -125,14 +114,14 @@ class GlobalChannel:
         self.name = name
 
     def add(self, uid, frontend_id):
-        return self._service.call_frontend(frontend_id, "gchan_add", self.name, uid)
+        return self._service.sys_calls.gchan_add(frontend_id, self.name, uid)
 
     def leave(self, uid, frontend_id):
-        return self._service.call_frontend(frontend_id, "gchan_leave", self.name, uid)
+        return self._service.sys_calls.gchan_leave(frontend_id, self.name, uid)
 
     def members(self):
         found = []
-        for uids in self._service.call_all_frontends("gchan_members", self.name).values():
+        for uids in self._service.sys_calls.gchan_members(self._service.frontend_ids(), self.name).values():
             found.extend(uids)
         return found
 
@@ -155,20 +144,18 @@ class GlobalChannelService:
     def get_channel(self, name, create=True):
         return GlobalChannel(self, name)
 
-    def _frontend_ids(self):
+    @property
+    def sys_calls(self):
+        return self._app.sys_calls
+
+    def frontend_ids(self):
         return [r.id for r in self._app.membership.frontends(self.frontend_type)]
 
-    def call_frontend(self, frontend_id, method, *args):
-        return self._app.rpc_call(frontend_id, SYS, method, list(args))
-
-    def call_all_frontends(self, method, *args):
-        return call_many(self._app, self._frontend_ids(), SYS, method, list(args))
-
     def push(self, name, route, msg, exclude=()):
-        self._app.deliver_global(["gpush", name, route, msg, list(exclude)], self._frontend_ids())
+        self._app.pushes.global_push(self.frontend_ids(), name, route, msg, exclude)
 
     def destroy_channel(self, name):
-        self.call_all_frontends("gchan_destroy", name)
+        self.sys_calls.gchan_destroy(self.frontend_ids(), name)
 
 
 class GlobalMembers:

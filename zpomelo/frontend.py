@@ -20,10 +20,10 @@ from zpomelo.protocol import rsa
 from zpomelo.protocol.codec import encode_json
 from zpomelo.router import parse_route
 from zpomelo.session import SessionService
+from zpomelo.sysapi import FORWARD, SYS
 
 logger = logging.getLogger(__name__)
 
-SYS = "_sys"
 
 
 def build_codec(app, config):
@@ -182,14 +182,14 @@ class FrontendService:
     def _forward(self, session, server_type, msg_id, route, body):
         app = self.app
         try:
-            server_id = app.pick_server(server_type, session, body)
+            server_id = app.router.pick(server_type, session, body)
         except Exception as exc:
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
             return
         args = [route, body, session.snapshot()]
         if not msg_id:
             try:
-                app.rpc_client.notify(server_id, SYS, "forward", args)
+                app.rpc_client.notify(server_id, SYS, FORWARD, args)
             except ZpomeloError as exc:
                 logger.warning("notify %s to %s lost: %s", route, server_id, exc)
             return
@@ -203,30 +203,7 @@ class FrontendService:
                 self._drained.set()
 
         self.forwarding += 1
-        app.rpc_client.call_async(server_id, SYS, "forward", args, self.forward_timeout, forwarded)
-
-    # -- pushes from the bus ----------------------------------------------------------------
-    def on_bus_message(self, message):
-        kind = None
-        try:
-            kind = message[0]
-            if kind == "push":
-                _, route, msg, uids = message
-                self.sessions.send_to_uids(uids, self.codec.encode_push(route, msg))
-            elif kind == "gpush":
-                _, name, route, msg, exclude = message
-                uids = self.global_members.members(name)
-                if exclude:
-                    uids = [u for u in uids if u not in exclude]
-                if uids:
-                    self.sessions.send_to_uids(uids, self.codec.encode_push(route, msg))
-            elif kind == "bcast":
-                _, route, msg, bound_only = message
-                self.sessions.send_to_all(self.codec.encode_push(route, msg), bound_only)
-            else:
-                logger.warning("%s: unknown bus message %r", self.app.server_id, kind)
-        except Exception:
-            logger.exception("%s: bus message %r failed", self.app.server_id, kind)
+        app.rpc_client.call_async(server_id, SYS, FORWARD, args, self.forward_timeout, forwarded)
 
     def drain(self, timeout):
         """Wait (bounded) until local handlers and forwarded requests in flight are answered."""

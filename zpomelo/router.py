@@ -43,3 +43,32 @@ def default_route_key(session, explicit_key=None):
         uid = session.uid
         return uid if uid is not None else session.id
     return ""
+
+
+class Router:
+    """Chooses the server of a type for a route parameter: the game's route function for that
+    type (``app.route(type, fn)``) or crc32 of the key over the live servers of the type."""
+
+    def __init__(self, app):
+        self._app = app
+        self._route_fns = {}   # server type -> fn(route_param, msg, app) -> server id
+
+    def set_route(self, server_type, fn):
+        self._route_fns[server_type] = fn
+
+    def pick(self, server_type, route_param, msg=None):
+        """The server id for ``route_param`` (a session for forwarded requests, else a key)."""
+        fn = self._route_fns.get(server_type)
+        if fn is not None:
+            server_id = fn(route_param, msg, self._app)
+            if server_id is None:
+                raise ServerGone("the route function for %s chose no server" % server_type)
+            return server_id
+        servers = self._app.membership.by_type(server_type)
+        if not servers:
+            raise ServerGone("no %s server is up" % server_type)
+        if hasattr(route_param, "frontend_id"):
+            key = default_route_key(route_param)
+        else:
+            key = route_param
+        return pick_by_key(servers, key)

@@ -4,6 +4,30 @@ import gevent
 from zpomelo.errors import ServerGone
 
 
+def call(app, server_id, service, method, args, timeout=None):
+    """One remote call with the app's RPC filters around it (``app.rpc_call``): a call to this
+    server runs here, in the calling greenlet, failing the way a remote call would."""
+    filters = app.rpc_filters
+    for f in filters:
+        if getattr(f, "before", None):
+            f.before(server_id, service, method, args)
+    result = error = None
+    try:
+        if server_id == app.server_id:
+            result = app.remotes.call_here(service, method, args)
+        else:
+            result = app.rpc_client.call(server_id, service, method, args,
+                                         timeout or app.setting("rpcTimeout"))
+        return result
+    except Exception as exc:
+        error = exc
+        raise
+    finally:
+        for f in reversed(filters):
+            if getattr(f, "after", None):
+                f.after(server_id, service, method, args, result, error)
+
+
 def call_many(app, server_ids, service, method, args, timeout=None):
     """The same call on several servers at once -> {server_id: result}; the first error raises."""
     calls = [gevent.spawn(app.rpc_call, sid, service, method, args, timeout) for sid in server_ids]
@@ -23,7 +47,7 @@ class RemoteMethod:
     def __call__(self, route_param, *args, timeout=None):
         """Call the server the router picks for ``route_param`` (a session or a key)."""
         app = self._app
-        server_id = app.pick_server(self._server_type, route_param, None)
+        server_id = app.router.pick(self._server_type, route_param)
         return app.rpc_call(server_id, self._service, self._method, list(args), timeout)
 
     def to_server(self, server_id, *args, timeout=None):
@@ -38,7 +62,7 @@ class RemoteMethod:
                          list(args), timeout)
 
     def notify(self, route_param, *args):
-        server_id = self._app.pick_server(self._server_type, route_param, None)
+        server_id = self._app.router.pick(self._server_type, route_param)
         self._app.rpc_client.notify(server_id, self._service, self._method, list(args))
 
 

@@ -150,6 +150,16 @@ class RpcClient:
             return
         peer.send(self._packer.notify(service, method, args))
 
+    def notify_packed(self, server_id, service, method, packed_args):
+        """``notify`` with args already packed (msgpack bytes of an array); see EnvelopePacker."""
+        peer = self._peers.get(server_id)
+        if peer is None:
+            raise self._gone(server_id, service, method, None)
+        if len(peer.outgoing) >= self._max_queued:
+            logger.warning("rpc notify %s.%s to %s dropped: outgoing queue full", service, method, server_id)
+            return
+        peer.send(self._packer.notify_packed(service, method, packed_args))
+
     def _gone(self, server_id, service, method, peer):
         if peer is None:
             why = "is not a known server" if not self._closed else "cannot be reached: the rpc client is closed"

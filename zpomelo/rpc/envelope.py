@@ -35,6 +35,12 @@ class EnvelopePacker:
     def notify(self, service, method, args):
         return self._pack([NOTIFY, 0, service, method, args])
 
+    def notify_packed(self, service, method, packed_args):
+        """A notify whose args are already msgpack bytes (a packed array): spliced in as they
+        are, so a payload packed once (a push) is not packed again inside the envelope."""
+        pack = self._pack
+        return b"\x95" + pack(NOTIFY) + pack(0) + pack(service) + pack(method) + packed_args
+
     def reply(self, call_id, result):
         """Raises TypeError/ValueError when result cannot be serialized."""
         return self._pack([REPLY, call_id, True, result])

@@ -1,0 +1,190 @@
+"""The framework's own RPC service, ``_sys``: both halves in one file.
+
+- ``SysService`` is the server half: what a server answers under the ``_sys`` service (forwarded
+  client requests, the bus port, pushes that came over RPC, and on frontends the session and
+  global channel operations that backends ask for).
+- ``SysCalls`` is the typed caller half (``app.sys_calls``), used by backend sessions, global
+  channels, the push fallback and peer discovery, so a method name is written in this file only.
+
+Game remotes cannot clash with ``_sys``: remote file names cannot start with "_" (loader.py).
+"""
+import logging
+
+from zpomelo.backend_session import BackendSession
+from zpomelo.errors import RouteError
+from zpomelo.rpc_proxy import call_many
+from zpomelo.session import SessionError
+
+logger = logging.getLogger(__name__)
+
+SYS = "_sys"
+
+# method names (the wire contract between the two halves)
+FORWARD = "forward"              # (route, body, session snapshot) -> response body
+HELLO = "hello"                  # () -> {"id", "busPort"}
+PUSH = "push"                    # (*bus message): a push that came over RPC (bus fallback)
+SESSION_BIND = "session_bind"
+SESSION_UNBIND = "session_unbind"
+SESSION_PUSH = "session_push"
+SESSION_KICK_SID = "session_kick_sid"
+SESSION_KICK_UID = "session_kick_uid"
+SESSION_GET = "session_get"
+SESSION_GET_BY_UID = "session_get_by_uid"
+GCHAN_ADD = "gchan_add"
+GCHAN_LEAVE = "gchan_leave"
+GCHAN_MEMBERS = "gchan_members"
+GCHAN_DESTROY = "gchan_destroy"
+
+HELLO_TIMEOUT = 5.0
+
+
+class SysService:
+    """The server half: ``dispatch(method, args)`` for calls to the ``_sys`` service."""
+
+    def __init__(self, app):
+        self.app = app
+        self._methods = {
+            FORWARD: self.forward,
+            HELLO: self.hello,
+            PUSH: self.push,
+            SESSION_BIND: self.session_bind,
+            SESSION_UNBIND: self.session_unbind,
+            SESSION_PUSH: self.session_push,
+            SESSION_KICK_SID: self.session_kick_sid,
+            SESSION_KICK_UID: self.session_kick_uid,
+            SESSION_GET: self.session_get,
+            SESSION_GET_BY_UID: self.session_get_by_uid,
+            GCHAN_ADD: self.gchan_add,
+            GCHAN_LEAVE: self.gchan_leave,
+            GCHAN_MEMBERS: self.gchan_members,
+            GCHAN_DESTROY: self.gchan_destroy,
+        }
+
+    def dispatch(self, method, args):
+        fn = self._methods.get(method)
+        if fn is None:
+            raise RouteError("no system call %r on %s" % (method, self.app.server_id))
+        return fn(*args)
+
+    # -- every server --------------------------------------------------------------------
+    def forward(self, route, body, snapshot):
+        """A client request forwarded by a frontend: run it here with a backend session."""
+        session = BackendSession.from_snapshot(self.app, snapshot)
+        return self.app.handler_service.handle(route, body, session)
+
+    def hello(self):
+        record = self.app.current_server
+        return {"id": record.id, "busPort": record.extra.get("busPort")}
+
+    def push(self, *message):
+        """A push sent over RPC because our bus subscription was not confirmed yet."""
+        self.app.pushes.deliver_here(list(message))
+
+    # -- frontends only ------------------------------------------------------------------
+    def _frontend(self):
+        frontend = self.app.frontend
+        if frontend is None:
+            raise SessionError("%s is not a frontend server: it holds no sessions" % self.app.server_id)
+        return frontend
+
+    def _session(self, sid):
+        session = self._frontend().sessions.get(sid)
+        if session is None:
+            raise SessionError("no session %s on %s (the client has gone)" % (sid, self.app.server_id))
+        return session
+
+    def session_bind(self, sid, uid):
+        self._session(sid).bind(uid)
+        return True
+
+    def session_unbind(self, sid, uid):
+        self._session(sid).unbind(uid)
+        return True
+
+    def session_push(self, sid, settings):
+        self._frontend().sessions.import_settings(sid, settings)
+        return True
+
+    def session_kick_sid(self, sid, reason="kick"):
+        return self._frontend().sessions.kick_by_sid(sid, reason)
+
+    def session_kick_uid(self, uid, reason="kick"):
+        return self._frontend().sessions.kick_by_uid(uid, reason)
+
+    def session_get(self, sid):
+        session = self._frontend().sessions.get(sid)
+        return session.snapshot() if session is not None else None
+
+    def session_get_by_uid(self, uid):
+        return [s.snapshot() for s in self._frontend().sessions.get_by_uid(uid)]
+
+    def gchan_add(self, name, uid):
+        return self._frontend().global_members.add(name, uid)
+
+    def gchan_leave(self, name, uid):
+        return self._frontend().global_members.leave(name, uid)
+
+    def gchan_members(self, name):
+        return self._frontend().global_members.members(name)
+
+    def gchan_destroy(self, name):
+        return self._frontend().global_members.destroy(name)
+
+
+class SysCalls:
+    """The caller half (``app.sys_calls``): one method per ``_sys`` call a server makes.
+
+    Blocking calls go through ``app.rpc_call`` (RPC filters, calls to ourselves run in place).
+    """
+
+    def __init__(self, app):
+        self._app = app
+
+    def _call(self, server_id, method, *args):
+        return self._app.rpc_call(server_id, SYS, method, list(args))
+
+    # sessions held by a frontend
+    def session_bind(self, frontend_id, sid, uid):
+        return self._call(frontend_id, SESSION_BIND, sid, uid)
+
+    def session_unbind(self, frontend_id, sid, uid):
+        return self._call(frontend_id, SESSION_UNBIND, sid, uid)
+
+    def session_push(self, frontend_id, sid, settings):
+        return self._call(frontend_id, SESSION_PUSH, sid, settings)
+
+    def kick_by_sid(self, frontend_id, sid, reason="kick"):
+        return self._call(frontend_id, SESSION_KICK_SID, sid, reason)
+
+    def kick_by_uid(self, frontend_id, uid, reason="kick"):
+        return self._call(frontend_id, SESSION_KICK_UID, uid, reason)
+
+    def session_get(self, frontend_id, sid):
+        return self._call(frontend_id, SESSION_GET, sid)
+
+    def session_get_by_uid(self, frontend_id, uid):
+        return self._call(frontend_id, SESSION_GET_BY_UID, uid)
+
+    # global channels: each frontend keeps the members connected to it
+    def gchan_add(self, frontend_id, name, uid):
+        return self._call(frontend_id, GCHAN_ADD, name, uid)
+
+    def gchan_leave(self, frontend_id, name, uid):
+        return self._call(frontend_id, GCHAN_LEAVE, name, uid)
+
+    def gchan_members(self, frontend_ids, name):
+        """{frontend id: [uid, ...]} from every frontend at once."""
+        return call_many(self._app, frontend_ids, SYS, GCHAN_MEMBERS, [name])
+
+    def gchan_destroy(self, frontend_ids, name):
+        return call_many(self._app, frontend_ids, SYS, GCHAN_DESTROY, [name])
+
+    # plumbing between servers (non-blocking)
+    def hello_async(self, server_id, callback):
+        """Ask a peer for its bus port; ``callback(error, {"id", "busPort"})``."""
+        self._app.rpc_client.call_async(server_id, SYS, HELLO, [], HELLO_TIMEOUT, callback)
+
+    def push_packed(self, frontend_id, packed_message):
+        """Send a push over RPC; ``packed_message`` (the msgpack bus message) becomes the call's
+        arguments as it is, not wrapped in another envelope."""
+        self._app.rpc_client.notify_packed(frontend_id, SYS, PUSH, packed_message)
