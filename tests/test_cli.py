@@ -11,9 +11,10 @@ import subprocess
 import pytest
 
 from master.cli_project import (ZPOMELO, kill_project, list_rows, master_pid, ok, project_pids,
-                                wait_for, zpomelo)
+                                zpomelo)
 from master.conftest import FAKE_COMMAND, server, write_project
 from zpomelo.master import procinfo
+from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -100,7 +101,7 @@ def test_a_server_that_cannot_start_fails_the_start_and_leaves_nothing(project):
     assert result.returncode == 1
     assert "chat-2 exited with code 3 before it was ready" in result.stderr
     assert "failing on purpose" in result.stderr          # the tail of logs/chat-2.log
-    wait_for(lambda: project_pids(project) == [], what="every process gone")
+    wait_until(lambda: project_pids(project) == [], timeout=15.0, message="every process gone")
 
 
 def test_start_one_type_then_the_rest_against_the_running_master(project):

@@ -7,9 +7,10 @@ import time
 import pytest
 
 from master.cli_project import (kill_project, list_rows, master_pid, ok, project_pids,
-                                use_free_ports, wait_for, zpomelo)
+                                use_free_ports, zpomelo)
 from zpomelo.client import Client
 from zpomelo.master import procinfo
+from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,22 +74,22 @@ def test_init_start_play_add_faults_and_stop(project):
     # hot add: the new game server takes its share of the users (requests and pushes)
     added = ok(project, "add", "id=game-server-2", "host=127.0.0.1", "port=0", "serverType=game")
     assert "added game-server-2 (game)" in added
-    routed = wait_for(lambda: (lambda m: m if "game-server-2" in m.values() else None)(
-        servers_of(gate_port, UIDS)), what="requests routed to game-server-2")
+    routed = wait_until(lambda: (lambda m: m if "game-server-2" in m.values() else None)(
+        servers_of(gate_port, UIDS)), timeout=15.0, message="requests routed to game-server-2")
     assert set(routed.values()) == {"game-server-1", "game-server-2"}
     moved = [uid for uid, sid in routed.items() if sid == "game-server-1"]
 
     # SIGKILL without auto-restart: stays down, and its users go to the other game server
     rows = list_rows(project)
     os.kill(rows["game-server-1"]["pid"], signal.SIGKILL)
-    wait_for(lambda: list_rows(project)["game-server-1"]["state"] == "down", what="down")
+    wait_until(lambda: list_rows(project)["game-server-1"]["state"] == "down", timeout=15.0, message="down")
     assert list_rows(project)["game-server-1"]["restarts"] == 0
-    wait_for(lambda: all((try_play(gate_port, uid) or {}).get("server") == "game-server-2"
-                         for uid in moved), what="routing without game-server-1")
+    wait_until(lambda: all((try_play(gate_port, uid) or {}).get("server") == "game-server-2"
+                           for uid in moved), timeout=15.0, message="routing without game-server-1")
 
     # SIGKILL the master: the servers keep serving; a new master adopts them
     os.kill(master_pid(project), signal.SIGKILL)
-    wait_for(lambda: not procinfo.is_alive(rows["master-server-1"]["pid"]), what="master gone")
+    wait_until(lambda: not procinfo.is_alive(rows["master-server-1"]["pid"]), timeout=15.0, message="master gone")
     assert play(gate_port, "bob")[0]["code"] == 200
     ok(project, "start", "-D")
     adopted = list_rows(project)
@@ -120,12 +121,12 @@ def test_production_start_and_auto_restart(project):
 
     killed_at = time.monotonic()
     os.kill(rows["game-server-1"]["pid"], signal.SIGKILL)
-    back = wait_for(lambda: (lambda r: r if r["state"] == "running" and r["restarts"] == 1
+    back = wait_until(lambda: (lambda r: r if r["state"] == "running" and r["restarts"] == 1
                              else None)(list_rows(project)["game-server-1"]),
-                    timeout=20, what="game-server-1 restarted")
+                      timeout=20, message="game-server-1 restarted")
     assert back["pid"] != rows["game-server-1"]["pid"]
-    wait_for(lambda: (try_play(gate_port, uid) or {}).get("server") == "game-server-1",
-             what="game-server-1 serving again")
+    wait_until(lambda: (try_play(gate_port, uid) or {}).get("server") == "game-server-1",
+               timeout=15.0, message="game-server-1 serving again")
     recovery = time.monotonic() - killed_at
     assert recovery < 10, "back and serving after %.1f s" % recovery
 

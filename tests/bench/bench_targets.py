@@ -13,7 +13,8 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from zpomelo.testing import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH_APP = os.path.join(ROOT, "examples", "bench")
@@ -28,14 +29,6 @@ def port_open(port, host="127.0.0.1"):
         return True
     except OSError:
         return False
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise RuntimeError("timed out after %.0f s waiting for %s" % (timeout, what))
-        time.sleep(0.05)
 
 
 def refuse_busy_ports(ports):
@@ -72,12 +65,12 @@ class ZpomeloApp:
                     [sys.executable, "-m", "zpomelo.server", "--dir", self.app_dir, "--env", self.env,
                      "--id", server_id, "--ready-file", ready, "--log-dir", self.tmp], env=env)
                 proc = self.procs[server_id]
-                wait_for(lambda: os.path.exists(ready) or proc.poll() is not None, START_TIMEOUT,
-                         "%s to start" % server_id)
+                wait_until(lambda: os.path.exists(ready) or proc.poll() is not None, START_TIMEOUT,
+                           message="%s to start" % server_id)
                 if proc.poll() is not None:
                     raise RuntimeError("%s exited with %s; see %s" % (server_id, proc.returncode, self.tmp))
             for port in self.ports:
-                wait_for(lambda: port_open(port), START_TIMEOUT, "client port %d" % port)
+                wait_until(lambda: port_open(port), START_TIMEOUT, message="client port %d" % port)
         except BaseException:
             self.stop()
             raise

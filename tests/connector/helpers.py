@@ -1,8 +1,6 @@
 """Test helpers for the connector: a fake frontend and a raw Pomelo client over TCP or WebSocket."""
 import json
-import time
 
-import gevent
 from gevent import socket
 from gevent import ssl as gevent_ssl
 
@@ -65,15 +63,6 @@ def start_connector(**config_kwargs):
     frontend = FakeFrontend(ConnectorConfig(**config_kwargs))
     connector = Connector(frontend, "127.0.0.1", 0).start()
     return connector, frontend
-
-
-def wait_for(condition, timeout=IO_TIMEOUT, what="condition"):
-    """Poll ``condition`` (yielding to the server's greenlets) until true or the deadline."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out after %.1fs waiting for %s" % (timeout, what))
-        gevent.sleep(0.005)
 
 
 class RawClient:

@@ -13,7 +13,9 @@ from zpomelo.protocol import websocket as ws
 from zpomelo.protocol.codec import ServerCodec
 from zpomelo.protocol.dictionary import RouteDictionary
 
-from .helpers import RawClient, start_connector, wait_for
+from zpomelo.testing import wait_until
+
+from .helpers import RawClient, start_connector
 
 TRANSPORTS = ["tcp", "ws"]
 
@@ -34,7 +36,7 @@ def server(request):
 
 
 def _only_conn(connector):
-    wait_for(lambda: len(connector.connections) == 1, what="one registered connection")
+    wait_until(lambda: len(connector.connections) == 1, message="one registered connection")
     return next(iter(connector.connections.values()))
 
 
@@ -53,13 +55,13 @@ def test_handshake_request_response_notify(server, transport):
     assert client.request(1, "test.h.echo", {"x": 1}) == {"code": 200, "echo": {"x": 1}}
     assert client.request(300, "test.h.echo", {"y": "é"}) == {"code": 200, "echo": {"y": "é"}}
     client.send_notify("test.h.note", {"n": 5})
-    wait_for(lambda: frontend.notifies, what="the notify")
+    wait_until(lambda: frontend.notifies, message="the notify")
     assert frontend.notifies == [("test.h.note", {"n": 5})]
     assert frontend.requests[-1][1] == 0  # notifies reach on_request with id 0
     client.close()
-    wait_for(lambda: conn.id in frontend.closed, what="on_close")
+    wait_until(lambda: conn.id in frontend.closed, message="on_close")
     assert frontend.closed[conn.id] == "client closed"
-    wait_for(lambda: connector.count == 0, what="connection count back to 0")
+    wait_until(lambda: connector.count == 0, message="connection count back to 0")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -146,7 +148,7 @@ def test_ws_close_frame_closes_the_connection(server):
     client.send_frame(ws.encode_frame(ws.CLOSE_NORMAL.to_bytes(2, "big"), ws.CLOSE, mask=True))
     seen = client.wait_closed()
     assert seen and seen[-1][0] == "ws-close" and ws.parse_close(seen[-1][1])[0] == ws.CLOSE_NORMAL
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
 
 
 # ---- handshake failures ---------------------------------------------------------------------
@@ -161,7 +163,7 @@ def test_bad_handshake_gets_500_and_is_closed(server, transport, body):
     assert ptype == package.HANDSHAKE and json.loads(reply) == {"code": 500}
     client.wait_closed()
     assert client.eof
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
     assert RawClient(connector.port, transport).handshake()["code"] == 200
 
 
@@ -172,7 +174,7 @@ def test_client_check_failure_gets_501_and_is_closed(server, transport):
     reply = client.handshake(user={"old_client": True})
     assert reply == {"code": 501}
     client.wait_closed()
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
     assert "501" in next(iter(frontend.closed.values()))
 
 
@@ -205,9 +207,9 @@ def test_silent_client_is_closed_after_the_timeout(server, transport):
     client = RawClient(connector.port, transport)
     client.handshake()
     client.wait_closed()
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
     assert list(frontend.closed.values()) == ["heartbeat timeout"]
-    wait_for(lambda: connector.count == 0, what="count back to 0")
+    wait_until(lambda: connector.count == 0, message="count back to 0")
 
 
 def test_no_timeout_when_disconnect_on_timeout_is_off(server):
@@ -226,8 +228,8 @@ def test_handshake_timeout_closes_a_client_that_never_acks(server):
     assert no_ack.handshake(ack=False)["code"] == 200
     idle.wait_closed()
     no_ack.wait_closed()
-    wait_for(lambda: list(frontend.closed.values()) == ["handshake timeout"], what="on_close")
-    wait_for(lambda: connector.count == 0, what="count back to 0")
+    wait_until(lambda: list(frontend.closed.values()) == ["handshake timeout"], message="on_close")
+    wait_until(lambda: connector.count == 0, message="count back to 0")
 
 
 # ---- kick, close, stop ----------------------------------------------------------------------
@@ -240,7 +242,7 @@ def test_kick_sends_reason_then_closes(server, transport):
     client.send_request(4, "test.h.kick", {"reason": "kick"})
     seen = client.wait_closed()
     assert seen[0] == (package.KICK, b'{"reason":"kick"}')
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
     assert list(frontend.closed.values()) == ["kicked: kick"]
     assert frontend.close_calls == 1
 
@@ -252,7 +254,7 @@ def test_slow_client_over_the_write_queue_limit_is_closed(server):
     # Sends go straight to the kernel while it takes them, so push well past the socket buffers.
     client.send_request(1, "test.h.push", {"count": 20000, "pad": "x" * 1000})
     client.wait_closed()
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
     assert list(frontend.closed.values()) == ["write queue overflow"]
     assert RawClient(connector.port).handshake()["code"] == 200
 
@@ -331,7 +333,7 @@ def test_garbage_after_the_handshake_closes_the_connection(healthy):
     client.send_raw(b"\x09\x00\x00\x00")
     seen = client.wait_closed()
     assert seen[-1][0] == "ws-close" and ws.parse_close(seen[-1][1])[0] == ws.CLOSE_PROTOCOL_ERROR
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
     assert next(iter(frontend.closed.values())).startswith("protocol error")
     still_serving()
 
@@ -376,7 +378,7 @@ def test_package_over_the_size_limit_closes_the_connection(healthy, transport):
     seen = client.wait_closed()
     if transport == "ws":
         assert ws.parse_close(seen[-1][1])[0] == ws.CLOSE_TOO_BIG
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
     assert "exceeds" in next(iter(frontend.closed.values()))
     still_serving()
 
@@ -444,10 +446,10 @@ def test_a_thousand_connections_dropped_mid_handshake(server):
         if data:
             sock.sendall(data)
         socks.append(sock)
-    wait_for(lambda: connector.count >= 990, timeout=20, what="the connections to be accepted")
+    wait_until(lambda: connector.count >= 990, timeout=20, message="the connections to be accepted")
     for sock in socks:
         sock.close()
-    wait_for(lambda: connector.count == 0, timeout=20, what="count back to 0")
+    wait_until(lambda: connector.count == 0, timeout=20, message="count back to 0")
     assert connector.pending == 0 and not connector.connections
     client = RawClient(connector.port, "ws")
     client.handshake()
@@ -476,7 +478,7 @@ def test_tls_for_both_transports(server, certificate, transport):
     assert client.request(1, "test.h.echo", {"tls": True}) == {"code": 200, "echo": {"tls": True}}
     assert _only_conn(connector).transport == transport
     client.close()
-    wait_for(lambda: frontend.closed, what="on_close")
+    wait_until(lambda: frontend.closed, message="on_close")
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
@@ -489,7 +491,7 @@ def test_tls_kick_and_heartbeat_timeout(server, certificate, transport):
     silent = RawClient(connector.port, transport, tls=True)
     silent.handshake()
     silent.wait_closed()
-    wait_for(lambda: len(frontend.closed) == 2, what="both on_close calls")
+    wait_until(lambda: len(frontend.closed) == 2, message="both on_close calls")
     assert sorted(frontend.closed.values()) == ["heartbeat timeout", "kicked: tls"]
 
 

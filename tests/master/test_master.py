@@ -3,24 +3,16 @@ import os
 import signal
 import time
 
-import gevent
 import msgpack
 import pytest
 
 from zpomelo.errors import ConfigError, ZpomeloError
 from zpomelo.master import procinfo, runstate
 from zpomelo.master.master import Master
+from zpomelo.testing import wait_until
 
 from .cli_project import kill_project, project_pids as pids_of_project
 from .conftest import FAKE_COMMAND, server, write_project
-
-
-def wait_for(cond, timeout=10.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for %s" % what)
-        gevent.sleep(0.02)
 
 
 @pytest.fixture
@@ -56,8 +48,8 @@ def test_start_registers_everyone_and_fires_after_start_all(run_master):
     assert procinfo.cmdline(chat_pid)[1:3] == ["-X", "utf8"]          # "args" go to python
     assert sorted(m.registry.members) == ids
     for sid in ids:
-        wait_for(lambda: m.command(sid, "info")["after_start_all"] == 1, what="after_start_all")
-        wait_for(lambda: members_seen_by(m, sid) == ids, what="membership of %s" % sid)
+        wait_until(lambda: m.command(sid, "info")["after_start_all"] == 1, message="after_start_all")
+        wait_until(lambda: members_seen_by(m, sid) == ids, message="membership of %s" % sid)
     assert m.registry.get("connector-1").record["clientPort"] > 0     # the port it bound
 
 
@@ -68,24 +60,24 @@ def test_sigkill_with_auto_restart_comes_back(run_master):
     proc = m.supervisor.procs["chat-1"]
     old_pid = proc.pid
     os.kill(old_pid, signal.SIGKILL)
-    wait_for(lambda: proc.restarts == 1 and "chat-1" in m.registry
-             and m.registry.get("chat-1").record["pid"] != old_pid, what="restart")
+    wait_until(lambda: proc.restarts == 1 and "chat-1" in m.registry
+               and m.registry.get("chat-1").record["pid"] != old_pid, message="restart")
     assert proc.pid != old_pid and proc.state == "running"
-    wait_for(lambda: members_seen_by(m, "chat-2") == ["chat-1", "chat-2"], what="re-add")
+    wait_until(lambda: members_seen_by(m, "chat-2") == ["chat-1", "chat-2"], message="re-add")
     # a restarted server runs after_start_all again (it is a new process)
-    wait_for(lambda: m.command("chat-1", "info")["after_start_all"] == 1, what="after_start_all")
+    wait_until(lambda: m.command("chat-1", "info")["after_start_all"] == 1, message="after_start_all")
 
 
 def test_sigkill_without_auto_restart_stays_down_and_leaves(run_master):
     m = run_master({"chat": [server("chat-1", "chat"), server("chat-2", "chat")]})
     assert m.ready.wait(20)
-    wait_for(lambda: members_seen_by(m, "chat-2") == ["chat-1", "chat-2"], what="membership")
+    wait_until(lambda: members_seen_by(m, "chat-2") == ["chat-1", "chat-2"], message="membership")
     proc = m.supervisor.procs["chat-1"]
     os.kill(proc.pid, signal.SIGKILL)
-    wait_for(lambda: proc.state == "down", what="down")
+    wait_until(lambda: proc.state == "down", message="down")
     assert "chat-1" not in m.registry
     assert "SIGKILL" in proc.exit_reason
-    wait_for(lambda: members_seen_by(m, "chat-2") == ["chat-2"], what="remove event")
+    wait_until(lambda: members_seen_by(m, "chat-2") == ["chat-2"], message="remove event")
     assert proc.restarts == 0 and not proc.alive
 
 
@@ -107,14 +99,14 @@ def test_silent_server_is_removed_then_rejoins_and_restart_force_kills(run_maste
     os.kill(pid, signal.SIGSTOP)
     os.kill(forced_pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: "chat-1" not in m.registry, what="heartbeat timeout")
+        wait_until(lambda: "chat-1" not in m.registry, message="heartbeat timeout")
         assert m.supervisor.procs["chat-1"].state == "unresponsive"
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_for(lambda: "chat-1" in m.registry, what="re-registration")
+    wait_until(lambda: "chat-1" in m.registry, message="re-registration")
     assert m.supervisor.procs["chat-1"].pid == pid
     # restart-force: an unresponsive server is killed and started again
-    wait_for(lambda: forced.restarts == 1 and "chat-3" in m.registry, what="forced restart")
+    wait_until(lambda: forced.restarts == 1 and "chat-3" in m.registry, message="forced restart")
     assert forced.pid != forced_pid and not procinfo.is_alive(forced_pid)
 
 
@@ -125,7 +117,7 @@ def test_crash_loop_restarts_with_growing_backoff(run_master):
     proc = m.supervisor.procs["bad-1"]
     spawned = []
     m.supervisor._on_spawn = lambda p: spawned.append((p.server_id, time.monotonic()))
-    wait_for(lambda: len(spawned) >= 3, timeout=15, what="three restarts")
+    wait_until(lambda: len(spawned) >= 3, timeout=15, message="three restarts")
     times = [t for sid, t in spawned if sid == "bad-1"]
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert len(gaps) >= 2 and gaps[1] > gaps[0] * 1.5, gaps      # 0.5 s, 1 s, 2 s ...
@@ -151,7 +143,7 @@ def test_restarted_master_adopts_running_servers(run_master, tmp_path):
         # adopted servers are watched: a SIGKILL is noticed and auto-restart applies
         os.kill(pids["chat-1"], signal.SIGKILL)
         proc = second.supervisor.procs["chat-1"]
-        wait_for(lambda: proc.restarts == 1 and "chat-1" in second.registry, what="restart")
+        wait_until(lambda: proc.restarts == 1 and "chat-1" in second.registry, message="restart")
     finally:
         second.shutdown(graceful=False)
         second.close()
@@ -200,8 +192,8 @@ def test_add_validates_before_touching_anything(run_master):
     added = m.control.handle("add", {"servers": [{"host": "127.0.0.1", "port": 0,
                                                   "serverType": "chat", "clusterCount": 2}]})
     assert [r["id"] for r in added] == ["chat-2", "chat-3"]
-    wait_for(lambda: members_seen_by(m, "chat-1") == ["chat-1", "chat-2", "chat-3"],
-             what="added servers in membership")
+    wait_until(lambda: members_seen_by(m, "chat-1") == ["chat-1", "chat-2", "chat-3"],
+               message="added servers in membership")
 
 
 def test_bad_config_is_a_clear_error(tmp_path, fake_servers):

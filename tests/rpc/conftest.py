@@ -2,24 +2,13 @@
 import os
 import subprocess
 import sys
-import time
 
-import gevent
 import pytest
 
 from zpomelo.bus import Bus
 from zpomelo.rpc import RpcClient, RpcServer
 
 CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "rpc_child.py")
-
-
-def wait_for(condition, timeout=5.0, what="condition"):
-    """Poll `condition` (cooperatively) until true; fail the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail("timed out after %.1f s waiting for %s" % (timeout, what))
-        gevent.sleep(0.005)
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Bus: XPUB/SUB push bus with subscription tracking and the fallback before subscription."""
 import gevent
 
-from .conftest import wait_for
+from zpomelo.testing import wait_until
 
 
 class Inbox:
@@ -28,10 +28,10 @@ def test_fallback_before_subscription_then_pub_path(make_bus):
     assert inbox.messages == []
 
     frontend.add_peer("back-1", backend.endpoint)
-    wait_for(lambda: backend.subscribed_frontends() == {"conn-1"}, what="the subscription to reach the XPUB")
+    wait_until(lambda: backend.subscribed_frontends() == {"conn-1"}, message="the subscription to reach the XPUB")
     for index in range(100):
         backend.publish_frontend("conn-1", b"after-%d" % index)
-    wait_for(lambda: len(inbox.messages) == 100, what="the pushes")
+    wait_until(lambda: len(inbox.messages) == 100, message="the pushes")
     assert inbox.messages == [("f", b"after-%d" % index) for index in range(100)]  # in order
     assert fallback_calls == [("conn-1", b"before")]  # no more fallbacks
     assert backend.stats["published"] == 100 and backend.stats["fallbacks"] == 1
@@ -44,10 +44,10 @@ def test_frontend_topic_is_exact_not_a_prefix(make_bus):
     conn10 = make_bus("conn-10", on_message=long_)
     conn1.add_peer("back-1", backend.endpoint)
     conn10.add_peer("back-1", backend.endpoint)
-    wait_for(lambda: backend.subscribed_frontends() == {"conn-1", "conn-10"}, what="both subscriptions")
+    wait_until(lambda: backend.subscribed_frontends() == {"conn-1", "conn-10"}, message="both subscriptions")
     backend.publish_frontend("conn-10", b"for ten")
     backend.publish_frontend("conn-1", b"for one")
-    wait_for(lambda: short.messages and long_.messages, what="both pushes")
+    wait_until(lambda: short.messages and long_.messages, message="both pushes")
     assert short.messages == [("f", b"for one")]
     assert long_.messages == [("f", b"for ten")]
 
@@ -59,9 +59,9 @@ def test_global_publish_reaches_all_subscribers_and_falls_back_for_the_rest(make
     for name in ("conn-1", "conn-2", "conn-3"):
         inboxes[name] = Inbox()
         make_bus(name, on_message=inboxes[name]).add_peer("back-1", backend.endpoint)
-    wait_for(lambda: len(backend.subscribed_frontends()) == 3, what="three subscriptions")
+    wait_until(lambda: len(backend.subscribed_frontends()) == 3, message="three subscriptions")
     backend.publish_global(b"hello all", ["conn-1", "conn-2", "conn-3", "conn-4"])
-    wait_for(lambda: all(inbox.messages for inbox in inboxes.values()), what="the global push everywhere")
+    wait_until(lambda: all(inbox.messages for inbox in inboxes.values()), message="the global push everywhere")
     assert all(inbox.messages == [("g", b"hello all")] for inbox in inboxes.values())
     assert fallback_calls == [("conn-4", b"hello all")]  # only the one not subscribed
 
@@ -73,9 +73,9 @@ def test_frontend_receives_from_several_publishers(make_bus):
     for backend in backends:
         frontend.add_peer(backend.self_id, backend.endpoint)
     for backend in backends:
-        wait_for(lambda: "conn-1" in backend.subscribed_frontends(), what="subscription at " + backend.self_id)
+        wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="subscription at " + backend.self_id)
         backend.publish_frontend("conn-1", backend.self_id.encode())
-    wait_for(lambda: len(inbox.messages) == 3, what="three pushes")
+    wait_until(lambda: len(inbox.messages) == 3, message="three pushes")
     assert sorted(inbox.messages) == [("f", b"back-0"), ("f", b"back-1"), ("f", b"back-2")]
 
 
@@ -86,11 +86,11 @@ def test_unsubscribe_on_close_moves_back_to_fallback(make_bus, closing):
     backend = make_bus("back-1", fallback=lambda f, p: fallback_calls.append((f, p)))
     frontend = Bus("conn-1", "127.0.0.1", 0, lambda kind, payload: None)
     frontend.add_peer("back-1", backend.endpoint)
-    wait_for(lambda: "conn-1" in backend.subscribed_frontends(), what="the subscription")
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
     backend.publish_frontend("conn-1", b"via pub")
     assert fallback_calls == []
     frontend.close()
-    wait_for(lambda: "conn-1" not in backend.subscribed_frontends(), what="the unsubscription")
+    wait_until(lambda: "conn-1" not in backend.subscribed_frontends(), message="the unsubscription")
     backend.publish_frontend("conn-1", b"via fallback")
     assert fallback_calls == [("conn-1", b"via fallback")]
 
@@ -99,9 +99,9 @@ def test_remove_peer_unsubscribes_at_that_publisher(make_bus):
     backend = make_bus("back-1", fallback=lambda f, p: None)
     frontend = make_bus("conn-1")
     frontend.add_peer("back-1", backend.endpoint)
-    wait_for(lambda: "conn-1" in backend.subscribed_frontends(), what="the subscription")
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
     frontend.remove_peer("back-1")
-    wait_for(lambda: not backend.subscribed_frontends(), what="the unsubscription")
+    wait_until(lambda: not backend.subscribed_frontends(), message="the unsubscription")
     frontend.remove_peer("back-1")  # twice: harmless
 
 
@@ -116,10 +116,10 @@ def test_on_message_exception_does_not_stop_the_reader(make_bus):
     backend = make_bus("back-1", fallback=lambda f, p: None)
     frontend = make_bus("conn-1", on_message=on_message)
     frontend.add_peer("back-1", backend.endpoint)
-    wait_for(lambda: "conn-1" in backend.subscribed_frontends(), what="the subscription")
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
     backend.publish_frontend("conn-1", b"boom")
     backend.publish_frontend("conn-1", b"still alive")
-    wait_for(lambda: len(received) == 2, what="both pushes")
+    wait_until(lambda: len(received) == 2, message="both pushes")
     assert received == [b"boom", b"still alive"]
 
 
@@ -128,7 +128,7 @@ def test_publish_from_many_greenlets(make_bus):
     backend = make_bus("back-1", fallback=lambda f, p: None)
     frontend = make_bus("conn-1", on_message=inbox)
     frontend.add_peer("back-1", backend.endpoint)
-    wait_for(lambda: "conn-1" in backend.subscribed_frontends(), what="the subscription")
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
 
     def publisher(index):
         for n in range(50):
@@ -136,7 +136,7 @@ def test_publish_from_many_greenlets(make_bus):
             gevent.sleep(0)
 
     gevent.joinall([gevent.spawn(publisher, i) for i in range(20)], raise_error=True)
-    wait_for(lambda: len(inbox.messages) == 1000, what="all pushes")
+    wait_until(lambda: len(inbox.messages) == 1000, message="all pushes")
     for index in range(20):  # per publisher greenlet order is kept
         mine = [p for _k, p in inbox.messages if p.startswith(b"%d:" % index)]
         assert mine == [b"%d:%d" % (index, n) for n in range(50)]

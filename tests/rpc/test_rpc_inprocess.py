@@ -9,7 +9,7 @@ from gevent.event import Event
 from zpomelo.errors import RpcError, RpcTimeout, ServerGone
 from zpomelo.rpc.envelope import pack_frame
 
-from .conftest import wait_for
+from zpomelo.testing import wait_until
 
 
 class Forbidden(Exception):
@@ -169,7 +169,7 @@ def test_async_timeout_calls_back_once(pair):
 
     client.call_async("back-1", "s", "sleep", [0.5], 0.1, callback)
     assert done.wait(timeout=3)
-    wait_for(lambda: client.stats["late_replies"] == 1, what="the late reply to be dropped")
+    wait_until(lambda: client.stats["late_replies"] == 1, message="the late reply to be dropped")
     assert len(outcomes) == 1 and isinstance(outcomes[0], RpcTimeout)
 
 
@@ -224,7 +224,7 @@ def test_pool_limit_makes_the_reader_wait_then_everything_completes(make_server,
     client = make_client()
     client.add_peer("b", server.endpoint)
     callers = [gevent.spawn(client.call, "b", "s", "m", [i], 10) for i in range(6)]
-    wait_for(lambda: server.stats["backpressure_waits"] >= 1, what="the reader to wait for a pool slot")
+    wait_until(lambda: server.stats["backpressure_waits"] >= 1, message="the reader to wait for a pool slot")
     assert server.in_flight == 2
     assert len(started) == 2  # the other four are not dispatched while the pool is full
     release.set()
@@ -250,9 +250,9 @@ def test_malformed_frames_are_dropped_and_the_server_keeps_serving(make_server, 
         ]
         for parts in junk:
             raw.send_multipart(parts)
-        wait_for(lambda: server.stats["malformed"] == len(junk), what="all junk frames to be seen")
+        wait_until(lambda: server.stats["malformed"] == len(junk), message="all junk frames to be seen")
         raw.send(pack_frame([[0, 99, "s", "m", ["after junk"]]]))
-        wait_for(lambda: raw.poll(0), what="the reply to the valid frame")  # poll(0): never block the hub
+        wait_until(lambda: raw.poll(0), message="the reply to the valid frame")  # poll(0): never block the hub
         from zpomelo.rpc.envelope import unpack_replies
 
         assert unpack_replies(raw.recv()) == [[2, 99, True, ["s", "m", ["after junk"]]]]
@@ -270,7 +270,7 @@ def test_stop_drains_in_flight_calls(make_client):
     client = make_client()
     client.add_peer("b", server.endpoint)
     caller = gevent.spawn(client.call, "b", "s", "sleep", [0.2], 5)
-    wait_for(lambda: server.in_flight == 1, what="the call to start")
+    wait_until(lambda: server.in_flight == 1, message="the call to start")
     server.stop(drain_timeout=2)
     caller.join(timeout=3)
     assert caller.value == "slept"

@@ -6,7 +6,7 @@ import pytest
 
 from zpomelo.errors import RpcError, ServerGone
 
-from .conftest import wait_for
+from zpomelo.testing import wait_until
 
 
 @pytest.mark.timeout(60)
@@ -35,13 +35,13 @@ def test_sigkill_fails_pending_and_new_calls_fast_then_restart_recovers(child_se
     for _ in range(200):
         client.call_async("child", "s", "sleep", [30], 30, lambda error, result: pending_errors.append(error))
     sync_callers = [gevent.spawn(client.call, "child", "s", "sleep", [30], 30) for _ in range(50)]
-    wait_for(lambda: client.pending_count() == 250, what="all calls to be pending")
-    wait_for(lambda: not client._peers["child"].outgoing, what="the writer to flush them onto the wire")
+    wait_until(lambda: client.pending_count() == 250, message="all calls to be pending")
+    wait_until(lambda: not client._peers["child"].outgoing, message="the writer to flush them onto the wire")
 
     killed_at = time.monotonic()
     child.kill()
     gevent.joinall(sync_callers, timeout=5)
-    wait_for(lambda: len(pending_errors) == 200, timeout=5, what="async calls to fail")
+    wait_until(lambda: len(pending_errors) == 200, timeout=5, message="async calls to fail")
     elapsed = time.monotonic() - killed_at
     assert elapsed < 2.0, "pending calls took %.2f s to fail" % elapsed
     assert all(isinstance(error, ServerGone) for error in pending_errors)
@@ -55,5 +55,5 @@ def test_sigkill_fails_pending_and_new_calls_fast_then_restart_recovers(child_se
 
     restarted = child_servers(port=child.port)
     assert restarted.port == child.port
-    wait_for(lambda: client.peer_state("child") == "up", timeout=10, what="the DEALER to reconnect")
+    wait_until(lambda: client.peer_state("child") == "up", timeout=10, message="the DEALER to reconnect")
     assert client.call("child", "s", "echo", ["back"], timeout=5) == ["back"]

@@ -1,0 +1,15 @@
+"""Helpers for testing game code and zpomelo itself against real sockets on 127.0.0.1.
+
+Two tiers, as in nameko's testing tools:
+- a handler or remote called as a plain function with ``FakeApp`` and ``FakeSession`` (no sockets;
+  pushes, RPC calls and session changes are recorded, RPC answers come from a table the test sets);
+- a whole cluster in the test process with ``InProcessCluster`` and real clients, or real server
+  processes with ``ProcessCluster``.
+The pytest plugin (``zpomelo.testing.plugin``, registered by installing zpomelo) gives both as
+fixtures. ``wait_until`` polls a condition with a deadline instead of sleeping.
+"""
+from zpomelo.testing.cluster import InProcessCluster
+from zpomelo.testing.process_cluster import ProcessCluster
+from zpomelo.testing.waiting import wait_until
+
+__all__ = ["InProcessCluster", "ProcessCluster", "wait_until"]
