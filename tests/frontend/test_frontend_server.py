@@ -19,7 +19,7 @@ BOTH = pytest.mark.parametrize("transport", ["tcp", "ws"])
 
 @BOTH
 def test_handshake_reply_carries_hook_user_and_sys(connect, transport):
-    client = connect(transport, user={"name": "ann"})
+    client = connect(transport=transport, user={"name": "ann"})
     assert client.handshake_user == {"welcome": "ann"}
     sys = client.handshake_sys
     assert sys["heartbeat"] == 1 and sys["useDict"] is True and sys["useProto"] is True
@@ -39,7 +39,7 @@ def test_handshake_hook_failure_is_500_and_client_check_is_501(frontend, connect
 
 @BOTH
 def test_request_notify_and_pushes(connect, transport):
-    client = connect(transport)
+    client = connect(transport=transport)
     assert client.request("connector.entryHandler.echo", {"a": [1, 2]}) == {"a": [1, 2]}
     assert client.request("connector.entryHandler.login", {"uid": "u1"}) == {"code": 200, "uid": "u1"}
     client.notify("connector.entryHandler.note", {"n": 1})
@@ -50,7 +50,7 @@ def test_request_notify_and_pushes(connect, transport):
 
 @BOTH
 def test_protobuf_bodies_both_ways(connect, transport):
-    client = connect(transport)
+    client = connect(transport=transport)
     answer = client.request("connector.entryHandler.proto", {"name": "zoe", "level": -5, "scores": [1, 2]})
     assert answer == {"greeting": "hello zoe", "level": -8}
     client.request("connector.entryHandler.login", {"uid": "p"})
@@ -60,7 +60,7 @@ def test_protobuf_bodies_both_ways(connect, transport):
 
 @BOTH
 def test_kick_with_reason_closes_the_connection(connect, transport):
-    client = connect(transport)
+    client = connect(transport=transport)
     with pytest.raises(ConnectionClosed):  # the kick closes the connection before any answer
         client.request("connector.entryHandler.kick_me", {"reason": "go away"}, timeout=5)
     assert client.closed.wait(5)
@@ -79,7 +79,7 @@ def test_session_close_callback_runs_once_with_the_uid(frontend, connect):
 
 @BOTH
 def test_errors_are_answered_and_the_connection_keeps_working(connect, transport):
-    client = connect(transport)
+    client = connect(transport=transport)
     boom = client.request("connector.entryHandler.boom", {})
     assert boom["code"] == 500 and "RuntimeError: boom" in boom["error"]
     assert client.request("connector.nope.x", {})["code"] == 500

@@ -9,7 +9,10 @@ The pytest plugin (``zpomelo.testing.plugin``, registered by installing zpomelo)
 fixtures. ``wait_until`` polls a condition with a deadline instead of sleeping.
 """
 from zpomelo.testing.cluster import InProcessCluster
+from zpomelo.testing.fake_app import FakeApp, Push, RpcCall, UnexpectedCall
+from zpomelo.testing.fake_session import FakeSession
 from zpomelo.testing.process_cluster import ProcessCluster
 from zpomelo.testing.waiting import wait_until
 
-__all__ = ["InProcessCluster", "ProcessCluster", "wait_until"]
+__all__ = ["FakeApp", "FakeSession", "InProcessCluster", "ProcessCluster", "Push", "RpcCall",
+           "UnexpectedCall", "wait_until"]
