@@ -121,12 +121,12 @@ def test_channel_pushes_are_recorded_per_frontend_with_their_uids():
     room.add("bob", "connector-2")
     room.add("cid", "connector-2")
     assert room.push("onChat", {"msg": "hi"}, exclude=["cid"]) == 2
-    assert sorted((p.frontend_id, tuple(p.uids)) for p in app.pushes) == [
+    assert sorted((p.frontend_id, tuple(p.uids)) for p in app.pushes_sent) == [
         ("connector-1", ("ann",)), ("connector-2", ("bob",))]
     assert app.pushes_to("bob") == [("onChat", {"msg": "hi"})]
     assert app.pushes_to("cid") == []
     assert app.channel_service.broadcast("connector", "onNews", {"n": 1}) == 2
-    assert [(p.frontend_id, p.route, p.uids, p.kind) for p in app.pushes[-2:]] == [
+    assert [(p.frontend_id, p.route, p.uids, p.kind) for p in app.pushes_sent[-2:]] == [
         ("connector-1", "onNews", None, "broadcast"), ("connector-2", "onNews", None, "broadcast")]
     assert app.pushes_to("cid") == []
 
@@ -138,7 +138,7 @@ def test_global_channels_keep_members_per_frontend_and_record_pushes():
     world.add("bob", "connector-2")
     assert sorted(world.members()) == ["ann", "bob"]
     world.push("onWorld", {"x": 1}, exclude=["bob"])
-    assert [(p.frontend_id, p.uids, p.kind) for p in app.pushes] == [("connector-1", ["ann"], "global")]
+    assert [(p.frontend_id, p.uids, p.kind) for p in app.pushes_sent] == [("connector-1", ["ann"], "global")]
     assert world.leave("ann", "connector-1") is True
     assert world.members() == ["bob"]
 
@@ -191,3 +191,24 @@ def test_fake_session_close_runs_each_callback_once():
     session.close("timeout")
     session.close("again")
     assert closed == [(1, "timeout")]
+
+
+def test_a_fake_app_has_everything_an_application_has():
+    from zpomelo.application import Application
+    real = Application(CLUSTER_APP, "test", "connector-1")
+    fake = FakeApp(CLUSTER_APP, "connector-1")
+    assert set(vars(real)) <= set(vars(fake))
+    with pytest.raises(TypeError, match="no sockets to start"):
+        fake.start()
+
+
+def test_held_pushes_go_to_the_hook_as_in_a_server():
+    app = bare_chat()
+    room = app.channel_service.create_channel("room")
+    room.add("ann", "connector-1")
+    held = []
+    with app.pushes.hold(lambda *push: held.append(push)):
+        room.push("onChat", {"msg": "later"})
+    assert app.pushes_sent == [] and len(held) == 1
+    app.pushes.deliver(*held[0])
+    assert app.pushes_to("ann") == [("onChat", {"msg": "later"})]

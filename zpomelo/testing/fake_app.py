@@ -6,7 +6,8 @@ routing, channels, the handler chain), and records the rest instead of sending i
 - ``rpc_calls``: every remote call (``app.rpc...``, notifies, backend-session calls), answered
   from the table the test sets with ``stub_rpc``; a call with no answer raises ``UnexpectedCall``
   (and is kept in ``unexpected``, so a handler that swallows errors still fails the test);
-- ``pushes``: every push a channel or broadcast sent, with the uids it was for.
+- ``pushes_sent``: every push a channel or broadcast sent, with the uids it was for (through
+  the real ``app.pushes.send``, so ``app.pushes.hold`` works as in a server).
 Arguments, answers and pushed messages go through msgpack as on the wire, so a value the real
 cluster could not send (a set, an object) fails here too.
 """
@@ -14,19 +15,24 @@ import collections
 import logging
 import os
 
+import gevent.event
 import msgpack
 
-from zpomelo import loader
-from zpomelo.application import Application, _env_matches, _type_matches
+from zpomelo.application import Application
 from zpomelo.backend_session import BackendSessionService
 from zpomelo.channel import ChannelService, GlobalChannelService, GlobalMembers
 from zpomelo.config import ServerRecord, load_servers
 from zpomelo.errors import CODE_FAIL, ConfigError, RpcError, ServerGone
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership, as_record
+from zpomelo.pushes import BROADCAST, PUSH, Pushes
+from zpomelo.router import Router
 from zpomelo.rpc_proxy import RpcProxy
+from zpomelo import loader, settings
+from zpomelo.sysapi import GCHAN_ADD, GCHAN_DESTROY, GCHAN_LEAVE, GCHAN_MEMBERS, SYS, SysCalls
 
-SYS = "_sys"
+GLOBAL_MEMBERS_CALLS = {GCHAN_ADD: "add", GCHAN_LEAVE: "leave", GCHAN_MEMBERS: "members",
+                        GCHAN_DESTROY: "destroy"}
 
 RpcCall = collections.namedtuple("RpcCall", "server_id server_type service method args kind")
 RpcCall.__doc__ = "One remote call game code made; kind is 'call' or 'notify'."
@@ -44,28 +50,47 @@ def over_the_wire(value):
     return msgpack.unpackb(msgpack.packb(value, use_bin_type=True), raw=False, strict_map_key=False)
 
 
-class _RecordingRpcClient:
-    """The one piece of the RPC client that game code reaches directly: ``notify``."""
+class _RecordingRpc:
+    """Stands in for the RPC client and for this server's own remotes: every call is recorded
+    and answered from the test's stubs (``FakeApp._remote``)."""
 
     def __init__(self, app):
         self._app = app
+
+    def call(self, server_id, service, method, args, timeout=None):
+        return self._app._remote(server_id, service, method, args, "call")
+
+    def call_here(self, service, method, args):
+        return self._app._remote(self._app.server_id, service, method, args, "call")
 
     def notify(self, server_id, service, method, args):
         self._app._remote(server_id, service, method, args, "notify")
 
 
-class FakeApp:
+class _RecordingPushes(Pushes):
+    """The real push entry (``send``, ``hold``), with delivery recorded instead of sent."""
+
+    def deliver(self, message, frontend_ids, everywhere=False):
+        self.stats["sent"] += 1
+        self._app._record_push(over_the_wire(message), frontend_ids)
+
+
+class FakeApp(Application):
     """One server of a project (``FakeApp(project_dir, "connector-server-1")``: servers.json gives
     the cluster view and ``app.py``'s ``configure(app)`` runs), or a bare server
     (``FakeApp(server_type="chat", servers=[...])``) for code that needs no project.
 
-    Components added with ``load`` are kept but not started; lifecycle hooks do not run.
+    The settings, configuration, cluster view and ``rpc_call`` are the Application's own methods;
+    the sockets are replaced by recorders. Components added with ``load`` are kept but not started;
+    lifecycle hooks do not run.
     """
 
     def __init__(self, project_dir=None, server_id=None, env="test", server_type=None,
                  servers=(), frontend=False, settings=None):
+        # Not Application.__init__: that one would read a project to run; this one fakes the sockets.
         self.env = env
         self.base_dir = os.path.abspath(project_dir) if project_dir is not None else None
+        self.master_endpoint = None
         records = [as_record(r) for r in servers]
         if self.base_dir is not None:
             records = load_servers(self.base_dir, env) + records
@@ -85,25 +110,31 @@ class FakeApp:
                          "serverType": record.server_type, "curServer": record}
         self.settings.update(settings or {})
         self.logger = logging.getLogger("zpomelo.app." + record.id)
-        self.state = "started"
 
         self.filters = FilterChain()
         self.rpc_filters = []
         self.error_handler = None
         self.components = []
-        self._route_fns = {}
+        self.lifecycle = None
+        self.state = "started"
+
         self.membership = Membership(record.id)
         for r in records:
             self.membership.add(r)
-
         self.rpc = RpcProxy(self)
-        self.rpc_client = _RecordingRpcClient(self)
+        self.router = Router(self)
+        self.sys_calls = SysCalls(self)
+        self.pushes = _RecordingPushes(self)
+        self.rpc_client = self.remotes = _RecordingRpc(self)
+        self.rpc_server = self.bus = self.frontend = self.session_service = None
+        self.connector = self.agent = self.handler_service = None
         self.channel_service = ChannelService(self)
         self.global_channel_service = GlobalChannelService(self)
         self.backend_session_service = BackendSessionService(self)
+        self._stopped = gevent.event.Event()
 
         self.rpc_calls = []
-        self.pushes = []
+        self.pushes_sent = []
         self.unexpected = []
         self._stubs = {}
         self._global_members = collections.defaultdict(GlobalMembers)
@@ -113,6 +144,13 @@ class FakeApp:
             app_module = loader.load_app_module(self.base_dir)
             if app_module is not None and hasattr(app_module, "configure"):
                 app_module.configure(self)
+
+    def start(self):
+        raise TypeError("a FakeApp has no sockets to start: call handlers with app.request or "
+                        "directly; run a real cluster with zpomelo.testing.InProcessCluster")
+
+    def stop(self, drain_timeout=None):
+        """Nothing to stop (no sockets)."""
 
     # -- the test's side ---------------------------------------------------------------
     def stub_rpc(self, name, answer):
@@ -131,8 +169,8 @@ class FakeApp:
 
     def pushes_to(self, uid):
         """[(route, msg)] of every push sent to ``uid`` by name (a broadcast names no uids: it is
-        in ``pushes`` with ``uids=None``)."""
-        return [(p.route, p.msg) for p in self.pushes if p.uids is not None and uid in p.uids]
+        in ``pushes_sent`` with ``uids=None``)."""
+        return [(p.route, p.msg) for p in self.pushes_sent if p.uids is not None and uid in p.uids]
 
     def handler(self, route):
         """The handler function serving ``route`` ("<serverType>.<handler>.<method>")."""
@@ -148,7 +186,8 @@ class FakeApp:
         self.handler(route)
         server_type = route.split(".", 1)[0]
         service = HandlerService(self, server_type, self._services[(server_type, loader.HANDLER_DIR)],
-                                 self.filters, expose_errors=self.get("exposeErrors", True))
+                                 self.filters, expose_errors=settings.value(
+                                     self.settings, "exposeErrors", fallback=self.env != "production"))
         service.error_handler = self.error_handler
         return over_the_wire(service.handle(route, over_the_wire(msg), session))
 
@@ -173,89 +212,7 @@ class FakeApp:
                 kind, route, self.base_dir, server_type, kind, name))
         return fn
 
-    # -- what game code calls: settings and configuration ----------------------------------
-    def get(self, key, default=None):
-        return self.settings.get(key, default)
-
-    def set(self, key, value):
-        self.settings[key] = value
-        return self
-
-    def enable(self, key):
-        return self.set(key, True)
-
-    def disable(self, key):
-        return self.set(key, False)
-
-    def enabled(self, key):
-        return bool(self.settings.get(key))
-
-    def configure(self, *args):
-        fn = args[-1]
-        env = args[0] if len(args) > 1 else None
-        server_type = args[1] if len(args) > 2 else None
-        if _env_matches(env, self.env) and _type_matches(server_type, self.server_type):
-            fn()
-        return self
-
-    def route(self, server_type, fn):
-        self._route_fns[server_type] = fn
-        return self
-
-    def before(self, f):
-        self.filters.add_before(f)
-        return self
-
-    def after(self, f):
-        self.filters.add_after(f)
-        return self
-
-    def filter(self, f):
-        self.filters.add(f)
-        return self
-
-    def rpc_filter(self, f):
-        self.rpc_filters.append(f)
-        return self
-
-    def set_error_handler(self, fn):
-        self.error_handler = fn
-        return self
-
-    def load(self, component):
-        self.components.append(component)
-        return self
-
-    # -- the cluster view ----------------------------------------------------------------
-    def get_servers_by_type(self, server_type):
-        return self.membership.by_type(server_type)
-
-    def get_server(self, server_id):
-        return self.membership.get(server_id)
-
-    @property
-    def servers(self):
-        return dict(self.membership.servers)
-
-    pick_server = Application.pick_server  # the real router, over this app's membership
-
     # -- remote calls: recorded, answered from the stubs -----------------------------------
-    def rpc_call(self, server_id, service, method, args, timeout=None):
-        for f in self.rpc_filters:
-            if getattr(f, "before", None):
-                f.before(server_id, service, method, args)
-        result = error = None
-        try:
-            result = self._remote(server_id, service, method, args, "call")
-            return result
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            for f in reversed(self.rpc_filters):
-                if getattr(f, "after", None):
-                    f.after(server_id, service, method, args, result, error)
-
     def _remote(self, server_id, service, method, args, kind):
         record = self.membership.get(server_id)
         if record is None:
@@ -263,9 +220,9 @@ class FakeApp:
                              server_id=server_id)
         args = over_the_wire(list(args))
         self.rpc_calls.append(RpcCall(server_id, record.server_type, service, method, args, kind))
-        if service == SYS and method.startswith("gchan_"):
-            members = self._global_members[server_id]
-            return over_the_wire(getattr(members, method[len("gchan_"):])(*args))
+        if service == SYS and method in GLOBAL_MEMBERS_CALLS:
+            members = self._global_members[server_id]   # each frontend's share, kept here
+            return over_the_wire(getattr(members, GLOBAL_MEMBERS_CALLS[method])(*args))
         name = "%s.%s.%s" % (record.server_type, service, method)
         if name not in self._stubs:
             if kind == "notify":
@@ -292,19 +249,18 @@ class FakeApp:
         return " (answers set: %s)" % ", ".join(sorted(self._stubs)) if self._stubs else ""
 
     # -- pushes: recorded as each frontend would receive them ------------------------------
-    def deliver(self, frontend_id, message):
-        kind, route, msg, target = over_the_wire(message)
-        if kind == "push":
-            self.pushes.append(Push(frontend_id, route, msg, list(target), "push"))
-        else:
-            self.pushes.append(Push(frontend_id, route, msg, None, "broadcast"))
-
-    def deliver_global(self, message, frontend_ids):
-        _, name, route, msg, exclude = over_the_wire(message)
+    def _record_push(self, message, frontend_ids):
+        kind = message[0]
         for frontend_id in frontend_ids:
-            uids = [u for u in self._global_members[frontend_id].members(name) if u not in exclude]
-            if uids:
-                self.pushes.append(Push(frontend_id, route, msg, uids, "global"))
+            if kind == PUSH:
+                self.pushes_sent.append(Push(frontend_id, message[1], message[2], list(message[3]), "push"))
+            elif kind == BROADCAST:
+                self.pushes_sent.append(Push(frontend_id, message[1], message[2], None, "broadcast"))
+            else:
+                _, name, route, msg, exclude = message
+                uids = [u for u in self._global_members[frontend_id].members(name) if u not in exclude]
+                if uids:
+                    self.pushes_sent.append(Push(frontend_id, route, msg, uids, "global"))
 
     def __repr__(self):
         return "<FakeApp %s (%s)>" % (self.server_id, self.server_type)

@@ -60,7 +60,7 @@ def test_send_reaches_the_room_or_one_user(fake_app):
     chat = fake_app("chat-server-1")
     for name, connector in [("ann", "connector-server-1"), ("bob", "connector-server-2"), ("cy", "connector-server-2")]:
         chat.call_remote("chat.chatRemote.add", name + "*lobby", connector, "lobby")
-    chat.pushes.clear()
+    chat.pushes_sent.clear()
     ann = FakeSession(uid="ann*lobby", frontend_id="connector-server-1", settings={"rid": "lobby"})
 
     assert chat.request("chat.chatHandler.send", {"content": "hi", "target": "*"}, ann) == {"code": 200}
