@@ -1,12 +1,11 @@
 """FakeApp and FakeSession: game code called as plain functions, with what it did recorded."""
 import os
 
-import gevent
 import pytest
 
 from zpomelo.errors import ConfigError, RpcError, RpcTimeout, ServerGone
 from zpomelo.session import SessionError
-from zpomelo.testing import FakeApp, FakeSession, UnexpectedCall
+from zpomelo.testing import FakeApp, FakeSession, UnexpectedCall, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -89,7 +88,7 @@ def test_a_handler_swallowing_the_unexpected_call_still_leaves_a_trace():
     session = FakeSession()
     app.request("connector.entryHandler.enter", {"username": "ann", "rid": "r1"}, session)
     session.close()                       # the handler's on_closed leaves the room in a greenlet
-    gevent.sleep(0)
+    wait_until(lambda: app.unexpected, timeout=5, message="the leave call")
     assert [str(e).split(" called ")[1].split("(")[0] for e in app.unexpected] == ["chat.chatRemote.kick"]
 
 
