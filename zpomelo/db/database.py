@@ -1,0 +1,191 @@
+"""The Database: an engine (the store), this server's locks and document cache, and the runners.
+
+```python
+db = Database(SqliteEngine("game.db"))
+db.register(Player)
+def give(uid, n):
+    Player.get(uid).gold += n           # locked until commit; rerun on conflict
+db.run(give, "u1", 10)                  # retried from the start on Conflict / Deadlock
+with db.transaction():                  # no automatic rerun: a Conflict reaches the caller
+    ...
+```
+A transaction nested in another (same greenlet) joins it: only the outermost one commits.
+"""
+import contextlib
+import logging
+import random
+import time
+
+import gevent
+
+from zpomelo.db import transaction as txmod
+from zpomelo.db.cache import DocumentCache
+from zpomelo.db.errors import DbError, StoreUnavailable, TooManyRetries, TransactionAborted
+from zpomelo.db.locks import LockManager
+from zpomelo.db.model import SEP
+
+logger = logging.getLogger(__name__)
+
+REQUEST_PREFIX = "$req" + SEP
+
+
+class Database:
+    def __init__(self, engine, lock_timeout=5.0, max_retries=100, cache_size=100000,
+                 commit_timeout=30.0):
+        self.engine = engine
+        self.lock_timeout = lock_timeout
+        self.max_retries = max_retries
+        self.commit_timeout = commit_timeout
+        self.locks = LockManager()
+        self.cache = DocumentCache(cache_size)
+        self.models = {}
+        self.stats = {"commits": 0, "rollbacks": 0, "conflicts": 0, "retries": 0, "replays": 0}
+
+    def register(self, *models):
+        for model in models:
+            self.models[model.__name__] = model
+        return self
+
+    # -- reads (a transaction holds the key's lock when it calls this) ---------------------
+    def read(self, key):
+        cached = self.cache.get(key)
+        if cached is not None:
+            return cached
+        version, data = self._wait(self.engine.load_async(key), "reading %s" % key)
+        self.cache.put(key, version, data)
+        return version, data
+
+    # -- running transactions ----------------------------------------------------------------
+    def begin(self, seq=None):
+        tx = txmod.Transaction(self, seq)
+        tx.bind()
+        return tx
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A transaction for this block (joins the greenlet's current one when there is one).
+
+        Leaving the block commits; an exception rolls back and propagates. A ``Conflict`` at
+        commit is raised, not retried: use ``run(fn)`` to be retried from the start.
+        """
+        outer = txmod.current()
+        if outer is not None:
+            if outer.db is not self:
+                raise TransactionAborted("a transaction of another Database is already running here")
+            outer.depth += 1
+            try:
+                yield outer
+            except BaseException as exc:
+                if outer.doomed is None:  # the outer one may not commit half of this block
+                    outer.doomed = TransactionAborted(
+                        "a nested transaction block failed (%s: %s)" % (type(exc).__name__, exc))
+                raise
+            finally:
+                outer.depth -= 1
+            return
+        tx = self.begin()
+        try:
+            yield tx
+            self.commit(tx)
+        except BaseException:
+            self.rollback(tx)
+            raise
+
+    def run(self, fn, *args, request_id=None, **kwargs):
+        """``fn(*args, **kwargs)`` in a transaction, retried from the start on Conflict/Deadlock.
+
+        With ``request_id``, the result is stored with the commit; a later run with the same id
+        returns it without running ``fn`` again (a retried request applies once).
+        """
+        outer = txmod.current()
+        if outer is not None:
+            return self._call(fn, args, kwargs, request_id)
+        seq = txmod.next_seq()
+        last = None
+        for attempt in range(self.max_retries + 1):
+            tx = self.begin(seq)
+            try:
+                result = self._call(fn, args, kwargs, request_id)
+                self.commit(tx)
+                return result
+            except DbError as exc:
+                self.rollback(tx)
+                if not exc.retryable:
+                    raise
+                last = exc
+                self.cache.drop(getattr(exc, "keys", ()) or tx.touched())
+                self.stats["retries"] += 1
+                gevent.sleep(random.random() * min(0.0005 * (attempt + 1), 0.02))
+            except BaseException:
+                self.rollback(tx)
+                raise
+        raise TooManyRetries("the transaction conflicted %d times in a row (last: %s); try again "
+                             "later, or route its documents to one server" % (
+                                 self.max_retries + 1, last)) from last
+
+    def _call(self, fn, args, kwargs, request_id):
+        if request_id is None:
+            return fn(*args, **kwargs)
+        tx = txmod.current_or_fail()
+        key = REQUEST_PREFIX + str(request_id)
+        record = tx.raw_get(key)
+        if record is not None:
+            self.stats["replays"] += 1
+            return record["r"]
+        result = fn(*args, **kwargs)
+        tx.raw_put(key, {"r": result, "t": time.time()})
+        return result
+
+    def commit(self, tx):
+        if tx.state != "active":
+            raise TransactionAborted("this transaction already %s" % tx.state)
+        if tx.doomed is not None:
+            raise tx.doomed
+        checks, writes = tx.changes()
+        if tx.doomed is not None:
+            raise tx.doomed
+        if True:
+            try:
+                versions = self._wait(self.engine.commit_async(checks, writes),
+                                      "committing %d documents" % len(writes), shield=True)
+            except DbError as exc:
+                if isinstance(exc, StoreUnavailable):
+                    self.cache.drop(checks)
+                if getattr(exc, "retryable", False):
+                    self.stats["conflicts"] += 1
+                raise
+        self.stats["commits"] += 1
+        tx.finish_commit(versions, writes)
+
+    def rollback(self, tx):
+        if tx.state == "active":
+            self.stats["rollbacks"] += 1
+        tx.rollback()
+
+    def _wait(self, result, what, shield=False):
+        """Wait for an engine call. With ``shield``, an interruption (the handler's timeout
+        firing) does not abandon a commit the store may already be applying: we wait for its
+        outcome, so the answer tells the truth about it."""
+        deadline = time.monotonic() + self.commit_timeout
+        interrupted = None
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                ready = result.wait(max(remaining, 0))
+            except BaseException as exc:
+                if not shield:
+                    raise
+                interrupted = interrupted or exc
+                continue
+            if result.ready():
+                break
+            if ready is None and remaining <= 0:
+                raise StoreUnavailable("the store did not finish %s within %.3gs; the outcome is "
+                                       "unknown" % (what, self.commit_timeout))
+        if interrupted is not None and (not result.successful()
+                                        or type(interrupted).__name__ == "GreenletExit"):
+            raise interrupted  # the store said no (or we are killed): the interruption wins
+        return result.get()
+
+    def close(self):
+        self.engine.close()

@@ -1,0 +1,130 @@
+"""The Redis engine: documents in a Redis server, each commit one atomic Lua script.
+
+A document is a hash ``{v: version, d: msgpack bytes}`` (``d`` absent once deleted; ``v`` is
+kept). The commit script compares the version of every document the transaction read with the
+version now stored and, only if all match, writes every change and bumps the versions, in one
+step no other client can interleave with. Nothing in Redis is a lock: a server that dies holds
+nothing others wait for, and its unfinished transactions simply never commit.
+
+Durability is Redis's: with ``appendonly yes`` and ``appendfsync always`` a commit is answered
+after it is fsynced to the AOF, so a kill -9 (or power loss) of redis-server loses nothing
+acknowledged; ``everysec`` may lose the last second. Replication is asynchronous: see README.
+With ``wait_replicas`` > 0 each commit is followed by ``WAIT n timeout``; a commit that fewer
+replicas confirmed in time is reported as ``StoreUnavailable`` (it is applied on the primary but
+might be lost by a failover), never as success.
+
+Needs the ``redis`` package (``pip install zpomelo[redis]``); imported only when used.
+"""
+import logging
+
+from zpomelo.db.errors import Conflict, StoreUnavailable
+from zpomelo.db.locks import printable
+from zpomelo.db.offload import Offloader
+
+logger = logging.getLogger(__name__)
+
+# KEYS: every document read. ARGV: n, then n versions read, then n ops ("" check only,
+# "w" write, "d" delete), then n payloads ("" unless written).
+COMMIT_SCRIPT = """
+local n = tonumber(ARGV[1])
+local stale = {}
+for i = 1, n do
+  local v = tonumber(redis.call('HGET', KEYS[i], 'v') or '0')
+  if v ~= tonumber(ARGV[1 + i]) then stale[#stale + 1] = KEYS[i] end
+end
+if #stale > 0 then return {0, stale} end
+local versions = {}
+for i = 1, n do
+  local op = ARGV[1 + n + i]
+  if op ~= '' then
+    local v = tonumber(ARGV[1 + i]) + 1
+    if op == 'w' then
+      redis.call('HSET', KEYS[i], 'v', v, 'd', ARGV[1 + 2 * n + i])
+    else
+      redis.call('HSET', KEYS[i], 'v', v)
+      redis.call('HDEL', KEYS[i], 'd')
+    end
+    versions[#versions + 1] = KEYS[i]
+    versions[#versions + 1] = v
+  end
+end
+return {1, versions}
+"""
+
+
+class RedisEngine:
+    name = "redis"
+
+    def __init__(self, url="redis://127.0.0.1:6379/0", prefix="zp:", wait_replicas=0,
+                 wait_timeout=1.0, socket_timeout=10.0, client=None):
+        try:
+            import redis
+        except ImportError:
+            raise ImportError("the Redis store needs the redis package: pip install 'zpomelo[redis]'") from None
+        self._redis_errors = (redis.RedisError, OSError)
+        self.url = url
+        self.prefix = prefix
+        self.wait_replicas = int(wait_replicas)
+        self.wait_timeout = wait_timeout
+        self.client = client or redis.Redis.from_url(
+            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+        self._script = self.client.register_script(COMMIT_SCRIPT)
+        self._offload = Offloader(8)
+        self._closed = False
+        self.stats = {"commits": 0, "conflicts": 0}
+
+    def _guarded(self, fn, *args):
+        try:
+            return fn(*args)
+        except self._redis_errors as exc:
+            raise StoreUnavailable("Redis %s failed: %s: %s (the outcome of a commit is unknown)" % (
+                self.url, type(exc).__name__, exc)) from None
+
+    def load_async(self, key):
+        return self._offload.call(self._guarded, self._load, key)
+
+    def _load(self, key):
+        version, data = self.client.hmget(self.prefix + key, "v", "d")
+        return (int(version) if version is not None else 0), data
+
+    def commit_async(self, checks, writes):
+        return self._offload.call(self._guarded, self._commit, checks, writes)
+
+    def _commit(self, checks, writes):
+        keys = list(checks)
+        n = len(keys)
+        args = [n]
+        args.extend(checks[k] for k in keys)
+        args.extend(("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys)
+        args.extend((writes.get(k) or b"") for k in keys)
+        ok, payload = self._script(keys=[self.prefix + k for k in keys], args=args)
+        plen = len(self.prefix)
+        if not ok:
+            stale = [k.decode()[plen:] if isinstance(k, bytes) else k[plen:] for k in payload]
+            self.stats["conflicts"] += 1
+            return_error = Conflict("another server changed %s since this transaction read it" % (
+                ", ".join(printable(k) for k in stale[:5])), stale)
+            raise return_error
+        versions = {}
+        for i in range(0, len(payload), 2):
+            key = payload[i].decode() if isinstance(payload[i], bytes) else payload[i]
+            versions[key[plen:]] = int(payload[i + 1])
+        if self.wait_replicas > 0 and writes:
+            acked = self.client.wait(self.wait_replicas, int(self.wait_timeout * 1000))
+            if acked < self.wait_replicas:
+                raise StoreUnavailable(
+                    "the commit reached the Redis primary but only %d of %d replicas confirmed it "
+                    "within %.3gs: it may be lost if the primary fails now" % (
+                        acked, self.wait_replicas, self.wait_timeout))
+        self.stats["commits"] += 1
+        return versions
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        self._offload.close()
+        try:
+            self.client.close()
+        except Exception:
+            pass
