@@ -78,6 +78,7 @@ class Application:
         self.global_channel_service = GlobalChannelService(self)
         self.backend_session_service = None
         self.handler_service = None
+        self.db = None           # zpomelo.db.Database when the project configures a store
         self.remotes = None
         self._stopped = gevent.event.Event()
 
@@ -195,6 +196,8 @@ class Application:
             expose_errors=settings.value(self.settings, "exposeErrors",
                                          fallback=self.env != "production"))
         self.handler_service.error_handler = self.error_handler
+        from zpomelo.db.integration import attach as attach_db
+        self.db = attach_db(self)
         self._hook("before_startup")
 
         self.rpc_client = RpcClient(self.server_id)
@@ -326,6 +329,8 @@ class Application:
             self.bus.close()
         if self.rpc_client is not None:
             self.rpc_client.close()
+        if self.db is not None:
+            self.db.close()
         self.state = "stopped"
         self._stopped.set()
         logger.info("%s stopped", self.server_id)

@@ -1,4 +1,5 @@
 """Sessions seen from a backend: a snapshot of the frontend session plus calls back home."""
+from zpomelo.db.transaction import after_commit
 from zpomelo.errors import ZpomeloError
 from zpomelo.session import SessionSettings
 
@@ -32,15 +33,16 @@ class BackendSession(SessionSettings):
         self._app.sys_calls.session_unbind(self.frontend_id, self.id, uid)
         self.uid = None
 
+    # Inside a transaction (app.db) these wait for its commit and are dropped on rollback.
     def push(self, *keys):
-        self._app.sys_calls.session_push(self.frontend_id, self.id,
-                                         {k: self.settings.get(k) for k in keys})
+        after_commit(self._app.sys_calls.session_push, self.frontend_id, self.id,
+                     {k: self.settings.get(k) for k in keys})
 
     def push_all(self):
-        self._app.sys_calls.session_push(self.frontend_id, self.id, dict(self.settings))
+        after_commit(self._app.sys_calls.session_push, self.frontend_id, self.id, dict(self.settings))
 
     def kick(self, reason="kick"):
-        self._app.sys_calls.kick_by_sid(self.frontend_id, self.id, reason)
+        after_commit(self._app.sys_calls.kick_by_sid, self.frontend_id, self.id, reason)
 
     def on_closed(self, fn):
         raise ZpomeloError(

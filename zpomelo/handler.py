@@ -57,6 +57,7 @@ class HandlerService:
         self.filters = filters
         self.expose_errors = expose_errors
         self.error_handler = None
+        self.invoke = None   # fn(handler, route, msg, session) around the call (app.db: a transaction)
         self.routes = {}
         for name, functions in services.items():
             for fn_name, fn in functions.items():
@@ -79,7 +80,10 @@ class HandlerService:
                     response = early
                     break
             else:
-                response = fn(self.app, msg, session)
+                if self.invoke is None:
+                    response = fn(self.app, msg, session)
+                else:
+                    response = self.invoke(fn, route, msg, session)
         except BaseException as exc:  # gevent.Timeout is a BaseException: answer it too
             if isinstance(exc, (SystemExit, KeyboardInterrupt)) or type(exc).__name__ == "GreenletExit":
                 raise

@@ -1,6 +1,7 @@
 """``app.rpc.<serverType>.<remoteName>.<method>(route_param, *args)``: remote calls made readable."""
 import gevent
 
+from zpomelo.db.transaction import after_commit
 from zpomelo.errors import ServerGone
 
 
@@ -62,8 +63,9 @@ class RemoteMethod:
                          list(args), timeout)
 
     def notify(self, route_param, *args):
+        """Fire and forget; inside a transaction (app.db) it leaves only after the commit."""
         server_id = self._app.router.pick(self._server_type, route_param)
-        self._app.rpc_client.notify(server_id, self._service, self._method, list(args))
+        after_commit(self._app.rpc_client.notify, server_id, self._service, self._method, list(args))
 
 
 class _Remote:

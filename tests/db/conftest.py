@@ -73,7 +73,9 @@ class RedisServer:
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    """Shared by the tests that are not about Redis's own durability (those start their own
+    with appendfsync always): everysec keeps hot-key tests fast; correctness is the same."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"), appendfsync="everysec").start()
     yield server
     server.stop()
 

@@ -29,6 +29,17 @@ logger = logging.getLogger(__name__)
 REQUEST_PREFIX = "$req" + SEP
 
 
+class Models(dict):
+    """The registered models, by class name, as keys and as attributes (``app.db.models.Player``)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError("no model %r is registered (models: %s); declare it in "
+                                 "app/models/*.py" % (name, ", ".join(self) or "none")) from None
+
+
 class Database:
     def __init__(self, engine, lock_timeout=5.0, max_retries=100, cache_size=100000,
                  commit_timeout=30.0):
@@ -38,7 +49,8 @@ class Database:
         self.commit_timeout = commit_timeout
         self.locks = LockManager()
         self.cache = DocumentCache(cache_size)
-        self.models = {}
+        self.models = Models()    # name -> Model class; also attributes: db.models.Player
+        self.scopes = []   # zero-argument callables -> context managers held around each transaction
         self.stats = {"commits": 0, "rollbacks": 0, "conflicts": 0, "retries": 0, "replays": 0}
 
     def register(self, *models):
@@ -59,6 +71,16 @@ class Database:
     def begin(self, seq=None):
         tx = txmod.Transaction(self, seq)
         tx.bind()
+        if self.scopes:
+            stack = contextlib.ExitStack()
+            try:
+                for scope in self.scopes:
+                    stack.enter_context(scope())
+            except BaseException:
+                stack.close()
+                tx.rollback()
+                raise
+            tx.on_end = stack.close
         return tx
 
     @contextlib.contextmanager

@@ -21,7 +21,7 @@ class Offloader:
     def thread(self, fn, *args):
         """``fn(*args)`` in a native thread."""
         result = AsyncResult()
-        self._pool.spawn(fn, *args).rawlink(lambda r: _copy(r, result))
+        self._pool.spawn(_capture, fn, args).rawlink(lambda r: _settle(r.value, result))
         return result
 
     def call(self, fn, *args):
@@ -29,15 +29,26 @@ class Offloader:
         if not self.cooperative:
             return self.thread(fn, *args)
         result = AsyncResult()
-        gevent.spawn(fn, *args).rawlink(lambda g: _copy(g, result))
+        gevent.spawn(_capture, fn, args).rawlink(lambda g: _settle(g.value, result))
         return result
 
     def close(self):
         self._pool.kill()
 
 
-def _copy(source, target):
-    if source.successful():
-        target.set(source.value)
+def _capture(fn, args):
+    """Run and return (ok, value): errors travel as values, never as a failed greenlet/thread
+    (gevent would print those as unhandled)."""
+    try:
+        return True, fn(*args)
+    except BaseException as exc:  # noqa: B902 - handed to the waiting greenlet as it is
+        return False, exc
+
+
+def _settle(outcome, target):
+    if outcome is None:
+        target.set_exception(RuntimeError("the store call was killed"))
+    elif outcome[0]:
+        target.set(outcome[1])
     else:
-        target.set_exception(source.exception)
+        target.set_exception(outcome[1])

@@ -76,6 +76,7 @@ class Transaction:
         self.state = "active"
         self.doomed = None      # an error that already decided this transaction's fate
         self.depth = 0
+        self.on_end = None      # closes the scopes the Database opened around this transaction
 
     def describe(self):
         return "transaction #%d (running %.3fs)" % (self.seq, time.monotonic() - self.started)
@@ -148,7 +149,7 @@ class Transaction:
                 found[id] = doc
         for entry in list(self.entries.values()):  # documents changed in this transaction
             doc = entry.value
-            if entry.model is model and doc is not None and doc._data.get(field) == value:
+            if entry.model is not None and entry.model.collection == model.collection and doc is not None and doc._data.get(field) == value:
                 found[doc.id] = doc
         return [found[k] for k in sorted(found, key=str)]
 
@@ -201,11 +202,11 @@ class Transaction:
         self.state = "committed"
         for key, version in versions.items():
             self.db.cache.put(key, version, writes[key])
-        self._flush()
-        self._end()
-
-    def _flush(self):
         outbox, self.outbox = self.outbox, []
+        self._end()  # waiters only run once we yield: our messages still leave before theirs
+        self._flush(outbox)
+
+    def _flush(self, outbox):
         for fn, args in outbox:
             try:
                 fn(*args)
@@ -223,6 +224,9 @@ class Transaction:
         if _current.get(self.greenlet) is self:
             del _current[self.greenlet]
         self.db.locks.release_all(self)
+        if self.on_end is not None:
+            on_end, self.on_end = self.on_end, None
+            on_end()
 
     def bind(self):
         if _current.get(self.greenlet) is not None:

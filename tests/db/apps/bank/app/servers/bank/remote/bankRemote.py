@@ -1,0 +1,9 @@
+NOTES = []
+
+
+def note(app, text):
+    NOTES.append(text)
+
+
+def notes(app):
+    return list(NOTES)

@@ -1,0 +1,3 @@
+def entry(app, msg, session):
+    session.bind(msg["uid"])
+    return {"code": 200}
