@@ -282,7 +282,9 @@ class Application:
             gevent.spawn(self.stop)
             return True
         if name == "kill":
-            os._exit(1)
+            # answer first (the master then knows it need not kill -9 on our host), then die
+            gevent.spawn_later(0.1, os._exit, 1)
+            return True
         if name == "info":
             return self.info()
         if name == "after_start_all":
@@ -294,9 +296,13 @@ class Application:
         raise ValueError("unknown master command %r" % name)
 
     def info(self):
-        return {"id": self.server_id, "serverType": self.server_type, "state": self.state,
-                "pid": os.getpid(),
-                "connections": len(self.frontend.sessions) if self.frontend else 0}
+        """What the master shows in `zpomelo list`: measured here, on this server's host."""
+        from zpomelo.master.procinfo import self_report
+        report = self_report()
+        report.update({"id": self.server_id, "serverType": self.server_type,
+                       "state": self.state, "host": self.current_server.host,
+                       "connections": len(self.frontend.sessions) if self.frontend else 0})
+        return report
 
     def stop(self, drain_timeout=None):
         """Graceful stop: stop accepting, drain in-flight requests (with a deadline), close."""

@@ -69,11 +69,15 @@ class FrontendService:
         from zpomelo.connector import Connector
 
         record = self.app.current_server
-        host = record.client_host or record.host
-        if self.connector_config.bind_all:
-            host = "0.0.0.0"
+        # clientHost is only advertised; like Pomelo, clients are accepted on every interface
+        # unless the server record's clientBind names one address
+        host = record.extra.get("clientBind") or "0.0.0.0"
         connector = Connector(self, host, record.client_port or 0)
-        connector.start()
+        try:
+            connector.start()
+        except OSError as exc:
+            raise OSError("cannot listen for clients on %s:%s: %s"
+                          % (host, record.client_port or 0, exc)) from exc
         return connector
 
     # -- the connector's interface -------------------------------------------------------

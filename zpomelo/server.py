@@ -71,6 +71,11 @@ def main(argv=None):
         logger.error("%s", exc)
         sys.stderr.write("zpomelo server %s: %s\n" % (args.id, exc))
         return 2
+    except OSError as exc:      # a port taken on this host: say which host, so `add` can tell
+        message = "cannot start: %s; choose a port free on that host (or 0)" % (exc,)
+        logger.error("%s", message)
+        sys.stderr.write("zpomelo server %s: %s\n" % (args.id, message))
+        return 2
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:

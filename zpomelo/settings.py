@@ -110,7 +110,8 @@ _DECLARED = [
     Setting("maxInFlight", CONNECTOR, 1000, int,
             "unanswered requests one client may have; more are answered with an error at once"),
     Setting("bindAll", CONNECTOR, False, _bool,
-            "listen for clients on 0.0.0.0 instead of clientHost/host"),
+            "no effect any more: frontends listen for clients on every interface unless the "
+            "server record's clientBind names an address"),
 ]
 
 DECLARED = {(s.scope, s.name): s for s in _DECLARED}

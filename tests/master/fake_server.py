@@ -16,6 +16,7 @@ import gevent.event
 from gevent.server import StreamServer
 
 from zpomelo.config import ServerRecord, load_servers
+from zpomelo.master import procinfo
 from zpomelo.master.agent import MasterAgent
 
 
@@ -54,7 +55,7 @@ def main():
     def on_command(name, cmd_args):
         log.info("command %s %r", name, cmd_args)
         if name == "info":
-            return {"connections": 0, "members": sorted(agent.members),
+            return {**procinfo.self_report(), "connections": 0, "members": sorted(agent.members),
                     "after_start_all": state["after_start_all"]}
         if name == "stop" and mode != "slow-stop":
             gevent.spawn_later(0.05, done.set)

@@ -8,7 +8,6 @@ import hmac
 import logging
 import os
 import re
-import signal
 import socket
 import time
 
@@ -80,18 +79,21 @@ class AdminControl:
             member = m.registry.get(p.server_id)
             record = member.record if member else p.record
             alive = p.alive
+            # what the server says of itself, measured on its own host
             info = infos.get(p.server_id) or {}
+            pid = info.get("pid") or (p.pid if alive else None)
             rows.append({
                 "id": p.server_id, "serverType": record.get("serverType"),
-                "pid": p.pid if alive else None, "host": record.get("host"),
+                "pid": pid if alive else None, "host": record.get("host"),
                 "port": record.get("port"), "clientPort": record.get("clientPort"),
                 "frontend": bool(record.get("frontend")), "state": p.state,
                 "uptime": round(time.time() - p.started_at, 1) if alive and p.started_at
                 else None,
-                "rss": procinfo.rss_bytes(p.pid) if alive else None,
-                "cpu": self._cpu.percent(p.pid, p.started_at) if alive else None,
+                "rss": info.get("rss") if alive else None,
+                "cpu": self._cpu.percent((p.server_id, pid), info.get("cpuSeconds"),
+                                         p.started_at) if alive else None,
                 "connections": info.get("connections"), "restarts": p.restarts,
-                "configured": p.configured})
+                "configured": p.configured, "remote": p.remote})
         return rows
 
     def verb_add(self, args):
@@ -189,13 +191,13 @@ class AdminControl:
             m.remove_member(proc.server_id, "stopped")
             return
         proc.state = STOPPING
-        logger.info("%s server %s pid %d", "stopping" if graceful else "killing",
-                    proc.server_id, proc.pid)
+        logger.info("%s server %s pid %s on %s", "stopping" if graceful else "killing",
+                    proc.server_id, proc.pid, proc.record.get("host"))
         if graceful:
             if proc.server_id in m.registry:
                 m.command_async(proc.server_id, wire.CMD_STOP)
-            else:
-                sup.signal(proc, signal.SIGTERM)
+            else:       # not registered yet (or silent): SIGTERM on its host
+                sup.signal(proc, "TERM")
             if proc.exited.wait(timeout):
                 return
             logger.warning("server %s did not stop within %.1f s: SIGKILL", proc.server_id,
@@ -221,8 +223,7 @@ class AdminControl:
                 continue
             why = proc.exit_reason if proc.exited.is_set() else \
                 "did not register within %.0f s" % READY_TIMEOUT
-            failures.append("%s %s%s" % (proc.server_id, why,
-                                         log_tail(m.supervisor.log_dir, proc.server_id)))
+            failures.append("%s %s%s" % (proc.server_id, why, log_tail(proc.output_log)))
             if not proc.exited.is_set():
                 m.supervisor.kill(proc)
         if failures:
@@ -244,7 +245,7 @@ class AdminControl:
                 raise ZpomeloError("each server to add must be a map of key=value, got %r" % d)
             records.extend(config.expand_cluster(d, None, "zpomelo add", seq))
         taken_ids = set(m.supervisor.procs) | {r.id for r in m.configured}
-        taken_ports = self._taken_ports()
+        taken = self._taken_addresses()
         seen = set()
         for r in records:
             if r.id in taken_ids or r.id in seen:
@@ -254,30 +255,34 @@ class AdminControl:
             for key, port in (("port", r.port), ("clientPort", r.client_port)):
                 if not port:
                     continue
-                if port in taken_ports:
-                    raise ZpomeloError("%s %d of server %r is already used by %s; choose a free "
-                                       "port (or 0)" % (key, port, r.id, taken_ports[port]))
-                taken_ports[port] = "server %s %s (being added)" % (r.id, key)
-                host = (r.client_host or r.host) if key == "clientPort" else r.host
-                if not _port_free(host, port):
+                address = (r.host.lower(), port)
+                if address in taken:
+                    raise ZpomeloError("%s %d of server %r is already used by %s (on %s); "
+                                       "choose a free port (or 0)" % (key, port, r.id,
+                                                                      taken[address], r.host))
+                taken[address] = "server %s %s (being added)" % (r.id, key)
+                # a remote host checks its own ports: its server reports a failed bind
+                bind = r.host if key == "port" else (r.extra.get("clientBind") or "0.0.0.0")
+                if m.hosts.is_local(r.to_dict()) and not _port_free(bind, port):
                     raise ZpomeloError("%s %d of server %r is in use on %s by another program;"
-                                       " choose a free port (or 0)" % (key, port, r.id, host))
+                                       " choose a free port (or 0)" % (key, port, r.id, bind))
         return records
 
-    def _taken_ports(self):
+    def _taken_addresses(self):
+        """(host, port) -> who uses it, over every server the master knows and itself."""
         m = self.master
         taken = {}
         for sid, p in m.supervisor.procs.items():
             for key in ("port", "clientPort"):
                 if p.record.get(key):
-                    taken[p.record[key]] = "server %s %s" % (sid, key)
-        for (_host, port), owner in m.registry.taken_addresses().items():
-            taken[port] = owner
+                    taken[(str(p.record.get("host", "")).lower(), p.record[key])] = \
+                        "server %s %s" % (sid, key)
+        taken.update(m.registry.taken_addresses())
         for r in m.configured:
             for key, port in (("port", r.port), ("clientPort", r.client_port)):
                 if port:
-                    taken.setdefault(port, "server %s %s" % (r.id, key))
-        taken[m.port] = "the master"
+                    taken.setdefault((r.host.lower(), port), "server %s %s" % (r.id, key))
+        taken[(m.record.host.lower(), m.port)] = "the master"
         return taken
 
     def _info(self, sid, out):
@@ -293,7 +298,7 @@ class AdminControl:
         return {"id": m.record.id, "serverType": "master", "pid": pid, "host": m.record.host,
                 "port": m.port, "clientPort": None, "frontend": False, "state": "running",
                 "uptime": round(time.monotonic() - m._t0, 1), "rss": procinfo.rss_bytes(pid),
-                "cpu": self._cpu.percent(pid, None), "connections": None, "restarts": 0,
+                "cpu": self._cpu.percent(("master", pid), procinfo.cpu_seconds(pid), None), "connections": None, "restarts": 0,
                 "configured": True}
 
 

@@ -19,6 +19,7 @@ from zpomelo.errors import ZpomeloError
 from zpomelo.master import procinfo, runstate, wire
 from zpomelo.master.control import AdminControl, select_servers
 from zpomelo.master.registry import Registry
+from zpomelo.master.launcher import HostAccess
 from zpomelo.master.supervisor import RUNNING, UNRESPONSIVE, Supervisor, log_tail
 from zpomelo.rpc.zsock import bound_port
 
@@ -77,8 +78,12 @@ class Master:
                                " stop it first (zpomelo stop)"
                                % (self.base_dir, self.env, other, state["master"].get("port")))
         self._bind(state["master"])
-        self.supervisor = Supervisor(self.base_dir, self.env, self.endpoint, self._on_exit,
-                                     self._server_command, on_spawn=lambda p: self.save_state())
+        self.hosts = HostAccess(self.base_dir, self.env, self.record, self._server_command)
+        self.supervisor = Supervisor(
+            self.base_dir, self.env, self.endpoint, self._on_exit, on_spawn=lambda p:
+            self.save_state(), hosts=self.hosts,
+            command=lambda proc, name, timeout: self.command(proc.server_id, name,
+                                                              timeout=timeout))
         self._greenlets.append(gevent.spawn(self._read_loop))
         adopting = self._adopting = self._adopt(state["servers"])
         for record in self.configured:
@@ -122,11 +127,12 @@ class Master:
                     self.record.host, self.port, os.getpid())
 
     def _adopt(self, saved):
-        """Take back the servers of the last run that still run; returns their ids."""
+        """Take back the servers of the last run that had a process; returns their ids. Those
+        that do not register again within the grace period are presumed gone (see _settle)."""
         adopting = set()
         for sid, entry in saved.items():
             pid = entry.get("pid")
-            if not pid or not procinfo.runs_server(pid, sid):
+            if not pid or not isinstance(entry.get("record"), dict):
                 continue
             proc = self.supervisor.add(entry["record"], bool(entry.get("configured")))
             proc.restarts = int(entry.get("restarts") or 0)
@@ -148,6 +154,15 @@ class Master:
         deadline = time.monotonic() + max(ADOPT_GRACE, 2 * self.heartbeat_timeout / 3)
         while adopting - set(self.registry.members) and time.monotonic() < deadline:
             gevent.sleep(0.1)
+        for sid in adopting - set(self.registry.members):
+            proc = self.supervisor.procs.get(sid)
+            if proc is None or not proc.alive or proc.watched_by_child:
+                continue
+            reason = "did not register again after the master restarted"
+            if proc.record.get("auto-restart") or proc.record.get("restart-force"):
+                self.supervisor.presumed_dead(proc, reason)
+            else:
+                self.supervisor.exited(proc, reason)
         self._settled = True
         if adopting:
             self.broadcast(wire.SYNC, self.registry.records())
@@ -238,17 +253,16 @@ class Master:
         sid = record["id"]
         proc = self.supervisor.procs.get(sid)
         pid = record.get("pid")
-        if proc is None:        # started by hand, or lost from the state file: watch it anyway
+        if proc is None:        # started by hand, or lost from the state file: manage it too
             proc = self.supervisor.add(record, configured=any(r.id == sid
                                                               for r in self.configured))
-            if pid:
-                self.supervisor.adopt(proc, pid, time.time())
+        if not proc.alive:
+            self.supervisor.adopt(proc, pid, time.time())
+        elif pid and proc.pid is None:
+            proc.pid = pid      # started over ssh: the server tells its pid on its host
         elif pid and pid != proc.pid:
-            if proc.alive:
-                logger.warning("server %s registered from pid %s, but pid %s runs it; keeping"
-                               " the registration", sid, pid, proc.pid)
-            elif procinfo.is_alive(pid):
-                self.supervisor.adopt(proc, pid, time.time())
+            logger.warning("server %s registered from pid %s, but pid %s runs it; keeping"
+                           " the registration", sid, pid, proc.pid)
         member, changed = self.registry.register(record, identity)
         first = not proc.registered.is_set()
         proc.registered.set()
@@ -271,7 +285,10 @@ class Master:
             proc.explicit_stop = True
             if proc.state == RUNNING:
                 proc.state = "stopping"
-        if self.remove_member(sid, "unregistered (graceful stop)"):
+        removed = self.remove_member(sid, "unregistered (graceful stop)")
+        if proc is not None and proc.alive and not proc.watched_by_child:
+            self.supervisor.exited(proc, "stopped (unregistered)")   # no child exit to wait for
+        elif removed:
             self.save_state()
 
     def remove_member(self, sid, reason):
@@ -287,7 +304,7 @@ class Master:
         if not self.ready.is_set() and proc.server_id in self.selected \
                 and not proc.registered.is_set():
             self._fail_start("server %s %s before it was ready%s" % (
-                proc.server_id, reason, log_tail(self.supervisor.log_dir, proc.server_id)))
+                proc.server_id, reason, log_tail(proc.output_log)))
         self.save_state()
 
     def _heartbeat_check_loop(self):
@@ -301,10 +318,15 @@ class Master:
         self.remove_member(sid, "no heartbeat for %.1f s" % self.heartbeat_timeout)
         if proc is None or not proc.alive:
             return
+        restart = proc.record.get("auto-restart") or proc.record.get("restart-force")
+        if not proc.watched_by_child and restart:
+            # heartbeats are all we know of a server we did not start: silence means gone
+            self.supervisor.presumed_dead(proc, "no heartbeat for %.1f s" % self.heartbeat_timeout)
+            return
         proc.state = UNRESPONSIVE
         if proc.record.get("restart-force"):
             logger.warning("server %s is unresponsive: restart-force kills it", sid)
-            self.supervisor.signal(proc, 9)
+            self.supervisor.signal(proc, "KILL")
         self.save_state()
 
     # ------------------------------------------------------------------ commands to servers

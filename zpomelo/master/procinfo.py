@@ -1,7 +1,8 @@
 """What /proc says about a process: alive or not, its command line, RSS and CPU time.
 
-Linux only, no psutil: the master uses it to watch servers it adopted (not its children) and to
-fill the columns of `zpomelo list`.
+Linux only, no psutil. A server reads its own numbers here (``self_report``) and sends them on
+its control channel, so `zpomelo list` shows what each server's own host says; the master reads
+/proc only for itself and the command line for the master's pid.
 """
 import os
 import time
@@ -62,20 +63,27 @@ def cpu_seconds(pid):
         return None
 
 
+def self_report():
+    """This process's pid, RSS (bytes) and CPU time (seconds), as the master's `list` wants."""
+    pid = os.getpid()
+    return {"pid": pid, "rss": rss_bytes(pid), "cpuSeconds": cpu_seconds(pid)}
+
+
 class CpuSampler:
-    """CPU % of processes since the previous sample (the first sample covers the whole life)."""
+    """CPU % of processes between two samples of their CPU time (the first sample covers the
+    whole life). Keyed by anything (a server id with its pid): the seconds may come from
+    another host."""
 
     def __init__(self):
-        self._last = {}     # pid -> (monotonic time, cpu seconds)
+        self._last = {}     # key -> (monotonic time, cpu seconds)
 
-    def percent(self, pid, started_at=None):
+    def percent(self, key, used, started_at=None):
         now = time.monotonic()
-        used = cpu_seconds(pid)
         if used is None:
-            self._last.pop(pid, None)
+            self._last.pop(key, None)
             return None
-        before = self._last.get(pid)
-        self._last[pid] = (now, used)
+        before = self._last.get(key)
+        self._last[key] = (now, used)
         if before is None:
             if started_at is None:
                 return None
@@ -86,5 +94,5 @@ class CpuSampler:
             return 0.0
         return round(100.0 * delta / span, 1)
 
-    def forget(self, pid):
-        self._last.pop(pid, None)
+    def forget(self, key):
+        self._last.pop(key, None)

@@ -1,62 +1,56 @@
-"""Server processes: spawn, watch, signal, and restart with backoff.
+"""Server processes: spawn (locally or over ssh), watch, and restart with backoff.
 
-Each server runs in its own session (a Ctrl-C in the master's terminal does not reach it) with
-stdout/stderr appended to logs/<id>.log. A child is watched by a greenlet blocked in
-gevent.subprocess's wait(); a server adopted from an earlier master (not our child) is watched by
-polling /proc. The supervisor knows processes only: membership is the master's business, told
-through ``on_exit``.
+Each server runs in its own session with stdout/stderr appended to logs/<id>.log (for a server on
+another host: logs/<id>.ssh.log, what its ssh session prints). A spawned child (the server, or
+the ssh client running it) is watched by a greenlet blocked in wait(): its exit is a hint that
+the server ended. A server the master did not start (adopted after a master restart, or started
+by hand with --master) has no child: the master watches it by its heartbeats only. The
+supervisor knows processes only: membership is the master's business, told through ``on_exit``;
+commands to servers go through the master's control channel (``command``).
 """
-import json
 import logging
 import os
 import signal
-import sys
 import time
 
 import gevent
 import gevent.event
 import gevent.pool
-from gevent import subprocess
 
-from zpomelo.master import procinfo, runstate
+from zpomelo.errors import ZpomeloError
+from zpomelo.master import runstate, wire
+from zpomelo.master.launcher import (DEFAULT_SERVER_COMMAND, PID_LINE,  # noqa: F401
+                                     child_env, remote_pid_from)
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_SERVER_COMMAND = (sys.executable, "-m", "zpomelo.server")
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 STABLE_AFTER = 30.0         # a server up this long restarts with the first backoff again
-ADOPTED_POLL = 0.25         # seconds between /proc checks of an adopted server
+KILL_ANSWER = 2.0           # time for a server to answer the "kill" command
+SSH_FAILED = 255            # ssh's own failure, or a remote command killed by a signal
 
 # States shown by `zpomelo list`.
 STARTING, RUNNING, STOPPING, STOPPED, DOWN, RESTARTING, UNRESPONSIVE = (
     "starting", "running", "stopping", "stopped", "down", "restarting", "unresponsive")
 
 
-def child_env():
-    """os.environ, with zpomelo importable in children even when it is not installed
-    (a source checkout run through bin/zpomelo or tests)."""
-    env = dict(os.environ)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
-    if root not in paths:
-        env["PYTHONPATH"] = os.pathsep.join([root] + paths)
-    return env
-
-
 class ServerProcess:
-    """One server of the cluster and its current process (if any)."""
+    """One server of the cluster and its current incarnation (if any)."""
 
     def __init__(self, record, configured):
         self.record = dict(record)          # as configured / added (ports may be 0)
         self.configured = configured        # in servers.json (else added with `zpomelo add`)
-        self.pid = None
-        self.popen = None                   # None for an adopted process
+        self.pid = None                     # the server's pid on its host (as it reports it)
+        self.child = None                   # our child: the server, or the ssh client running it
+        self.remote = False                 # started over ssh
+        self.output_log = None              # where the child's output goes
         self.started_at = None              # wall clock, for uptime
         self.state = STOPPED
         self.restarts = 0
         self.explicit_stop = False
         self.exit_reason = None
+        self.running = False                # an incarnation was started or adopted
         self.registered = gevent.event.Event()    # set when this incarnation registered
         self.exited = gevent.event.Event()        # set when this incarnation is gone
         self._backoff_step = 0
@@ -68,7 +62,11 @@ class ServerProcess:
 
     @property
     def alive(self):
-        return self.pid is not None and not self.exited.is_set()
+        return self.running and not self.exited.is_set()
+
+    @property
+    def watched_by_child(self):
+        return self.child is not None
 
     def describe_exit(self, code):
         if code is None:
@@ -80,31 +78,36 @@ class ServerProcess:
                 return "killed by signal %d" % -code
         return "exited with code %d" % code
 
+    def _new_incarnation(self, pid, child, started_at):
+        self.pid, self.child = pid, child
+        self.started_at = started_at or time.time()
+        self.state = STARTING
+        self.explicit_stop = False
+        self.exit_reason = None
+        self.running = True
+        self.registered = gevent.event.Event()
+        self.exited = gevent.event.Event()
+
 
 class Supervisor:
+    """``command(proc, name, timeout)`` sends a command on the server's control channel and
+    returns its answer (raises ZpomeloError when there is none); ``probe(proc)`` says whether
+    the server still answers."""
+
     def __init__(self, base_dir, env, master_endpoint, on_exit, server_command=None,
-                 on_spawn=None):
+                 on_spawn=None, hosts=None, command=None):
         self.base_dir = str(base_dir)
         self.env = env
         self.master_endpoint = master_endpoint
         self.log_dir = runstate.log_dir(base_dir)
-        self.server_command = list(server_command or DEFAULT_SERVER_COMMAND)
+        self.hosts = hosts
         self.procs = {}             # server id -> ServerProcess
         self._on_exit = on_exit     # fn(proc, reason)
         self._on_spawn = on_spawn or (lambda proc: None)
+        self._command = command
         self._watchers = gevent.pool.Group()     # watcher and restart greenlets
 
     # ------------------------------------------------------------------ spawning
-
-    def command_for(self, proc):
-        record = proc.record
-        interpreter, rest = self.server_command[0], self.server_command[1:]
-        argv = [interpreter, *record.get("args", ()), *rest,
-                "--dir", self.base_dir, "--env", self.env, "--id", proc.server_id,
-                "--master", self.master_endpoint, "--log-dir", str(self.log_dir)]
-        if not proc.configured:
-            argv += ["--record", json.dumps(record)]
-        return argv
 
     def add(self, record, configured):
         proc = ServerProcess(record, configured)
@@ -114,36 +117,27 @@ class Supervisor:
     def spawn(self, proc):
         """Start a new incarnation of proc; raises OSError when the process cannot start."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        argv = self.command_for(proc)
-        with open(self.log_dir / ("%s.log" % proc.server_id), "ab") as log:
-            popen = subprocess.Popen(argv, cwd=self.base_dir, stdin=subprocess.DEVNULL,
-                                     stdout=log, stderr=log, start_new_session=True,
-                                     close_fds=True, env=child_env())
-        proc.popen, proc.pid = popen, popen.pid
-        proc.started_at = time.time()
-        proc.state = STARTING
-        proc.explicit_stop = False
-        proc.exit_reason = None
-        proc.registered = gevent.event.Event()
-        proc.exited = gevent.event.Event()
-        logger.info("spawned server %s (%s) pid %d", proc.server_id,
-                    proc.record.get("serverType"), popen.pid)
-        logger.debug("server %s command: %s", proc.server_id, argv)
-        self._pin(proc)
+        proc.remote = not self.hosts.is_local(proc.record)
+        proc.output_log = self.log_dir / ("%s%s.log" % (proc.server_id,
+                                                        ".ssh" if proc.remote else ""))
+        popen, pid = self.hosts.spawn(proc.record, proc.configured, self.master_endpoint,
+                                      proc.output_log)
+        proc._new_incarnation(pid, popen, None)
+        logger.info("spawned server %s (%s) %s", proc.server_id, proc.record.get("serverType"),
+                    "pid %d" % pid if pid else "on %s over ssh (ssh pid %d)"
+                    % (self.hosts.ssh_host(proc.record), popen.pid))
+        if not proc.remote:
+            self._pin(proc)
         self._watchers.spawn(self._watch_child, proc, popen)
         self._on_spawn(proc)
         return proc
 
     def adopt(self, proc, pid, started_at=None):
-        """Watch a running server that an earlier master started."""
-        proc.popen, proc.pid = None, pid
-        proc.explicit_stop = False
-        proc.started_at = started_at or time.time()
-        proc.state = STARTING
-        proc.registered = gevent.event.Event()
-        proc.exited = gevent.event.Event()
-        logger.info("adopted running server %s pid %d", proc.server_id, pid)
-        self._watchers.spawn(self._watch_adopted, proc, pid)
+        """Manage a running server that we did not start: watched by its heartbeats."""
+        proc._new_incarnation(pid, None, started_at)
+        proc.remote = not self.hosts.is_local(proc.record)
+        logger.info("adopted running server %s pid %s on %s", proc.server_id, pid,
+                    proc.record.get("host"))
         return proc
 
     def _pin(self, proc):
@@ -162,17 +156,33 @@ class Supervisor:
 
     def _watch_child(self, proc, popen):
         code = popen.wait()
-        self._exited(proc, popen.pid, proc.describe_exit(code))
+        if proc.child is not popen:      # an older incarnation, or handed to heartbeats
+            return
+        if proc.remote and code == SSH_FAILED and not proc.explicit_stop \
+                and proc.registered.is_set() and self._answers(proc):
+            logger.warning("server %s: its ssh session ended (exit %d) but the server still "
+                           "answers; watching it by its heartbeats", proc.server_id, code)
+            proc.child = None
+            return
+        reason = proc.describe_exit(code)
+        if proc.remote:
+            reason = ("ssh session ended (exit %d: ssh failed, or the server was killed by a "
+                      "signal)" % code) if code == SSH_FAILED else reason
+        self.exited(proc, reason)
 
-    def _watch_adopted(self, proc, pid):
-        while procinfo.is_alive(pid):
-            gevent.sleep(ADOPTED_POLL)
-        self._exited(proc, pid, "exited (adopted process; exit code unknown)")
+    def _answers(self, proc):
+        try:
+            self._command(proc, wire.CMD_INFO, 1.5)
+            return True
+        except ZpomeloError:
+            return False
 
-    def _exited(self, proc, pid, reason):
-        if proc.pid != pid:      # an older incarnation
+    def exited(self, proc, reason):
+        """This incarnation of proc is gone: record it, tell the master, maybe restart."""
+        if proc.exited.is_set():
             return
         proc.exited.set()
+        proc.child = None
         proc.exit_reason = reason
         uptime = time.time() - (proc.started_at or time.time())
         if uptime >= STABLE_AFTER:
@@ -186,12 +196,18 @@ class Supervisor:
         else:
             proc.state = DOWN
         level = logging.INFO if proc.explicit_stop else logging.WARNING
-        logger.log(level, "server %s pid %d %s after %.1f s%s", proc.server_id, pid, reason,
+        logger.log(level, "server %s pid %s %s after %.1f s%s", proc.server_id, proc.pid, reason,
                    uptime, " (stopped on request)" if proc.explicit_stop else
                    (", auto-restart on" if restart else ", no auto-restart: it stays down"))
         self._on_exit(proc, reason)
         if restart:
             self._schedule_restart(proc)
+
+    def presumed_dead(self, proc, reason):
+        """An adopted server (no child to watch) went silent: make sure it is gone (a frozen
+        one would come back beside its replacement), then treat it as exited."""
+        self.signal(proc, "KILL")
+        self.exited(proc, reason)
 
     def _schedule_restart(self, proc):
         delay = min(BACKOFF_FIRST * (2 ** proc._backoff_step), BACKOFF_MAX)
@@ -220,21 +236,46 @@ class Supervisor:
 
     # ------------------------------------------------------------------ signals
 
-    def signal(self, proc, signum):
+    def known_pid(self, proc):
+        """The server's pid on its host: reported at registration, else (remote, not yet
+        registered) printed by its shell into the ssh log."""
+        if proc.pid:
+            return proc.pid
+        if proc.remote and proc.output_log is not None:
+            return remote_pid_from(proc.output_log)
+        return None
+
+    def signal(self, proc, signame):
+        """kill -<signame> on the server's host (guarded against a reused pid)."""
         if not proc.alive:
             return False
-        try:
-            os.kill(proc.pid, signum)
-            return True
-        except ProcessLookupError:
-            return False
+        return self.hosts.signal_server(proc.record, self.known_pid(proc), signame)
 
     def kill(self, proc, timeout=5.0):
-        """SIGKILL and wait for the exit; no restart follows."""
+        """The "kill" command on the server's control channel; if the server does not answer
+        or survives it, kill -9 on its host. No restart follows."""
         proc.explicit_stop = True
         self.cancel_restart(proc)
-        if self.signal(proc, signal.SIGKILL):
-            proc.exited.wait(timeout)
+        if not proc.alive:
+            if proc.state == RESTARTING:
+                proc.state = STOPPED
+            return True
+        answered = False
+        if proc.registered.is_set():
+            try:
+                self._command(proc, wire.CMD_KILL, KILL_ANSWER)
+                answered = True
+            except ZpomeloError as e:
+                logger.info("server %s: %s; killing it on its host", proc.server_id, e)
+        if proc.watched_by_child:
+            if not (answered and proc.exited.wait(KILL_ANSWER)):
+                self.signal(proc, "KILL")
+                if not proc.exited.wait(timeout) and proc.child is not None:
+                    proc.child.kill()       # the ssh session hangs: end our side of it
+                    proc.exited.wait(timeout)
+        else:
+            self.signal(proc, "KILL")
+            self.exited(proc, "killed on request")
         if proc.state == RESTARTING:
             proc.state = STOPPED
         return not proc.alive
@@ -255,9 +296,8 @@ class Supervisor:
                 for sid, p in self.procs.items()}
 
 
-def log_tail(log_dir, server_id, lines=15):
-    """The last lines of a server's log, for error messages."""
-    path = log_dir / ("%s.log" % server_id)
+def log_tail(path, lines=15):
+    """The last lines of a log file, for error messages."""
     try:
         with open(path, "rb") as f:
             f.seek(0, 2)
@@ -265,7 +305,7 @@ def log_tail(log_dir, server_id, lines=15):
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    tail = text.splitlines()[-lines:]
+    tail = [line for line in text.splitlines() if not line.startswith(PID_LINE)][-lines:]
     if not tail:
         return "; its log %s is empty" % path
     return "; last lines of %s:\n  %s" % (path, "\n  ".join(tail))
