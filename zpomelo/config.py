@@ -92,6 +92,43 @@ def _as_args(value, path, server):
           path, server, "args")
 
 
+_SSH_KEYS = {"command": str, "user": str, "identity": str, "port": int, "options": list}
+_HOST_STR_KEYS = ("sshHost", "remoteDir", "remotePython", "clientBind")
+
+
+def _check_host_fields(d, path, label):
+    """The fields that say how a server's host is reached (master.json and servers.json):
+    checked here so a typo fails at load, not as an ssh error at start."""
+    for key in _HOST_STR_KEYS:
+        if d.get(key) is not None:
+            _as_str(d[key], path, label, key)
+    ssh = d.get("ssh")
+    if ssh is not None:
+        if not isinstance(ssh, Mapping):
+            _fail("must be an object with command, user, port, identity, options; got %r"
+                  % (ssh,), path, label, "ssh")
+        for key, value in ssh.items():
+            kind = _SSH_KEYS.get(key)
+            if kind is None:
+                _fail("unknown key %r (known: %s)" % (key, ", ".join(sorted(_SSH_KEYS))),
+                      path, label, "ssh")
+            if value is None:
+                continue
+            if kind is int:
+                _as_int(value, path, label, "ssh.port", 1, MAX_PORT)
+            elif kind is list:
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    _fail("must be a list of strings, got %r" % (value,), path, label,
+                          "ssh.options")
+            else:
+                _as_str(value, path, label, "ssh." + key)
+    hosts = d.get("localHosts")
+    if hosts is not None and (not isinstance(hosts, list)
+                              or not all(isinstance(h, str) and h for h in hosts)):
+        _fail("must be a list of host names or addresses, got %r" % (hosts,), path, label,
+              "localHosts")
+
+
 def _check_server_type(value, path, server):
     if not isinstance(value, str) or not _SERVER_TYPE_RE.match(value):
         _fail("server type must be an identifier (letters, digits, '_'; not starting with a digit),"
@@ -197,6 +234,7 @@ class ServerRecord:
         if max_connections is not None:
             max_connections = _as_int(max_connections, path, label, "max-connections", 1, 2**31)
 
+        _check_host_fields(d, path, label)
         extra = {k: v for k, v in d.items()
                  if k not in _KNOWN_KEYS and k != CLUSTER_COUNT}
         return cls(
@@ -409,6 +447,7 @@ def load_master(base_dir, env):
     if section.get("port") is None:
         _fail("missing; give the master's port, e.g. 3005", path, master_id, "port")
     port = _as_int(section["port"], path, master_id, "port", 0, MAX_PORT)
+    _check_host_fields(section, path, master_id)
     extra = {k: v for k, v in section.items() if k not in ("id", "host", "port")}
     return MasterRecord(master_id, host, port, MappingProxyType(extra) if extra else _EMPTY)
 

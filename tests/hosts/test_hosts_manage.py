@@ -1,0 +1,126 @@
+"""Servers on other hosts managed through their control channel: a server started by hand,
+a frozen server killed over ssh, restart, and a restarted master adopting remote servers."""
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from hosts.conftest import ENV, HOST_B, HOST_C, write_hosts_project
+from hosts.test_hosts_cluster import parent_cmdline, processes_mentioning
+from master.cli_project import kill_project, list_rows, ok, wait_for
+from zpomelo.master import procinfo
+
+pytestmark = pytest.mark.timeout(150)
+
+PW = ("-p", "s3cret")
+
+
+def rows_of(base):
+    return list_rows(base, "-e", ENV, *PW)
+
+
+def master_log(base):
+    return (base / "logs" / "master.log").read_text()
+
+
+@pytest.fixture
+def small_project(tmp_path, sshd):
+    servers = {
+        "gate": [{"id": "gate-server-1", "host": "127.0.0.1", "port": 0, "frontend": True,
+                  "clientPort": 0}],
+        "connector": [{"id": "connector-server-1", "host": HOST_B, "port": 0, "frontend": True,
+                       "clientPort": 0}],
+        "chat": [{"id": "chat-server-1", "host": HOST_C, "port": 0, "auto-restart": True}],
+    }
+    base = write_hosts_project(tmp_path / "chat", sshd, servers, heartbeat_timeout=1.0)
+    yield base
+    kill_project(base)
+    for pid in processes_mentioning(base):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def test_a_server_started_by_hand_joins_stays_and_is_stopped_by_the_master(small_project, sshd):
+    base = small_project
+    ok(base, "start", "-D", "-e", ENV)
+    port = rows_of(base)["master-server-1"]["port"]
+    record = {"id": "chat-hand-1", "serverType": "chat", "host": HOST_B, "port": 0}
+    remote = ("cd %s && exec %s -m zpomelo.server --dir %s --env %s --id chat-hand-1 "
+              "--master tcp://127.0.0.1:%d --log-dir %s/logs --record '%s'"
+              % (base, sys.executable, base, ENV, port, base, json.dumps(record)))
+    by_hand = subprocess.Popen(sshd.ssh_argv(HOST_B) + [remote], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        row = wait_for(lambda: rows_of(base).get("chat-hand-1"), what="chat-hand-1 listed")
+        assert row["state"] == "running" and row["host"] == HOST_B and row["rss"] > 0
+        assert "--id chat-hand-1 " in " ".join(procinfo.cmdline(row["pid"])) + " "
+        # several heartbeat timeouts (1 s each) go by: it is never dropped and re-added
+        wait_for(lambda: (rows_of(base)["chat-hand-1"]["uptime"] or 0) > 3.5, timeout=20,
+                 what="3.5 s of uptime")
+        log = master_log(base)
+        assert log.count("server chat-hand-1 (chat) registered") == 1, log
+        assert "chat-hand-1 left the cluster" not in log
+        out = ok(base, "stop", "-e", ENV, *PW, "chat-hand-1")
+        assert "stopped chat-hand-1" in out
+        assert by_hand.wait(10) == 0            # the process we started by hand ended cleanly
+        assert not procinfo.is_alive(row["pid"])
+        assert rows_of(base)["chat-hand-1"]["state"] == "stopped"
+    finally:
+        if by_hand.poll() is None:
+            by_hand.kill()
+            by_hand.wait()
+    ok(base, "stop", "-e", ENV, *PW)
+
+
+def test_a_frozen_remote_server_is_killed_over_ssh_and_restart_works_across_hosts(
+        small_project):
+    base = small_project
+    ok(base, "start", "-D", "-e", ENV)
+    rows = rows_of(base)
+    chat_pid = rows["chat-server-1"]["pid"]
+    os.kill(chat_pid, signal.SIGSTOP)       # it cannot answer the "kill" command
+    try:
+        out = ok(base, "kill", "-e", ENV, *PW, "chat-server-1")
+    finally:
+        if procinfo.is_alive(chat_pid):
+            os.kill(chat_pid, signal.SIGCONT)
+    assert "killed chat-server-1" in out
+    assert not procinfo.is_alive(chat_pid)
+    assert "did not answer 'kill'" in master_log(base)
+    assert rows_of(base)["chat-server-1"]["state"] == "stopped"   # killed on request: no restart
+
+    old = rows["connector-server-1"]["pid"]
+    out = ok(base, "restart", "-e", ENV, *PW, "-i", "connector-server-1")
+    assert "restarted connector-server-1" in out
+    row = rows_of(base)["connector-server-1"]
+    assert row["state"] == "running" and row["pid"] != old and not procinfo.is_alive(old)
+    assert "sshd" in parent_cmdline(row["pid"])[1] and row["restarts"] == 1
+    ok(base, "stop", "-e", ENV, *PW)
+
+
+def test_a_restarted_master_adopts_remote_servers_and_restarts_a_dead_one(small_project):
+    base = small_project
+    ok(base, "start", "-D", "-e", ENV)
+    rows = rows_of(base)
+    os.kill(rows["master-server-1"]["pid"], signal.SIGKILL)
+    wait_for(lambda: not procinfo.is_alive(rows["master-server-1"]["pid"]), what="master gone")
+    ok(base, "start", "-D", "-e", ENV)          # adopts the servers that still run
+    again = rows_of(base)
+    for sid in ("connector-server-1", "chat-server-1"):
+        assert again[sid]["pid"] == rows[sid]["pid"] and again[sid]["state"] == "running"
+        assert again[sid]["remote"] and again[sid]["rss"] > 0
+    # an adopted remote server has no child to watch: its silence (1 s) is its death
+    os.kill(rows["chat-server-1"]["pid"], signal.SIGKILL)
+    row = wait_for(lambda: (lambda r: r if r["state"] == "running" and r["restarts"] == 1
+                            else None)(rows_of(base)["chat-server-1"]), timeout=20,
+                   what="chat-server-1 restarted over ssh")
+    assert row["pid"] != rows["chat-server-1"]["pid"] and "sshd" in parent_cmdline(row["pid"])[1]
+    pids = [r["pid"] for r in rows_of(base).values()]
+    ok(base, "stop", "-e", ENV, *PW)
+    wait_for(lambda: not any(procinfo.is_alive(pid) for pid in pids), what="every pid gone")
+    wait_for(lambda: processes_mentioning(base) == [], what="nothing of the project left")
