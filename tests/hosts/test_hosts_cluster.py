@@ -7,9 +7,10 @@ import socket
 import pytest
 
 from hosts.conftest import ENV, HOST_B, HOST_C
-from master.cli_project import list_rows, ok, project_pids, wait_for, zpomelo
+from master.cli_project import list_rows, ok, project_pids, zpomelo
 from zpomelo.client import Client
 from zpomelo.master import procinfo
+from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -112,6 +113,6 @@ def test_chat_over_three_hosts_start_list_add_port_conflict_kill_stop(hosts_proj
     pids = [r["pid"] for r in rows.values() if r["pid"]]
     out = ok(hosts_project, "stop", "-e", ENV, *PW)
     assert "and the master" in out
-    wait_for(lambda: not any(procinfo.is_alive(pid) for pid in pids), what="every pid gone")
+    wait_until(lambda: not any(procinfo.is_alive(pid) for pid in pids), message="every pid gone")
     assert project_pids(hosts_project) == []
-    wait_for(lambda: processes_mentioning(hosts_project) == [], what="no ssh session left")
+    wait_until(lambda: processes_mentioning(hosts_project) == [], message="no ssh session left")

@@ -10,8 +10,9 @@ import pytest
 
 from hosts.conftest import ENV, HOST_B, HOST_C, write_hosts_project
 from hosts.test_hosts_cluster import parent_cmdline, processes_mentioning
-from master.cli_project import kill_project, list_rows, ok, wait_for
+from master.cli_project import kill_project, list_rows, ok
 from zpomelo.master import procinfo
+from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(150)
 
@@ -56,12 +57,12 @@ def test_a_server_started_by_hand_joins_stays_and_is_stopped_by_the_master(small
     by_hand = subprocess.Popen(sshd.ssh_argv(HOST_B) + [remote], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        row = wait_for(lambda: rows_of(base).get("chat-hand-1"), what="chat-hand-1 listed")
+        row = wait_until(lambda: rows_of(base).get("chat-hand-1"), message="chat-hand-1 listed")
         assert row["state"] == "running" and row["host"] == HOST_B and row["rss"] > 0
         assert "--id chat-hand-1 " in " ".join(procinfo.cmdline(row["pid"])) + " "
         # several heartbeat timeouts (1 s each) go by: it is never dropped and re-added
-        wait_for(lambda: (rows_of(base)["chat-hand-1"]["uptime"] or 0) > 3.5, timeout=20,
-                 what="3.5 s of uptime")
+        wait_until(lambda: (rows_of(base)["chat-hand-1"]["uptime"] or 0) > 3.5, timeout=20,
+                 message="3.5 s of uptime")
         log = master_log(base)
         assert log.count("server chat-hand-1 (chat) registered") == 1, log
         assert "chat-hand-1 left the cluster" not in log
@@ -108,7 +109,7 @@ def test_a_restarted_master_adopts_remote_servers_and_restarts_a_dead_one(small_
     ok(base, "start", "-D", "-e", ENV)
     rows = rows_of(base)
     os.kill(rows["master-server-1"]["pid"], signal.SIGKILL)
-    wait_for(lambda: not procinfo.is_alive(rows["master-server-1"]["pid"]), what="master gone")
+    wait_until(lambda: not procinfo.is_alive(rows["master-server-1"]["pid"]), message="master gone")
     ok(base, "start", "-D", "-e", ENV)          # adopts the servers that still run
     again = rows_of(base)
     for sid in ("connector-server-1", "chat-server-1"):
@@ -116,11 +117,11 @@ def test_a_restarted_master_adopts_remote_servers_and_restarts_a_dead_one(small_
         assert again[sid]["remote"] and again[sid]["rss"] > 0
     # an adopted remote server has no child to watch: its silence (1 s) is its death
     os.kill(rows["chat-server-1"]["pid"], signal.SIGKILL)
-    row = wait_for(lambda: (lambda r: r if r["state"] == "running" and r["restarts"] == 1
+    row = wait_until(lambda: (lambda r: r if r["state"] == "running" and r["restarts"] == 1
                             else None)(rows_of(base)["chat-server-1"]), timeout=20,
-                   what="chat-server-1 restarted over ssh")
+                   message="chat-server-1 restarted over ssh")
     assert row["pid"] != rows["chat-server-1"]["pid"] and "sshd" in parent_cmdline(row["pid"])[1]
     pids = [r["pid"] for r in rows_of(base).values()]
     ok(base, "stop", "-e", ENV, *PW)
-    wait_for(lambda: not any(procinfo.is_alive(pid) for pid in pids), what="every pid gone")
-    wait_for(lambda: processes_mentioning(base) == [], what="nothing of the project left")
+    wait_until(lambda: not any(procinfo.is_alive(pid) for pid in pids), message="every pid gone")
+    wait_until(lambda: processes_mentioning(base) == [], message="nothing of the project left")
