@@ -301,7 +301,9 @@ class Application:
         report = self_report()
         report.update({"id": self.server_id, "serverType": self.server_type,
                        "state": self.state, "host": self.current_server.host,
-                       "connections": len(self.frontend.sessions) if self.frontend else 0})
+                       "connections": len(self.frontend.sessions) if self.frontend else 0,
+                       # bad client input by kind (connector/badinput.py), for list and metrics
+                       "badInput": dict(self.connector.bad_input.counts) if self.connector else {}})
         return report
 
     def stop(self, drain_timeout=None):

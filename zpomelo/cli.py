@@ -243,7 +243,8 @@ def _report_ready(info, as_json, foreground):
 
 COLUMNS = (("id", "id"), ("type", "serverType"), ("pid", "pid"), ("address", None),
            ("clientPort", "clientPort"), ("state", "state"), ("uptime", "uptime"),
-           ("RSS", "rss"), ("CPU%", "cpu"), ("conns", "connections"), ("restarts", "restarts"))
+           ("RSS", "rss"), ("CPU%", "cpu"), ("conns", "connections"), ("bad input", "badInput"),
+           ("restarts", "restarts"))
 
 
 def _cell(row, key, header):
@@ -256,6 +257,8 @@ def _cell(row, key, header):
         return "%.1fM" % (value / 1048576.0)
     if key == "uptime":
         return _duration(value)
+    if key == "badInput":   # kind -> count; the total here, the kinds in --json
+        return str(sum(value.values()))
     return str(value)
 
 

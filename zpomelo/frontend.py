@@ -131,14 +131,17 @@ class FrontendService:
         except RouteError as exc:
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
             return
-        if self.use_crypto and not self._signature_ok(session, body):
-            self._answer(session, msg_id, route, {
-                "code": CODE_FAIL, "error": "the request signature (__crypto__) is missing or wrong"})
-            return
-        if server_type == self.app.server_type:
-            self._run_local(session, msg_id, route, body)
-        else:
-            self._forward(session, server_type, msg_id, route, body)
+        try:
+            if self.use_crypto and not self._signature_ok(session, body):
+                self._answer(session, msg_id, route, {
+                    "code": CODE_FAIL, "error": "the request signature (__crypto__) is missing or wrong"})
+            elif server_type == self.app.server_type:
+                self._run_local(session, msg_id, route, body)
+            else:
+                self._forward(session, server_type, msg_id, route, body)
+        except Exception:   # a bug here must not leave the expected answer owed
+            logger.exception("request %s failed before reaching its handler", route)
+            self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": "internal server error"})
 
     def answer_in_order(self, conn, msg_id, data):
         """An answer the connector made itself (a body it could not decode), kept in order."""
@@ -174,16 +177,22 @@ class FrontendService:
     def _answer(self, session, msg_id, route, response):
         if not msg_id or session.closed:
             return
+        codec = self.codec
         try:
-            data = self.codec.encode_response(msg_id, route, response)
+            data = codec.encode_response(msg_id, route, response)
         except Exception as exc:
             logger.error("cannot encode the response of %s: %s", route, exc)
-            data = self.codec.encode_response(msg_id, route, {
-                "code": CODE_FAIL, "error": "the response could not be encoded"})
+            try:
+                data = codec.encode_response(msg_id, route, {
+                    "code": CODE_FAIL, "error": "the response could not be encoded"})
+            except Exception:   # a protobuf route whose message cannot carry that body
+                data = codec.encode_response_raw(msg_id, b'{"code":500}')
         session.respond(msg_id, data)
 
     # -- forwarding to a backend ----------------------------------------------------------
     def _forward(self, session, server_type, msg_id, route, body):
+        """Send the request to a backend. Whatever fails here (routing, a value the RPC packing
+        cannot carry, a dead peer) answers the request: an expected answer is never left owed."""
         app = self.app
         try:
             server_id = app.router.pick(server_type, session, body)
@@ -196,9 +205,15 @@ class FrontendService:
                 app.rpc_client.notify(server_id, SYS, FORWARD, args)
             except ZpomeloError as exc:
                 logger.warning("notify %s to %s lost: %s", route, server_id, exc)
+            except Exception as exc:    # nothing msgpack can carry; no answer is owed
+                session.conn.note_bad_input("unforwardable notify", "%s: %s" % (route, exc))
             return
+        settled = []
 
         def forwarded(error, response):
+            if settled:
+                return
+            settled.append(True)
             self.forwarding -= 1
             if error is not None:
                 response = {"code": CODE_FAIL, "error": str(error)}
@@ -207,7 +222,10 @@ class FrontendService:
                 self._drained.set()
 
         self.forwarding += 1
-        app.rpc_client.call_async(server_id, SYS, FORWARD, args, self.forward_timeout, forwarded)
+        try:
+            app.rpc_client.call_async(server_id, SYS, FORWARD, args, self.forward_timeout, forwarded)
+        except Exception as exc:
+            forwarded("the request cannot be forwarded to a %s server: %s" % (server_type, exc), None)
 
     def drain(self, timeout):
         """Wait (bounded) until local handlers and forwarded requests in flight are answered."""

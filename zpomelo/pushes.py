@@ -22,8 +22,9 @@ rollback). Without a hook ``send`` delivers at once. ``deliver`` never consults 
 import contextlib
 import logging
 
-import msgpack
 from gevent.local import local
+
+from zpomelo.rpc import envelope
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ GLOBAL_PUSH = "gpush"
 
 
 def pack(message):
-    return msgpack.packb(message, use_bin_type=True)
+    return envelope.packb(message)   # big ints and lone surrogates ride too
 
 
 class Pushes:
@@ -104,7 +105,7 @@ class Pushes:
         if self._app.frontend is None:
             return
         try:
-            message = msgpack.unpackb(payload, raw=False)
+            message = envelope.unpackb(payload)
         except Exception:
             self.stats["bad_messages"] += 1
             logger.warning("%s: dropped an undecodable bus message", self._app.server_id)

@@ -105,3 +105,28 @@ def test_random_bytes_raise_nothing_but_protocol_error(data):
 def test_pack_frame_convenience_matches_join_frame():
     packer = EnvelopePacker()
     assert pack_frame([[0, 3, "s", "m", [1]]]) == join_frame([packer.request(3, "s", "m", [1])])
+
+
+def test_values_json_can_hold_but_msgpack_cannot_cross_intact():
+    """Big ints ride as ext type 1 and lone surrogates as surrogatepass UTF-8 (see module doc)."""
+    packer = EnvelopePacker()
+    args = [2 ** 64, -2 ** 63 - 1, 10 ** 300, -(10 ** 300), 2 ** 64 - 1, "\ud800", {"\udfff x": ["\ud83d"]}]
+    [env] = unpack_requests(join_frame([packer.request(7, "s", "m", args)]))
+    assert env == [0, 7, "s", "m", args]
+    [reply, error] = unpack_replies(join_frame([packer.reply(8, {"n": 2 ** 70}),
+                                                packer.error_from(9, ValueError("bad \ud800"))]))
+    assert reply == [2, 8, True, {"n": 2 ** 70}]
+    assert error == [2, 9, False, ["ValueError", 500, "bad \ud800"]]
+    assert packer.request(10, "s", "m", [1]) == msgpack.packb([0, 10, "s", "m", [1]])  # plain as before
+
+
+def test_what_cannot_be_packed_says_why_and_leaves_the_packer_usable():
+    packer = EnvelopePacker()
+    with pytest.raises(TypeError, match="type object cannot be sent over rpc"):
+        packer.request(1, "s", "m", [object()])
+    deep = []
+    for _ in range(2000):
+        deep = [deep]
+    with pytest.raises(ValueError, match="nested too deeply"):
+        packer.reply(2, deep)
+    assert unpack_replies(join_frame([packer.reply(3, "ok")])) == [[2, 3, True, "ok"]]

@@ -13,6 +13,7 @@ import gevent
 from gevent.event import Event
 from gevent.ssl import SSLSocket
 
+from zpomelo.connector import badinput
 from zpomelo.errors import BodyError, ProtocolError
 from zpomelo.protocol import handshake
 from zpomelo.protocol import message
@@ -132,7 +133,7 @@ class Connection:
             reason = exc.reason
         except ProtocolError as exc:
             reason = "protocol error: %s" % exc
-            logger.info("closing %r: %s", self, exc)
+            self.note_bad_input(badinput.MALFORMED_PACKAGE, exc)
             self._on_protocol_error(exc)
         except OSError as exc:
             reason = "socket error: %s" % (exc.strerror or exc)
@@ -206,7 +207,7 @@ class Connection:
         try:
             client_sys, user = handshake.parse_request(body)
         except ProtocolError as exc:
-            logger.info("%r: bad handshake: %s", self, exc)
+            self.note_bad_input(badinput.BAD_HANDSHAKE, exc)
             self.send(handshake.encode_response(500))
             self.close("bad handshake: %s" % exc)
             return
@@ -281,9 +282,8 @@ class Connection:
         try:
             mtype, msg_id, route, obj = codec.decode(body)
         except BodyError as exc:
+            self.note_bad_input(badinput.BAD_BODY, exc)
             if exc.msg_id:
-                logger.info("%r: request %s to %s has an undecodable body: %s",
-                            self, exc.msg_id, exc.route, exc)
                 data = self._error_response(exc.msg_id, exc.route)
                 answer_in_order = getattr(self._frontend, "answer_in_order", None)
                 if answer_in_order is not None:
@@ -292,15 +292,19 @@ class Connection:
                     self.send(data)
             return
         except ProtocolError as exc:
-            logger.info("%r: dropped a bad message: %s", self, exc)
+            self.note_bad_input(badinput.BAD_MESSAGE, exc)
             return
         if mtype > message.NOTIFY:  # a RESPONSE or PUSH has no business coming from a client
-            logger.info("%r: dropped a message of server-only type %s", self, mtype)
+            self.note_bad_input(badinput.SERVER_ONLY_MESSAGE, "message type %s" % mtype)
             return
         try:
             self._frontend.on_request(self, msg_id, route, obj)
         except Exception:
             logger.exception("frontend.on_request failed for %r route %s", self, route)
+
+    def note_bad_input(self, kind, detail):
+        """Count bad input from this client (see connector.badinput); logged rate-limited."""
+        self._connector.bad_input.note(kind, "%s:%s" % (self.address[0], self.address[1]), detail)
 
     def _error_response(self, msg_id, route):
         try:

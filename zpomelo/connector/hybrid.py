@@ -14,6 +14,7 @@ from gevent import ssl as gevent_ssl
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
+from zpomelo.connector import badinput
 from zpomelo.connector.conn import RECV_SIZE, Deadline, HandshakeTimeout, start_deadline
 from zpomelo.connector.tcp import TcpConnection
 from zpomelo.connector.ws import WsConnection, accept_upgrade
@@ -51,7 +52,8 @@ class Connector:
     ``on_connect(conn) -> bool``, ``on_handshake(conn, sys, user) -> (code, user)``,
     ``on_request(conn, id, route, body)``, ``on_close(conn, reason)``.
     ``connections`` maps sid -> Connection (transport known, not yet closed); ``pending`` counts
-    sockets still being sniffed / upgraded; ``count`` is their sum.
+    sockets still being sniffed / upgraded; ``count`` is their sum. ``bad_input`` counts bad
+    input from clients by kind (``bad_input.counts``) and logs it rate-limited.
     """
 
     def __init__(self, frontend, host="0.0.0.0", port=0):
@@ -65,6 +67,7 @@ class Connector:
         self._ssl_context = make_ssl_context(self.config.ssl)
         self._server = None
         self._handlers = None
+        self.bad_input = badinput.BadInputLog("connector %s:%s" % (host, port))
 
     @property
     def pending(self):
@@ -83,6 +86,7 @@ class Connector:
                                     backlog=self.config.backlog, spawn=self._handlers)
         self._server.start()
         self.port = self._server.server_port
+        self.bad_input.name = "connector %s:%s" % (self.host, self.port)
         logger.info("connector listening on %s:%s (tcp + websocket%s)", self.host, self.port,
                     ", tls" if self._ssl_context else "")
         return self
@@ -105,6 +109,7 @@ class Connector:
             conn.close("server stopping")
         self._handlers.join(timeout=timeout)
         self._handlers.kill(block=True, timeout=1.0)
+        self.bad_input.close()
 
     def _forget(self, conn):
         self.connections.pop(conn.id, None)
@@ -112,11 +117,11 @@ class Connector:
     def _refuse(self, address):
         config = self.config
         if config.is_blacklisted(address[0]):
-            logger.info("refused %s: blacklisted", address[0])
+            self.bad_input.note(badinput.BLACKLISTED, address[0], "refused")
             return True
         if config.max_connections is not None and self.count >= config.max_connections:
-            logger.warning("refused %s: %d connections reached (max_connections)",
-                           address[0], config.max_connections)
+            self.bad_input.note(badinput.OVER_MAX_CONNECTIONS, address[0], "%d connections reached "
+                                "(maxConnections)" % config.max_connections)
             return True
         return False
 
@@ -160,7 +165,8 @@ class Connector:
             if not first:
                 return None, b""
             if first[0] in _HTTP_FIRST_BYTES:
-                upgraded = accept_upgrade(sock, first)
+                upgraded = accept_upgrade(
+                    sock, first, lambda why: self.bad_input.note(badinput.BAD_UPGRADE, address[0], why))
                 if upgraded is None:
                     return None, b""
                 headers, first = upgraded

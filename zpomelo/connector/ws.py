@@ -14,11 +14,12 @@ from zpomelo.protocol import websocket as wsproto
 logger = logging.getLogger(__name__)
 
 
-def accept_upgrade(sock, first):
+def accept_upgrade(sock, first, refused=None):
     """Finish the HTTP upgrade whose first bytes are ``first``.
 
     Returns ``(headers, leftover_bytes)`` after sending the 101 response, or None after answering
-    a request that is not a valid upgrade with 400 (the caller then closes the socket).
+    a request that is not a valid upgrade with 400 (the caller then closes the socket);
+    ``refused(why)`` is told why (the connector counts it, see connector.badinput).
     """
     buf = first
     while True:
@@ -26,6 +27,8 @@ def accept_upgrade(sock, first):
         if end >= 0:
             break
         if len(buf) > wsproto.MAX_REQUEST_HEADER:
+            if refused is not None:
+                refused("request header over %d bytes" % wsproto.MAX_REQUEST_HEADER)
             sock.sendall(wsproto.error_response(431, "Request Header Fields Too Large"))
             return None
         data = sock.recv(4096)
@@ -36,7 +39,10 @@ def accept_upgrade(sock, first):
     try:
         headers = wsproto.parse_upgrade(head)
     except ProtocolError as exc:
-        logger.info("refused an HTTP request that is not a WebSocket upgrade: %s", exc)
+        if refused is not None:
+            refused(str(exc))
+        else:
+            logger.info("refused an HTTP request that is not a WebSocket upgrade: %s", exc)
         sock.sendall(wsproto.error_response(
             400, "Bad Request", "This port speaks the Pomelo protocol over WebSocket or TCP: %s" % exc))
         return None

@@ -92,7 +92,8 @@ class AdminControl:
                 "rss": info.get("rss") if alive else None,
                 "cpu": self._cpu.percent((p.server_id, pid), info.get("cpuSeconds"),
                                          p.started_at) if alive else None,
-                "connections": info.get("connections"), "restarts": p.restarts,
+                "connections": info.get("connections"), "badInput": info.get("badInput"),
+                "restarts": p.restarts,
                 "configured": p.configured, "remote": p.remote})
         return rows
 

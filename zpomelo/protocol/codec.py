@@ -8,13 +8,21 @@ uses the server protos of its request's route, as Pomelo does).
 import json
 
 from zpomelo.errors import BodyError, ConfigError, ProtocolError
+from zpomelo.protocol import jsjson
 from zpomelo.protocol import message as _message
 from zpomelo.protocol.dictionary import RouteDictionary
 from zpomelo.protocol.message import NOTIFY, PUSH, REQUEST, RESPONSE
 from zpomelo.protocol.package import MAX_BODY_LIMIT, pack_header
 from zpomelo.protocol.protobuf import Protobuf, ProtobufPair
 
-_JSON_DECODER = json.JSONDecoder()
+
+
+def _refuse_constant(name):
+    raise ValueError("%s is not a JSON value (JSON has no NaN or Infinity)" % name)
+
+
+# NaN/Infinity literals are refused, as JavaScript's JSON.parse refuses them
+_JSON_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 _scan_json = _JSON_DECODER.scan_once
 _decode_message = _message.decode_parts
 _encode_id = _message.encode_id
@@ -58,12 +66,22 @@ def loads(text):
     return _JSON_DECODER.decode(text)    # whitespace around the value, or a precise error
 
 
-def encode_json(obj):
-    """Compact UTF-8 JSON bytes of a body (separators=(',', ':'), ensure_ascii=False)."""
+def encode_json(obj, what="body"):
+    """Compact UTF-8 JSON bytes of a body (separators=(',', ':'), ensure_ascii=False).
+
+    What the fast encoder refuses but JavaScript writes (NaN and Infinity as null, a lone
+    surrogate as a \\udXXX escape) goes through `jsjson` the way JSON.stringify does; anything
+    else raises ProtocolError naming `what`."""
     try:
         return _encode_json(obj).encode("utf-8")
+    except (ValueError, UnicodeEncodeError):    # NaN/Infinity, a lone surrogate
+        pass
+    except (TypeError, RecursionError) as exc:
+        raise ProtocolError("%s is not JSON-encodable: %s" % (what, exc)) from None
+    try:
+        return jsjson.stringify(obj, python_numbers=True).encode("utf-8")
     except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as exc:
-        raise ProtocolError("body is not JSON-encodable: %s" % (exc,)) from None
+        raise ProtocolError("%s is not JSON-encodable: %s" % (what, exc)) from None
 
 
 def decode_json_body(body, msg_id, route):
@@ -179,9 +197,8 @@ class ServerCodec:
         else:
             try:
                 body = _encode_json(obj).encode("utf-8")
-            except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as exc:
-                raise ProtocolError("response body of %s is not JSON-encodable: %s"
-                                    % (route, exc)) from None
+            except (TypeError, ValueError, RecursionError, UnicodeEncodeError):
+                body = encode_json(obj, "the response body of %s" % route)
         return _data_package(_RESPONSE_FLAG + _encode_id(msg_id), body)
 
     def encode_response_raw(self, msg_id, json_bytes):

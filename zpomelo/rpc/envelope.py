@@ -10,6 +10,13 @@ A ZeroMQ frame holds a msgpack array of envelopes (batching). Senders pack each 
 own (so one unserializable value fails only its own call) and `join_frame` glues the packed
 envelopes under one array header, so batching costs one concatenation and no re-packing.
 Bytes that do not decode to well-formed envelopes raise `ProtocolError`, never a msgpack error.
+
+Every value a JSON body can hold crosses intact, beyond what msgpack itself carries: an int
+outside msgpack's 64-bit range travels as ext type 1 (big-endian two's complement bytes), and a
+str holding a lone surrogate (JSON allows the escape "\\ud800") is packed with "surrogatepass"
+(only when strict UTF-8 fails, so the usual envelope pays nothing) and unpacked the same way.
+What still cannot be packed (an object msgpack does not know, nesting past msgpack's limit)
+raises TypeError or ValueError with a message that says which.
 """
 import msgpack
 
@@ -18,22 +25,71 @@ from zpomelo.errors import CODE_FAIL, ProtocolError
 REQUEST = 0
 NOTIFY = 1
 REPLY = 2
+BIG_INT = 1     # msgpack ext type: an int outside [-2**63, 2**64)
+
+
+def _pack_default(obj):
+    """msgpack calls this for what it cannot pack: a big int becomes ext BIG_INT."""
+    if isinstance(obj, int):
+        return msgpack.ExtType(BIG_INT, obj.to_bytes(obj.bit_length() // 8 + 1, "big", signed=True))
+    raise TypeError("a value of type %s cannot be sent over rpc (None, bool, int, float, str, "
+                    "bytes, list, tuple and dict can)" % type(obj).__name__)
+
+
+def _ext_hook(code, data):
+    if code == BIG_INT:
+        return int.from_bytes(data, "big", signed=True)
+    return msgpack.ExtType(code, data)
+
+
+def packb(obj):
+    """One value to msgpack bytes, with big ints and lone surrogates carried (see module doc)."""
+    return _packed(_PACK, _PACK_SURROGATES, obj)
+
+
+def unpackb(data):
+    """The mirror of `packb`; raises msgpack's own errors for bad bytes."""
+    return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_ext_hook,
+                           unicode_errors="surrogatepass")
+
+
+# one pair per process for packb: a Packer call never yields to another greenlet
+_PACK = msgpack.Packer(use_bin_type=True, default=_pack_default).pack
+_PACK_SURROGATES = msgpack.Packer(use_bin_type=True, default=_pack_default,
+                                  unicode_errors="surrogatepass").pack
+
+
+def _packed(pack, pack_surrogates, obj):
+    try:
+        return pack(obj)
+    except UnicodeEncodeError:
+        return pack_surrogates(obj)     # a lone surrogate: rare, so only this call pays
+    except ValueError as exc:
+        if "recursion" in str(exc):
+            raise ValueError("the value is nested too deeply for rpc (msgpack's limit is about "
+                             "1000 levels)") from None
+        raise
 
 
 class EnvelopePacker:
-    """Packs single envelopes to bytes, reusing one msgpack buffer (one per owner, not shared)."""
+    """Packs single envelopes to bytes, reusing one msgpack buffer (one per owner, not shared).
 
-    __slots__ = ("_pack",)
+    Every method raises TypeError or ValueError (with a message that says why) for a value that
+    cannot be packed; the packer stays usable afterwards.
+    """
+
+    __slots__ = ("_pack", "_pack_surrogates")
 
     def __init__(self):
-        self._pack = msgpack.Packer(use_bin_type=True).pack
+        self._pack = msgpack.Packer(use_bin_type=True, default=_pack_default).pack
+        self._pack_surrogates = msgpack.Packer(use_bin_type=True, default=_pack_default,
+                                               unicode_errors="surrogatepass").pack
 
     def request(self, call_id, service, method, args):
-        """Raises TypeError/ValueError when args cannot be serialized."""
-        return self._pack([REQUEST, call_id, service, method, args])
+        return _packed(self._pack, self._pack_surrogates, [REQUEST, call_id, service, method, args])
 
     def notify(self, service, method, args):
-        return self._pack([NOTIFY, 0, service, method, args])
+        return _packed(self._pack, self._pack_surrogates, [NOTIFY, 0, service, method, args])
 
     def notify_packed(self, service, method, packed_args):
         """A notify whose args are already msgpack bytes (a packed array): spliced in as they
@@ -42,14 +98,14 @@ class EnvelopePacker:
         return b"\x95" + pack(NOTIFY) + pack(0) + pack(service) + pack(method) + packed_args
 
     def reply(self, call_id, result):
-        """Raises TypeError/ValueError when result cannot be serialized."""
-        return self._pack([REPLY, call_id, True, result])
+        return _packed(self._pack, self._pack_surrogates, [REPLY, call_id, True, result])
 
     def error(self, call_id, type_name, code, message):
-        return self._pack([REPLY, call_id, False, [type_name, code, message]])
+        return _packed(self._pack, self._pack_surrogates,
+                       [REPLY, call_id, False, [type_name, code, message]])
 
     def error_from(self, call_id, exc):
-        return self._pack([REPLY, call_id, False, error_of(exc)])
+        return self.error(call_id, *error_of(exc))
 
 
 def error_of(exc):
@@ -81,7 +137,7 @@ def pack_frame(envelopes):
 
 def _unpack_frame(frame):
     try:
-        envelopes = msgpack.unpackb(frame, raw=False, strict_map_key=False)
+        envelopes = unpackb(frame)
     except Exception as exc:  # msgpack raises ValueError, ExtraData, FormatError, StackError...
         raise ProtocolError(
             "rpc frame of %d bytes is not valid msgpack: %s: %s" % (len(frame), type(exc).__name__, exc)
