@@ -11,7 +11,9 @@ import pytest
 from zpomelo.connector import badinput
 from zpomelo.protocol import message, package
 
-from .helpers import RawClient, start_connector, wait_for
+from zpomelo.testing import wait_until
+
+from .helpers import RawClient, start_connector
 
 pytestmark = pytest.mark.timeout(60)
 BURST = 3000
@@ -62,11 +64,11 @@ def test_a_burst_of_malformed_input_writes_a_bounded_log_and_counts_each_kind(lo
             assert (msg_id, body) == (1, {"code": 500})
         assert client.request(2, "a.b.c", {"still": "here"})["echo"] == {"still": "here"}
         counts = connector.bad_input.counts
-        wait_for(lambda: counts.get(badinput.MALFORMED_PACKAGE) == BURST // 10, what="counts")
+        wait_until(lambda: counts.get(badinput.MALFORMED_PACKAGE) == BURST // 10, message="counts")
         assert counts[badinput.BAD_BODY] == BURST
         assert counts[badinput.BAD_MESSAGE] == 2 * BURST     # a bad flag; a PUSH from a client
         # the summary of the burst's tail is written when its interval ends
-        wait_for(lambda: any("in the last" in r.getMessage() for r in log_lines), what="summary")
+        wait_until(lambda: any("in the last" in r.getMessage() for r in log_lines), message="summary")
         client.close()
     finally:
         connector.stop()
@@ -92,7 +94,7 @@ def test_refused_upgrades_are_counted_not_logged_one_by_one(log_lines):
                 answer += data
             assert answer.startswith(b"HTTP/1.1 400")
             client.close()
-        wait_for(lambda: connector.bad_input.counts.get(badinput.BAD_UPGRADE) == 50, what="50 counted")
+        wait_until(lambda: connector.bad_input.counts.get(badinput.BAD_UPGRADE) == 50, message="50 counted")
     finally:
         connector.stop()
     lines = [r.getMessage() for r in log_lines if "WebSocket upgrade" in r.getMessage()]
