@@ -1,4 +1,6 @@
 """Every request here runs in a transaction (the project configures a store)."""
+import builtins
+
 import gevent
 
 from zpomelo import HandlerError
@@ -60,6 +62,9 @@ def marker(app, msg, session):
 def slow(app, msg, session):
     Account = app.db.models.Account
     Account.get(session.uid).gold += 1
+    if msg.get("inside_file"):  # tells a test "written, not committed" (pushes would wait for commit)
+        with builtins.open(msg["inside_file"], "w"):  # (this module's own `open` is a handler)
+            pass
     gevent.sleep(msg["seconds"])
     return {"code": 200}
 
