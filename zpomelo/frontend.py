@@ -195,7 +195,7 @@ class FrontendService:
         cannot carry, a dead peer) answers the request: an expected answer is never left owed."""
         app = self.app
         try:
-            server_id = app.router.pick(server_type, session, body)
+            server_id = app.router.pick(server_type, session, body, route)
         except Exception as exc:
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
             return

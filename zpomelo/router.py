@@ -56,11 +56,17 @@ class Router:
     def set_route(self, server_type, fn):
         self._route_fns[server_type] = fn
 
-    def pick(self, server_type, route_param, msg=None):
-        """The server id for ``route_param`` (a session for forwarded requests, else a key)."""
+    def pick(self, server_type, route_param, msg=None, route=None):
+        """The server id for ``route_param`` (a session for forwarded requests, else a key).
+
+        ``route``: the client route, or ``remote.method`` for RPC; given to route functions
+        marked ``fn.with_route = True`` as a fourth argument (the app/routes convention)."""
         fn = self._route_fns.get(server_type)
         if fn is not None:
-            server_id = fn(route_param, msg, self._app)
+            if getattr(fn, "with_route", False):
+                server_id = fn(route_param, msg, self._app, route)
+            else:
+                server_id = fn(route_param, msg, self._app)
             if server_id is None:
                 raise ServerGone("the route function for %s chose no server" % server_type)
             return server_id

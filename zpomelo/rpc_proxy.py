@@ -48,8 +48,11 @@ class RemoteMethod:
     def __call__(self, route_param, *args, timeout=None):
         """Call the server the router picks for ``route_param`` (a session or a key)."""
         app = self._app
-        server_id = app.router.pick(self._server_type, route_param)
+        server_id = app.router.pick(self._server_type, route_param, None, self._route_name())
         return app.rpc_call(server_id, self._service, self._method, list(args), timeout)
+
+    def _route_name(self):
+        return "%s.%s" % (self._service, self._method)
 
     def to_server(self, server_id, *args, timeout=None):
         """Call one server by id, or every server of the type with ``"*"`` -> {id: result}."""
@@ -64,7 +67,7 @@ class RemoteMethod:
 
     def notify(self, route_param, *args):
         """Fire and forget; inside a transaction (app.db) it leaves only after the commit."""
-        server_id = self._app.router.pick(self._server_type, route_param)
+        server_id = self._app.router.pick(self._server_type, route_param, None, self._route_name())
         after_commit(self._app.rpc_client.notify, server_id, self._service, self._method, list(args))
 
 

@@ -137,3 +137,17 @@ def test_index_lookup_in_a_handler(bank):
     login(bank, "bob", 0, branch="north")
     login(bank, "carol", 0, branch="south")
     assert alice.request("bank.bankHandler.branch", {"branch": "north"})["ids"] == ["alice", "bob"]
+
+
+def test_routes_convention_picks_the_server_by_key(bank):
+    from zpomelo.router import crc32_key
+    alice = login(bank, "alice", 0)
+    key_for = {}
+    for n in range(50):
+        key_for.setdefault(("bank-1", "bank-2")[crc32_key("k%d" % n) % 2], "k%d" % n)
+    for server_id, key in key_for.items():
+        answer = alice.request("bank.bankHandler.open", {"routeKey": key})
+        assert answer["server"] == server_id
+    assert "bank.bankHandler.open" in bank["connector-1"].router._route_fns["bank"].module.SEEN
+    bank["bank-1"].rpc.bank.bankRemote.notes("k1")
+    assert "bankRemote.notes" in bank["bank-1"].router._route_fns["bank"].module.SEEN

@@ -14,6 +14,7 @@ import logging
 from zpomelo.db.config import load_options, open_database
 from zpomelo.db.errors import DbError
 from zpomelo.db.model import load_models
+from zpomelo.db.routes import install_routes
 from zpomelo.db.transaction import after_commit
 from zpomelo.errors import HandlerError
 
@@ -21,7 +22,10 @@ logger = logging.getLogger(__name__)
 
 
 def attach(app):
-    """Open ``app.db`` for this server, or return None when the project has no store."""
+    """Open ``app.db`` for this server, or return None when the project has no store.
+
+    Also installs the routes of ``app/routes/<type>.py`` (with or without a store)."""
+    install_routes(app)
     options = load_options(app.base_dir, app.env, app.get("db"))
     if options is None:
         return None
