@@ -20,6 +20,7 @@ from zpomelo.client import (MAX_REQUEST_ID, Client, ClientTimeout, ConnectionClo
 from zpomelo.errors import ZpomeloError
 from zpomelo.protocol import package, websocket
 from zpomelo.protocol.protobuf import ProtobufPair
+from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -404,9 +405,7 @@ def test_push_queue_is_bounded(peer):
     with client:
         conn.send(*[package.encode(package.DATA, b"\x06\x01p" + json.dumps({"n": n}).encode())
                     for n in range(5)])
-        deadline = time.monotonic() + WAIT
-        while client.pushes_dropped < 3 and time.monotonic() < deadline:
-            gevent.sleep(0.001)
+        wait_until(lambda: client.pushes_dropped >= 3, WAIT, message="three pushes dropped")
         assert client.pushes_dropped == 3
         assert [client.wait_push("p", timeout=WAIT)["n"] for _ in range(2)] == [3, 4]
 
@@ -720,7 +719,5 @@ def test_timeouts_still_fire_after_the_sweeper_idled(peer):
             with pytest.raises(RequestTimeout) as info:
                 client.request(ENTRY, {}, timeout=0.05)
             assert info.value.request_id == rid
-            deadline = time.monotonic() + WAIT
-            while client._sweep_interval != float("inf") and time.monotonic() < deadline:
-                gevent.sleep(0.005)
-            assert client._sweep_interval == float("inf")   # idle: nothing pending
+            wait_until(lambda: client._sweep_interval == float("inf"), WAIT,  # idle: nothing pending
+                       message="the request sweeper to go idle")
