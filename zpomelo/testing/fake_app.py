@@ -82,7 +82,7 @@ class FakeApp(Application):
 
     The settings, configuration, cluster view and ``rpc_call`` are the Application's own methods;
     the sockets are replaced by recorders. Components added with ``load`` are kept but not started;
-    lifecycle hooks do not run.
+    lifecycle hooks do not run; ``app.db`` is None unless the test assigns a store.
     """
 
     def __init__(self, project_dir=None, server_id=None, env="test", server_type=None,
@@ -132,6 +132,7 @@ class FakeApp(Application):
         self.channel_service = ChannelService(self)
         self.global_channel_service = GlobalChannelService(self)
         self.backend_session_service = BackendSessionService(self)
+        self.db = None   # no store is opened: a test that needs one assigns it
         self._stopped = gevent.event.Event()
 
         self.rpc_calls = []
