@@ -35,13 +35,14 @@ def test_the_ini_option_names_the_project_and_the_fixtures_run_it(pytester):
 
 
 def test_a_marker_chooses_the_project_and_servers(pytester):
+    """A relative project path in the marker is taken from the test file's directory."""
     pytester.makepyfile(test_game="""
         import pytest
 
         @pytest.mark.zpomelo(project=%r, only=["connector-1"])
         def test_one_server(cluster):
             assert list(cluster.apps) == ["connector-1"]
-    """ % CLUSTER_APP)
+    """ % os.path.relpath(CLUSTER_APP, pytester.path))
     run(pytester).assert_outcomes(passed=1)
 
 
