@@ -35,6 +35,20 @@ def test_a_project_fake_app_has_the_projects_servers_settings_and_routes():
     assert app.rpc_calls[0].server_id == expected
 
 
+def test_routes_files_of_the_project_route_as_in_a_server():
+    bank = os.path.join(ROOT, "tests", "db", "apps", "bank")
+    app = FakeApp(bank, "connector-1")
+    app.stub_rpc("bank.bankRemote.balance", 0)
+    import sys
+    from zpomelo.router import crc32_key
+    seen = sys.modules["zpomelo_app_routes_bank"].SEEN      # the routes file records its calls
+    before = len(seen)
+    for account in ["acct-1", "acct-2", "acct-3", "acct-4"]:
+        app.rpc.bank.bankRemote.balance(account, account)
+        assert app.rpc_calls[-1].server_id == ["bank-1", "bank-2"][crc32_key(account) % 2]
+    assert seen[before:] == ["bankRemote.balance"] * 4
+
+
 def test_an_unknown_server_id_names_the_servers_there_are():
     with pytest.raises(ConfigError, match="connector-server-1, connector-server-2"):
         FakeApp(CHAT, "connector-9")

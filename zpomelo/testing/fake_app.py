@@ -22,6 +22,7 @@ from zpomelo.application import Application
 from zpomelo.backend_session import BackendSessionService
 from zpomelo.channel import ChannelService, GlobalChannelService, GlobalMembers
 from zpomelo.config import ServerRecord, load_servers
+from zpomelo.db.routes import install_routes
 from zpomelo.errors import CODE_FAIL, ConfigError, RpcError, ServerGone
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership, as_record
@@ -146,6 +147,7 @@ class FakeApp(Application):
             app_module = loader.load_app_module(self.base_dir)
             if app_module is not None and hasattr(app_module, "configure"):
                 app_module.configure(self)
+            install_routes(self)  # app/routes/<type>.py, as a starting server does
 
     def start(self):
         raise TypeError("a FakeApp has no sockets to start: call handlers with app.request or "
