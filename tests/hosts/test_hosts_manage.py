@@ -10,13 +10,14 @@ import pytest
 
 from hosts.conftest import ENV, HOST_B, HOST_C, write_hosts_project
 from hosts.test_hosts_cluster import parent_cmdline, processes_mentioning
-from master.cli_project import kill_project, list_rows, ok
+from master.cli_project import kill_project, list_rows, ok, zpomelo
 from zpomelo.master import procinfo
 from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(150)
 
 PW = ("-p", "s3cret")
+HEARTBEAT_TIMEOUT = 2.5      # heartbeats come every second; a loaded machine may skip one
 
 
 def rows_of(base):
@@ -36,7 +37,8 @@ def small_project(tmp_path, sshd):
                        "clientPort": 0}],
         "chat": [{"id": "chat-server-1", "host": HOST_C, "port": 0, "auto-restart": True}],
     }
-    base = write_hosts_project(tmp_path / "chat", sshd, servers, heartbeat_timeout=1.0)
+    base = write_hosts_project(tmp_path / "chat", sshd, servers,
+                               heartbeat_timeout=HEARTBEAT_TIMEOUT)
     yield base
     kill_project(base)
     for pid in processes_mentioning(base):
@@ -60,9 +62,9 @@ def test_a_server_started_by_hand_joins_stays_and_is_stopped_by_the_master(small
         row = wait_until(lambda: rows_of(base).get("chat-hand-1"), message="chat-hand-1 listed")
         assert row["state"] == "running" and row["host"] == HOST_B and row["rss"] > 0
         assert "--id chat-hand-1 " in " ".join(procinfo.cmdline(row["pid"])) + " "
-        # several heartbeat timeouts (1 s each) go by: it is never dropped and re-added
-        wait_until(lambda: (rows_of(base)["chat-hand-1"]["uptime"] or 0) > 3.5, timeout=20,
-                 message="3.5 s of uptime")
+        # several heartbeat timeouts go by: it is never dropped and re-added
+        wait_until(lambda: (rows_of(base)["chat-hand-1"]["uptime"] or 0) > 3 * HEARTBEAT_TIMEOUT,
+                   timeout=30, message="three heartbeat timeouts of uptime")
         log = master_log(base)
         assert log.count("server chat-hand-1 (chat) registered") == 1, log
         assert "chat-hand-1 left the cluster" not in log
@@ -115,13 +117,38 @@ def test_a_restarted_master_adopts_remote_servers_and_restarts_a_dead_one(small_
     for sid in ("connector-server-1", "chat-server-1"):
         assert again[sid]["pid"] == rows[sid]["pid"] and again[sid]["state"] == "running"
         assert again[sid]["remote"] and again[sid]["rss"] > 0
-    # an adopted remote server has no child to watch: its silence (1 s) is its death
+    # an adopted remote server has no child to watch: its silence is its death
     os.kill(rows["chat-server-1"]["pid"], signal.SIGKILL)
     row = wait_until(lambda: (lambda r: r if r["state"] == "running" and r["restarts"] == 1
                             else None)(rows_of(base)["chat-server-1"]), timeout=20,
                    message="chat-server-1 restarted over ssh")
     assert row["pid"] != rows["chat-server-1"]["pid"] and "sshd" in parent_cmdline(row["pid"])[1]
-    pids = [r["pid"] for r in rows_of(base).values()]
-    ok(base, "stop", "-e", ENV, *PW)
+    # without auto-restart, silence only makes it unresponsive; stop then finds nothing to stop
+    os.kill(rows["connector-server-1"]["pid"], signal.SIGKILL)
+    wait_until(lambda: rows_of(base)["connector-server-1"]["state"] == "unresponsive",
+               timeout=20, message="connector-server-1 unresponsive")
+    pids = [r["pid"] for r in rows_of(base).values() if r["pid"]]
+    out = ok(base, "stop", "-e", ENV, *PW)
+    assert "connector-server-1" in out and "gone: nothing to stop on %s" % HOST_B in \
+        master_log(base)
     wait_until(lambda: not any(procinfo.is_alive(pid) for pid in pids), message="every pid gone")
     wait_until(lambda: processes_mentioning(base) == [], message="nothing of the project left")
+
+
+def test_a_host_ssh_cannot_log_in_to_fails_the_start_with_ssh_s_words(tmp_path, sshd):
+    stranger = tmp_path / "stranger_key"         # a key the sshd does not authorize
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(stranger)],
+                   check=True)
+    servers = {"gate": [{"id": "gate-server-1", "host": "127.0.0.1", "port": 0,
+                         "frontend": True, "clientPort": 0}],
+               "chat": [{"id": "chat-server-1", "host": HOST_C, "port": 0,
+                         "ssh": {"identity": str(stranger)}}]}
+    base = write_hosts_project(tmp_path / "chat", sshd, servers)
+    try:
+        result = zpomelo(base, "start", "-D", "-e", ENV)
+        assert result.returncode == 1
+        assert "chat-server-1 ssh session ended (exit 255" in result.stderr, result.stderr
+        assert "Permission denied" in result.stderr             # ssh's own words, from its log
+        wait_until(lambda: processes_mentioning(base) == [], message="nothing left running")
+    finally:
+        kill_project(base)

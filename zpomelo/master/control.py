@@ -197,8 +197,9 @@ class AdminControl:
         if graceful:
             if proc.server_id in m.registry:
                 m.command_async(proc.server_id, wire.CMD_STOP)
-            else:       # not registered yet (or silent): SIGTERM on its host
-                sup.signal(proc, "TERM")
+            elif not sup.signal(proc, "TERM") and not proc.watched_by_child:
+                # not registered, no child, and nothing of it on its host (or no way there)
+                sup.exited(proc, "gone: nothing to stop on %s" % proc.record.get("host"))
             if proc.exited.wait(timeout):
                 return
             logger.warning("server %s did not stop within %.1f s: SIGKILL", proc.server_id,

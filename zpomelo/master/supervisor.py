@@ -94,8 +94,8 @@ class Supervisor:
     returns its answer (raises ZpomeloError when there is none); ``probe(proc)`` says whether
     the server still answers."""
 
-    def __init__(self, base_dir, env, master_endpoint, on_exit, server_command=None,
-                 on_spawn=None, hosts=None, command=None):
+    def __init__(self, base_dir, env, master_endpoint, on_exit, on_spawn=None, hosts=None,
+                 command=None):
         self.base_dir = str(base_dir)
         self.env = env
         self.master_endpoint = master_endpoint
