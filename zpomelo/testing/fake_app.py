@@ -129,7 +129,6 @@ class FakeApp(Application):
         self.rpc_client = self.remotes = _RecordingRpc(self)
         self.rpc_server = self.bus = self.frontend = self.session_service = None
         self.connector = self.agent = self.handler_service = None
-        self.db = None      # a test that needs a store sets one: app.db = zpomelo.db.Database(...)
         self.channel_service = ChannelService(self)
         self.global_channel_service = GlobalChannelService(self)
         self.backend_session_service = BackendSessionService(self)
