@@ -1,8 +1,8 @@
 """The Application: one server's identity, settings, game code and services, started in order.
 
-Start order: game code -> before_startup -> RPC server -> bus -> frontend connector ->
-components -> membership (master or static) -> after_startup. Stop runs it backwards and drains
-in-flight work before closing sockets.
+This module is wiring and lifecycle only: pushes live in pushes.py, the _sys API in sysapi.py,
+server choice in router.py, the filtered RPC call in rpc_proxy.py, settings in settings.py.
+Start and stop orders: ``Application.start`` and ``Application.stop``.
 """
 import dataclasses
 import logging
@@ -25,7 +25,7 @@ from zpomelo.router import Router
 from zpomelo.rpc.client import RpcClient
 from zpomelo.rpc.server import RpcServer
 from zpomelo.rpc_proxy import RpcProxy
-from zpomelo.sysapi import SysCalls
+from zpomelo.sysapi import FORWARD, SYS, SysCalls
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class Application:
         self.logger = logging.getLogger("zpomelo.app." + record.id)
 
         self.filters = FilterChain()
+        self._filter_objects = []   # their start()/stop(), if any, run with the server's
         self.rpc_filters = []
         self.error_handler = None
         self.components = []
@@ -137,15 +138,22 @@ class Application:
 
     def before(self, f):
         self.filters.add_before(f)
+        self._keep_filter(f)
         return self
 
     def after(self, f):
         self.filters.add_after(f)
+        self._keep_filter(f)
         return self
 
     def filter(self, f):
         self.filters.add(f)
+        self._keep_filter(f)
         return self
+
+    def _keep_filter(self, f):
+        if not any(f is kept for kept in self._filter_objects):
+            self._filter_objects.append(f)
 
     def rpc_filter(self, f):
         """An object with before(server_id, service, method, args) and/or after(..., result, error)."""
@@ -185,7 +193,13 @@ class Application:
             fn(self)
 
     def start(self):
-        record = self.current_server
+        """Bind every socket -> start filters and components -> serve RPC and the bus -> fill
+        membership (master or self) -> after_startup -> only then accept clients.
+
+        Binding first means a bad port fails before anything runs; accepting last means no
+        client request arrives before components and membership are ready. When a step fails,
+        what was started is stopped and the error raised.
+        """
         self.state = "starting"
         settings.check(self.settings, settings.APP)
         self.lifecycle = loader.load_lifecycle(self.base_dir, self.server_type)
@@ -198,33 +212,62 @@ class Application:
         self.handler_service.error_handler = self.error_handler
         from zpomelo.db.integration import attach as attach_db
         self.db = attach_db(self)
-        self._hook("before_startup")
-
-        self.rpc_client = RpcClient(self.server_id)
-        self.backend_session_service = BackendSessionService(self)
         self.remotes = RemoteDispatcher(self, remotes)
+        self._hook("before_startup")
+        try:
+            self._bind()
+            for f in self._filter_objects:
+                if hasattr(f, "start"):
+                    f.start()
+            for component in self.components:
+                if hasattr(component, "start"):
+                    component.start(self)
+            self.rpc_server.start()
+            self.bus.start()
+            self._join_cluster()
+            self.state = "started"
+            self._hook("after_startup")
+            for component in self.components:
+                if hasattr(component, "after_start"):
+                    component.after_start(self)
+            if self.connector is not None:
+                self.connector.start()
+        except BaseException:
+            logger.error("%s: start failed; stopping what was started", self.server_id)
+            self._close(1.0)
+            self.state = "stopped"
+            self._stopped.set()
+            raise
+        logger.info("%s (%s) started: rpc %s, bus %s%s", self.server_id, self.server_type,
+                    self.rpc_server.port, self.bus.port,
+                    ", clients %s" % self.connector.port if self.connector else "")
+        return self
+
+    def _bind(self):
+        """Bind the RPC server, the bus and (frontends) the client listener; record the ports."""
+        record = self.current_server
+        self.rpc_client = RpcClient(self.server_id, default_timeout=self.setting("rpcTimeout"))
+        self.backend_session_service = BackendSessionService(self)
         self.rpc_server = RpcServer(record.host, record.port, self.remotes.dispatch,
-                                    pool_size=self.setting("rpcPoolSize"))
+                                    pool_size=self.setting("rpcPoolSize"), name=self.server_id)
+        self.rpc_server.bind()
         bus_port = int(record.extra.get("busPort", 0) or 0)
         self.bus = Bus(self.server_id, record.host, bus_port, self.pushes.on_bus, self.pushes.fallback)
+        self.bus.bind()
         bound = {"port": self.rpc_server.port}
         extra = dict(record.extra)
         extra["busPort"] = self.bus.port
         extra["pid"] = os.getpid()
-
         if self.is_frontend:
             from zpomelo.frontend import FrontendService
             self.frontend = FrontendService(self)
             self.session_service = self.frontend.sessions
-            self.connector = self.frontend.start_connector()
+            self.connector = self.frontend.bind_connector()
             bound["client_port"] = self.connector.port
         self.current_server = dataclasses.replace(record, extra=extra, **bound)
         self.settings["curServer"] = self.current_server
 
-        for component in self.components:
-            if hasattr(component, "start"):
-                component.start(self)
-
+    def _join_cluster(self):
         self.membership.listen(self._peer_added, self._peer_removed)
         self.membership.add(self.current_server)
         if self.master_endpoint:
@@ -233,15 +276,6 @@ class Application:
                                      on_add=self.membership.add, on_remove=self.membership.remove,
                                      on_command=self._on_master_command)
             self.membership.replace_all(self.agent.start())
-        self.state = "started"
-        self._hook("after_startup")
-        for component in self.components:
-            if hasattr(component, "after_start"):
-                component.after_start(self)
-        logger.info("%s (%s) started: rpc %s, bus %s%s", self.server_id, self.server_type,
-                    self.rpc_server.port, self.bus.port,
-                    ", clients %s" % self.connector.port if self.connector else "")
-        return self
 
     def add_static_peers(self, records):
         """Membership without a master: the given records (e.g. servers.json with fixed ports)."""
@@ -307,7 +341,13 @@ class Application:
         return report
 
     def stop(self, drain_timeout=None):
-        """Graceful stop: stop accepting, drain in-flight requests (with a deadline), close."""
+        """Graceful stop, in an order that loses no request:
+
+        before_shutdown -> stop accepting clients and refuse new RPC work (a clear error to the
+        caller; the _sys plumbing that in-flight work elsewhere needs is still served) -> drain
+        the frontend's and the RPC server's in-flight work together, within one deadline ->
+        stop components and filters -> unregister -> close sockets.
+        """
         if self.state in ("stopping", "stopped"):
             self._stopped.wait()
             return
@@ -319,32 +359,59 @@ class Application:
             logger.exception("%s: before_shutdown failed", self.server_id)
         if self.connector is not None:
             self.connector.stop_accepting()
-        if self.frontend is not None:
-            self.frontend.drain(drain)
+        if self.rpc_server is not None:
+            self.rpc_server.stop_accepting(keep=_still_served_while_stopping)
+        self._drain(drain)
         for component in reversed(self.components):
             if hasattr(component, "stop"):
                 try:
                     component.stop(self)
                 except Exception:
                     logger.exception("%s: component %r failed to stop", self.server_id, component)
+        self._close(1.0)
+        self.state = "stopped"
+        self._stopped.set()
+        logger.info("%s stopped", self.server_id)
+
+    def _drain(self, timeout):
+        """The frontend's requests and the RPC server's calls, waited for at the same time."""
+        waits = []
+        if self.frontend is not None:
+            waits.append(gevent.spawn(self.frontend.drain, timeout))
+        if self.rpc_server is not None:
+            waits.append(gevent.spawn(self.rpc_server.drain, timeout))
+        gevent.joinall(waits, timeout=timeout + 1.0)
+
+    def _close(self, timeout):
+        """Filters, unregister, then every socket (also what a failed start had opened)."""
+        for f in self._filter_objects:
+            if hasattr(f, "stop"):
+                try:
+                    f.stop()
+                except Exception:
+                    logger.exception("%s: filter %r failed to stop", self.server_id, f)
+        if self.agent is not None:
+            self.agent.stop()
         if self.connector is not None:
             self.connector.stop()
         if self.rpc_server is not None:
-            self.rpc_server.stop(drain)
-        if self.agent is not None:
-            self.agent.stop()
+            self.rpc_server.close(timeout)
         if self.bus is not None:
             self.bus.close()
         if self.rpc_client is not None:
             self.rpc_client.close()
         if self.db is not None:
             self.db.close()
-        self.state = "stopped"
-        self._stopped.set()
-        logger.info("%s stopped", self.server_id)
 
     def wait_stopped(self, timeout=None):
         return self._stopped.wait(timeout)
+
+
+def _still_served_while_stopping(service, method):
+    """While draining, a stopping server still answers the _sys calls that work in flight
+    elsewhere needs (sessions, global channels, pushes); new work (forwarded requests, game
+    remotes) is refused."""
+    return service == SYS and method != FORWARD
 
 
 def create_app(base_dir=".", env=None, server=None, master=None):

@@ -21,6 +21,10 @@ mark the message is dropped for it; drops are counted in `stats["dropped"]` and 
 Subscription events are applied by the XPUB reader greenlet and, so that a publish never acts on
 stale state, also drained (without waiting) at the start of each publish.
 
+Lifecycle (the verbs of every socket owner): the constructor does no work; ``bind()`` binds the
+XPUB (port 0: any free port, ``.port``), ``start()`` binds if needed, connects nothing yet and
+starts the readers; ``close()`` (also ``stop()``) stops them and closes both sockets.
+
 Greenlets: one reads the XPUB (subscriptions), one reads the SUB and calls `on_message(kind,
 payload)` with kind "f" or "g" (it must not block). `publish_*` may be called from any greenlet:
 they send directly on the XPUB, which never waits (XPUB_NODROP makes a full queue an EAGAIN we
@@ -55,19 +59,30 @@ class Bus:
         self._peers = {}  # server id -> bus endpoint
         self._own_topic = frontend_topic(self_id)
         self.stats = {"published": 0, "fallbacks": 0, "dropped": 0, "received": 0}
+        self._hwm = hwm
+        self.host = host
+        self.port = port
+        self.endpoint = None
+        self._pub_raw = self._pub = self._sub = None
+        self._closed = False
+        self._greenlets = []
 
+    def bind(self):
+        """Bind the XPUB and make the SUB (subscribed, connected to no one yet)."""
+        if self._pub is not None:
+            return self
+        hwm = self._hwm
         pub = self._context.socket(zmq.XPUB)
         pub.setsockopt(zmq.LINGER, 0)
         pub.setsockopt(zmq.SNDHWM, hwm)
         pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         pub.setsockopt(zmq.XPUB_NODROP, 1)
         try:
-            self.port = bind(pub, host, port, "bus")
+            self.port = bind(pub, self.host, self.port, "bus")
         except OSError:
             pub.close()
             raise
-        self.host = host
-        self.endpoint = "tcp://%s:%d" % (host, self.port)
+        self.endpoint = "tcp://%s:%d" % (self.host, self.port)
 
         sub = self._context.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
@@ -78,9 +93,15 @@ class Bus:
         self._pub_raw = pub
         self._pub = GreenSocket(pub)
         self._sub = GreenSocket(sub)
-        self._closed = False
-        self._greenlets = [gevent.spawn(self._subscription_loop), gevent.spawn(self._message_loop)]
-        logger.info("bus %s publishing on %s", self_id, self.endpoint)
+        return self
+
+    def start(self):
+        """Bind if needed and start the two readers."""
+        self.bind()
+        if not self._greenlets:
+            self._greenlets = [gevent.spawn(self._subscription_loop), gevent.spawn(self._message_loop)]
+            logger.info("bus %s publishing on %s", self.self_id, self.endpoint)
+        return self
 
     # -- peers (the SUB side) ------------------------------------------------------------------
 
@@ -222,6 +243,9 @@ class Bus:
         for greenlet in self._greenlets:
             if greenlet is not gevent.getcurrent():
                 greenlet.kill(block=True, timeout=1)
-        self._sub.close(linger=0)
-        self._pub.close(linger=0)
+        if self._pub is not None:
+            self._sub.close(linger=0)
+            self._pub.close(linger=0)
         self._subscribed.clear()
+
+    stop = close

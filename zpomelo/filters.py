@@ -100,14 +100,31 @@ class LagMonitor:
 
 
 class TooBusyFilter:
-    """Rejects requests while the loop lags more than ``max_lag`` seconds (node-toobusy's idea)."""
+    """Rejects requests while the loop lags more than ``max_lag`` seconds (node-toobusy's idea).
+
+    Its lag monitor is a greenlet: the application starts it with the server and stops it with the
+    server (``start``/``stop``, called for every filter that has them); used on its own, the first
+    request starts it.
+    """
 
     def __init__(self, max_lag=0.07, monitor=None):
         self.max_lag = max_lag
         self.monitor = monitor or LagMonitor()
-        self.monitor.start()
+        self._state = None   # None (never started), "started", "stopped" (not restarted lazily)
+
+    def start(self):
+        if self._state != "started":
+            self._state = "started"
+            self.monitor.start()
+
+    def stop(self):
+        if self._state == "started":
+            self.monitor.stop()
+        self._state = "stopped"
 
     def before(self, route, msg, session):
+        if self._state is None:
+            self.start()
         if self.monitor.lag > self.max_lag:
             raise HandlerError({"code": CODE_FAIL, "error": "server too busy"})
         return None

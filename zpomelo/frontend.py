@@ -65,7 +65,8 @@ class FrontendService:
         self.forwarding = 0     # forwarded requests waiting for their backend's answer
         self._drained = None    # set by the last answer once drain() waits
 
-    def start_connector(self):
+    def bind_connector(self):
+        """The client listener, bound (``.port``) but not accepting until ``start()``."""
         from zpomelo.connector import Connector
 
         record = self.app.current_server
@@ -74,11 +75,10 @@ class FrontendService:
         host = record.extra.get("clientBind") or "0.0.0.0"
         connector = Connector(self, host, record.client_port or 0)
         try:
-            connector.start()
+            return connector.bind()
         except OSError as exc:
             raise OSError("cannot listen for clients on %s:%s: %s"
                           % (host, record.client_port or 0, exc)) from exc
-        return connector
 
     # -- the connector's interface -------------------------------------------------------
     def on_connect(self, conn):

@@ -23,7 +23,7 @@ from zpomelo.rpc import RpcClient, RpcServer  # noqa: E402
 
 
 def serve():
-    server = RpcServer("127.0.0.1", 0, lambda service, method, args: args)
+    server = RpcServer("127.0.0.1", 0, lambda service, method, args: args).start()
     sys.stdout.write("%d\n" % server.port)
     sys.stdout.flush()
     FileObjectPosix(sys.stdin.fileno(), "rb", close=False).read()  # until the parent closes stdin or dies

@@ -31,7 +31,7 @@ def closing():
 @pytest.fixture
 def make_server(closing):
     def make(dispatch, **kwargs):
-        return closing(RpcServer("127.0.0.1", 0, dispatch, **kwargs))
+        return closing(RpcServer("127.0.0.1", 0, dispatch, **kwargs).start())
 
     return make
 
@@ -47,7 +47,7 @@ def make_client(closing):
 @pytest.fixture
 def make_bus(closing):
     def make(self_id, on_message=None, fallback=None):
-        return closing(Bus(self_id, "127.0.0.1", 0, on_message or (lambda kind, payload: None), fallback))
+        return closing(Bus(self_id, "127.0.0.1", 0, on_message or (lambda kind, payload: None), fallback).start())
 
     return make
 

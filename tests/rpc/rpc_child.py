@@ -21,7 +21,7 @@ def dispatch(service, method, args):
 
 
 def main():
-    server = RpcServer("127.0.0.1", int(sys.argv[1]), dispatch)
+    server = RpcServer("127.0.0.1", int(sys.argv[1]), dispatch).start()
     sys.stdout.write("%d\n" % server.port)
     sys.stdout.flush()
     FileObjectPosix(sys.stdin.fileno(), "rb", close=False).read()

@@ -84,7 +84,7 @@ def test_unsubscribe_on_close_moves_back_to_fallback(make_bus, closing):
 
     fallback_calls = []
     backend = make_bus("back-1", fallback=lambda f, p: fallback_calls.append((f, p)))
-    frontend = Bus("conn-1", "127.0.0.1", 0, lambda kind, payload: None)
+    frontend = Bus("conn-1", "127.0.0.1", 0, lambda kind, payload: None).start()
     frontend.add_peer("back-1", backend.endpoint)
     wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
     backend.publish_frontend("conn-1", b"via pub")

@@ -266,7 +266,7 @@ def test_malformed_frames_are_dropped_and_the_server_keeps_serving(make_server, 
 def test_stop_drains_in_flight_calls(make_client):
     from zpomelo.rpc import RpcServer
 
-    server = RpcServer("127.0.0.1", 0, echo_dispatch)
+    server = RpcServer("127.0.0.1", 0, echo_dispatch).start()
     client = make_client()
     client.add_peer("b", server.endpoint)
     caller = gevent.spawn(client.call, "b", "s", "sleep", [0.2], 5)
@@ -279,7 +279,7 @@ def test_stop_drains_in_flight_calls(make_client):
 def test_calls_queue_until_a_late_server_binds(make_client):
     from zpomelo.rpc import RpcServer
 
-    probe = RpcServer("127.0.0.1", 0, echo_dispatch)
+    probe = RpcServer("127.0.0.1", 0, echo_dispatch).start()
     port = probe.port
     probe.stop(drain_timeout=0)
     client = make_client()
@@ -287,7 +287,7 @@ def test_calls_queue_until_a_late_server_binds(make_client):
     assert client.peer_state("late") == "connecting"
     caller = gevent.spawn(client.call, "late", "s", "m", [1], 5)
     gevent.sleep(0)
-    server = RpcServer("127.0.0.1", port, echo_dispatch)
+    server = RpcServer("127.0.0.1", port, echo_dispatch).start()
     try:
         caller.join(timeout=5)
         assert caller.value == ["s", "m", [1]]

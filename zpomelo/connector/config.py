@@ -32,7 +32,6 @@ class ConnectorConfig:
     handler_pool_size  local handler calls the frontend runs at once
     forward_timeout    seconds a forwarded request waits (None: the app's rpcTimeout)
     max_in_flight      unanswered requests one client may have
-    bind_all           listen on 0.0.0.0
 
     Defaults are the declarations in zpomelo.settings (connectorConfig keys, config/README.md).
     """
@@ -45,7 +44,7 @@ class ConnectorConfig:
                  check_client=None, handshake_hook=None, use_dict=False, use_protobuf=False,
                  use_crypto=False, single_session=False,
                  handler_pool_size=settings.default("handlerPoolSize", _C), forward_timeout=None,
-                 max_in_flight=settings.default("maxInFlight", _C), bind_all=False):
+                 max_in_flight=settings.default("maxInFlight", _C)):
         if heartbeat is not None and not heartbeat > 0:
             raise ConfigError("heartbeat must be a positive number of seconds or None, got %r"
                               % (heartbeat,), field="heartbeat")
@@ -86,7 +85,6 @@ class ConnectorConfig:
         self.handler_pool_size = handler_pool_size
         self.forward_timeout = forward_timeout
         self.max_in_flight = max_in_flight
-        self.bind_all = bind_all
 
     @property
     def heartbeat_timeout(self):
@@ -141,7 +139,6 @@ class ConnectorConfig:
             handler_pool_size=get("handlerPoolSize"),
             forward_timeout=get("forwardTimeout"),
             max_in_flight=get("maxInFlight"),
-            bind_all=get("bindAll"),
             codec=codec,
         )
         kwargs.update(overrides)

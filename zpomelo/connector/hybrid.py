@@ -77,16 +77,24 @@ class Connector:
     def count(self):
         return len(self.connections) + len(self._sniffing)
 
-    def start(self):
-        """Bind and start accepting; ``.port`` holds the bound port afterwards."""
+    def bind(self):
+        """Bind and listen without accepting yet (clients wait in the backlog); sets ``.port``."""
         if self._server is not None:
-            raise RuntimeError("connector already started")
+            return self
         self._handlers = Pool()
         self._server = StreamServer((self.host, self.port), self._handle,
                                     backlog=self.config.backlog, spawn=self._handlers)
-        self._server.start()
+        self._server.init_socket()
         self.port = self._server.server_port
         self.bad_input.name = "connector %s:%s" % (self.host, self.port)
+        return self
+
+    def start(self):
+        """Bind if needed and start accepting; ``.port`` holds the bound port afterwards."""
+        if self._server is not None and self._server.started:
+            raise RuntimeError("connector already started")
+        self.bind()
+        self._server.start()
         logger.info("connector listening on %s:%s (tcp + websocket%s)", self.host, self.port,
                     ", tls" if self._ssl_context else "")
         return self

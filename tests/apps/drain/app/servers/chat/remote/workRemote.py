@@ -1,0 +1,2 @@
+def ping(app):
+    return "pong from " + app.server_id
