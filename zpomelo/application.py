@@ -192,13 +192,14 @@ class Application:
         if fn is not None:
             fn(self)
 
-    def start(self):
+    def start(self, static_peers=None):
         """Bind every socket -> start filters and components -> serve RPC and the bus -> fill
         membership (master or self) -> after_startup -> only then accept clients.
 
         Binding first means a bad port fails before anything runs; accepting last means no
         client request arrives before components and membership are ready. When a step fails,
-        what was started is stopped and the error raised.
+        what was started is stopped and the error raised. Without a master, ``static_peers``
+        (records with fixed ports, e.g. servers.json) are the membership.
         """
         self.state = "starting"
         settings.check(self.settings, settings.APP)
@@ -224,7 +225,7 @@ class Application:
                     component.start(self)
             self.rpc_server.start()
             self.bus.start()
-            self._join_cluster()
+            self._join_cluster(static_peers)
             self.state = "started"
             self._hook("after_startup")
             for component in self.components:
@@ -267,9 +268,11 @@ class Application:
         self.current_server = dataclasses.replace(record, extra=extra, **bound)
         self.settings["curServer"] = self.current_server
 
-    def _join_cluster(self):
+    def _join_cluster(self, static_peers):
         self.membership.listen(self._peer_added, self._peer_removed)
         self.membership.add(self.current_server)
+        if static_peers and not self.master_endpoint:
+            self.add_static_peers(static_peers)
         if self.master_endpoint:
             from zpomelo.master.agent import MasterAgent
             self.agent = MasterAgent(self.master_endpoint, self.current_server.to_dict(),

@@ -64,9 +64,8 @@ def main(argv=None):
 
         gevent.signal_handler(signal.SIGTERM, on_signal)
         gevent.signal_handler(signal.SIGINT, on_signal)
-        app.start()
-        if not args.master:
-            app.add_static_peers(load_servers(app.base_dir, app.env))
+        # without a master, servers.json (fixed ports) is the membership, known before clients come
+        app.start(static_peers=None if args.master else load_servers(app.base_dir, app.env))
     except ZpomeloError as exc:
         logger.error("%s", exc)
         sys.stderr.write("zpomelo server %s: %s\n" % (args.id, exc))

@@ -142,23 +142,20 @@ class RpcClient:
 
     def notify(self, server_id, service, method, args):
         """Send without a reply. Raises ServerGone for an unknown server; queued while connecting."""
-        peer = self._peers.get(server_id)
-        if peer is None:
-            raise self._gone(server_id, service, method, None)
-        if len(peer.outgoing) >= self._max_queued:
-            logger.warning("rpc notify %s.%s to %s dropped: outgoing queue full", service, method, server_id)
-            return
-        peer.send(self._packer.notify(service, method, args))
+        self._notify(server_id, service, method, self._packer.notify, args)
 
     def notify_packed(self, server_id, service, method, packed_args):
         """``notify`` with args already packed (msgpack bytes of an array); see EnvelopePacker."""
+        self._notify(server_id, service, method, self._packer.notify_packed, packed_args)
+
+    def _notify(self, server_id, service, method, pack, args):
         peer = self._peers.get(server_id)
         if peer is None:
             raise self._gone(server_id, service, method, None)
         if len(peer.outgoing) >= self._max_queued:
             logger.warning("rpc notify %s.%s to %s dropped: outgoing queue full", service, method, server_id)
             return
-        peer.send(self._packer.notify_packed(service, method, packed_args))
+        peer.send(pack(service, method, args))
 
     def _gone(self, server_id, service, method, peer):
         if peer is None:
