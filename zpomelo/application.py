@@ -25,7 +25,7 @@ from zpomelo.router import Router
 from zpomelo.rpc.client import RpcClient
 from zpomelo.rpc.server import RpcServer
 from zpomelo.rpc_proxy import RpcProxy
-from zpomelo.sysapi import FORWARD, SYS, SysCalls
+from zpomelo.sysapi import SysCalls, served_while_stopping
 
 logger = logging.getLogger(__name__)
 
@@ -363,7 +363,7 @@ class Application:
         if self.connector is not None:
             self.connector.stop_accepting()
         if self.rpc_server is not None:
-            self.rpc_server.stop_accepting(keep=_still_served_while_stopping)
+            self.rpc_server.stop_accepting(keep=served_while_stopping)
         self._drain(drain)
         for component in reversed(self.components):
             if hasattr(component, "stop"):
@@ -408,13 +408,6 @@ class Application:
 
     def wait_stopped(self, timeout=None):
         return self._stopped.wait(timeout)
-
-
-def _still_served_while_stopping(service, method):
-    """While draining, a stopping server still answers the _sys calls that work in flight
-    elsewhere needs (sessions, global channels, pushes); new work (forwarded requests, game
-    remotes) is refused."""
-    return service == SYS and method != FORWARD
 
 
 def create_app(base_dir=".", env=None, server=None, master=None):

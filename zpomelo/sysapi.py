@@ -38,6 +38,13 @@ GCHAN_DESTROY = "gchan_destroy"
 HELLO_TIMEOUT = 5.0
 
 
+def served_while_stopping(service, method):
+    """While draining, a stopping server still answers the _sys calls that work in flight
+    elsewhere needs (sessions, global channels, pushes, hello); new work (forwarded requests,
+    game remotes) is refused (``RpcServer.stop_accepting(keep=...)``)."""
+    return service == SYS and method != FORWARD
+
+
 class SysService:
     """The server half: ``dispatch(method, args)`` for calls to the ``_sys`` service."""
 
