@@ -1,4 +1,4 @@
-"""A frontend's application side: handshakes, sessions, local handlers, forwarding, push delivery.
+"""A frontend's application side: handshakes, sessions, local handlers, forwarding (pushes: pushes.py).
 
 The connector calls in here (see INTERNALS.md "connector/"). The hot path for a forwarded
 request runs without a greenlet: decode (connector) -> route -> RPC call_async -> callback ->
