@@ -77,11 +77,7 @@ class Bus:
         pub.setsockopt(zmq.SNDHWM, hwm)
         pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         pub.setsockopt(zmq.XPUB_NODROP, 1)
-        try:
-            self.port = bind(pub, self.host, self.port, "bus")
-        except OSError:
-            pub.close()
-            raise
+        self.port = bind(pub, self.host, self.port, "bus")
         self.endpoint = "tcp://%s:%d" % (self.host, self.port)
 
         sub = self._context.socket(zmq.SUB)

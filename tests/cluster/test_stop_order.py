@@ -122,18 +122,21 @@ def test_a_failed_start_closes_what_it_had_bound():
         # the RPC port it had bound before the bus failed is free again (ZeroMQ's I/O thread
         # releases a closed socket's port a moment later, hence the polling)
         rpc_port = app.rpc_server.port
-        probe = zmq.Context.instance().socket(zmq.ROUTER)
-        probe.setsockopt(zmq.LINGER, 0)
+        probes = []
 
         def rebinds():
+            probe = zmq.Context.instance().socket(zmq.ROUTER)
+            probe.setsockopt(zmq.LINGER, 0)
+            probes.append(probe)
             try:
                 return bind(probe, "127.0.0.1", rpc_port) == rpc_port
-            except OSError:
+            except OSError:        # bind closed the probe
                 return False
         try:
             wait_until(rebinds, 5, message="the rpc port to be released")
         finally:
-            probe.close()
+            for probe in probes:
+                probe.close()
         assert app.get("ledger").log == []   # no component was started
     finally:
         taken.close()

@@ -80,11 +80,7 @@ class RpcServer:
         sock.setsockopt(zmq.SNDHWM, self._hwm)
         sock.setsockopt(zmq.RCVHWM, self._hwm)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        try:
-            self.port = bind(sock, self.host, self.port, "rpc server")
-        except OSError:
-            sock.close()
-            raise
+        self.port = bind(sock, self.host, self.port, "rpc server")
         self._socket = GreenSocket(sock)
         self.endpoint = "tcp://%s:%d" % (self.host, self.port)
         return self
