@@ -56,7 +56,6 @@ class Application:
         self.logger = logging.getLogger("zpomelo.app." + record.id)
 
         self.filters = FilterChain()
-        self._filter_objects = []   # their start()/stop(), if any, run with the server's
         self.rpc_filters = []
         self.error_handler = None
         self.components = []
@@ -138,22 +137,15 @@ class Application:
 
     def before(self, f):
         self.filters.add_before(f)
-        self._keep_filter(f)
         return self
 
     def after(self, f):
         self.filters.add_after(f)
-        self._keep_filter(f)
         return self
 
     def filter(self, f):
         self.filters.add(f)
-        self._keep_filter(f)
         return self
-
-    def _keep_filter(self, f):
-        if not any(f is kept for kept in self._filter_objects):
-            self._filter_objects.append(f)
 
     def rpc_filter(self, f):
         """An object with before(server_id, service, method, args) and/or after(..., result, error)."""
@@ -217,7 +209,7 @@ class Application:
         self._hook("before_startup")
         try:
             self._bind()
-            for f in self._filter_objects:
+            for f in self.filters.objects:
                 if hasattr(f, "start"):
                     f.start()
             for component in self.components:
@@ -387,7 +379,7 @@ class Application:
 
     def _close(self, timeout):
         """Filters, unregister, then every socket (also what a failed start had opened)."""
-        for f in self._filter_objects:
+        for f in self.filters.objects:
             if hasattr(f, "stop"):
                 try:
                     f.stop()

@@ -20,21 +20,29 @@ class FilterChain:
     def __init__(self):
         self.before = []
         self.after = []
+        self.objects = []   # each filter added once; the app runs their start()/stop(), if any
+
+    def _keep(self, f):
+        if not any(f is kept for kept in self.objects):
+            self.objects.append(f)
 
     def add_before(self, f):
         fn = _before_of(f)
         if fn is None:
             raise TypeError("a before filter needs a before(route, msg, session) method: %r" % (f,))
         self.before.append(fn)
+        self._keep(f)
 
     def add_after(self, f):
         fn = getattr(f, "after", None)
         if fn is None:
             raise TypeError("an after filter needs an after(route, msg, session, resp, error) method: %r" % (f,))
         self.after.insert(0, fn)
+        self._keep(f)
 
     def add(self, f):
         """A filter object with before and/or after."""
+        self._keep(f)
         if getattr(f, "before", None):
             self.before.append(f.before)
         if getattr(f, "after", None):
