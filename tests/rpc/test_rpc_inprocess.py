@@ -1,4 +1,5 @@
 """RpcServer + RpcClient in one process over real tcp sockets on 127.0.0.1."""
+import socket
 import time
 
 import gevent
@@ -276,20 +277,52 @@ def test_stop_drains_in_flight_calls(make_client):
     assert caller.value == "slept"
 
 
+def reserve_port():
+    """A loopback port nothing listens on, held by a bound (not listening) SO_REUSEADDR socket.
+
+    Freeing a port-0 port and binding it again later races with our own client: its reconnects
+    to that free port can get it as their ephemeral source port and connect to themselves (the
+    file failed this way whenever it ran whole). The kernel never hands out a port that a socket
+    has bind()ed as a connect's source port, and ZeroMQ's listener (SO_REUSEADDR too) may bind
+    it beside a socket that does not listen."""
+    holder = socket.socket()
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    holder.bind(("127.0.0.1", 0))
+    return holder, holder.getsockname()[1]
+
+
 def test_calls_queue_until_a_late_server_binds(make_client):
     from zpomelo.rpc import RpcServer
 
-    probe = RpcServer("127.0.0.1", 0, echo_dispatch).start()
-    port = probe.port
-    probe.stop(drain_timeout=0)
+    holder, port = reserve_port()
     client = make_client()
     client.add_peer("late", "tcp://127.0.0.1:%d" % port)
     assert client.peer_state("late") == "connecting"
     caller = gevent.spawn(client.call, "late", "s", "m", [1], 5)
     gevent.sleep(0)
-    server = RpcServer("127.0.0.1", port, echo_dispatch).start()
+    try:
+        server = RpcServer("127.0.0.1", port, echo_dispatch).start()
+    finally:
+        holder.close()
     try:
         caller.join(timeout=5)
         assert caller.value == ["s", "m", [1]]
     finally:
         server.stop(drain_timeout=0.1)
+
+
+def test_a_connection_to_itself_is_dropped_and_never_taken_for_the_server(make_client, caplog):
+    """Force what the kernel does by chance: connect from the server's port to the server's port
+    (ZeroMQ's "source;destination" endpoint), with no server there. TCP's simultaneous open makes
+    the DEALER its own peer; the monitor must see it, drop it and never report the peer up, and a
+    call must not be answered by our own request coming back."""
+    holder, port = reserve_port()
+    holder.close()
+    client = make_client()
+    client.add_peer("ghost", "tcp://127.0.0.1:%d;127.0.0.1:%d" % (port, port))
+    peer = client._peers["ghost"]
+    wait_until(lambda: peer.self_connects >= 2, message="self-connections seen and dropped twice")
+    assert client.peer_state("ghost") == "connecting"
+    with pytest.raises(RpcTimeout):
+        client.call("ghost", "s", "m", [1], 0.3)
+    assert "connected to itself" in caplog.text

@@ -5,9 +5,17 @@
 - reader: receives reply frames and hands the decoded envelopes to `on_replies(peer, replies)`.
 - monitor: reads the DEALER's socket monitor; "up" on connect, "down" on disconnect, where it
   calls `on_disconnect(peer)` so pending calls fail fast instead of waiting for their deadline.
+
+Self-connection: while a server is down, our reconnects to 127.0.0.1:P pick an ephemeral source
+port, and when P is inside net.ipv4.ip_local_port_range the kernel can pick P itself. TCP's
+simultaneous open then connects the socket to itself, ZMTP accepts DEALER-to-DEALER, and the
+connection lives on: our calls come back to us, and the restarted server cannot bind P ("Address
+already in use"). The monitor checks every new connection's two ends and drops a self-connection
+at once (`self_connects` counts them), so the port is free again within one reconnect interval.
 """
 import logging
 import os
+import socket
 
 import gevent
 import zmq
@@ -18,7 +26,7 @@ from zpomelo.errors import ProtocolError
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.envelope import join_frame, unpack_replies
 from zpomelo.rpc.server import MAX_ENVELOPES_PER_FRAME
-from zpomelo.rpc.zsock import set_reconnect
+from zpomelo.rpc.zsock import RECONNECT_IVL_MS, set_reconnect
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +48,7 @@ class Peer:
         self.state = CONNECTING
         self.outgoing = []  # packed envelopes waiting for the writer
         self.closed = False
+        self.self_connects = 0
         self._on_replies = on_replies
         self._on_disconnect = on_disconnect
         self._wake = Event()
@@ -122,9 +131,18 @@ class Peer:
 
     def _monitor_loop(self):
         recv = self._monitor.recv_multipart
+        to_itself = False   # the current connection is one to ourselves, being dropped
         try:
             while True:
-                event = parse_monitor_message(recv())["event"]
+                message = parse_monitor_message(recv())
+                event = message["event"]
+                if event == zmq.EVENT_CONNECTED:
+                    to_itself = _is_self_connection(message["value"])
+                    if to_itself:
+                        self._drop_self_connection()
+                        continue
+                if to_itself and event != zmq.EVENT_MONITOR_STOPPED:
+                    continue    # its handshake and disconnect: the server was never there
                 if event == zmq.EVENT_CONNECTED or event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
                     if self.state != UP:
                         logger.info("rpc connected to server %s at %s", self.server_id, self.endpoint)
@@ -141,6 +159,23 @@ class Peer:
             if not self.closed:
                 raise
 
+    def _drop_self_connection(self):
+        """Disconnect the endpoint (closing the socket that holds the server's port) and connect
+        again after one reconnect interval, from another source port."""
+        self.self_connects += 1
+        logger.warning("rpc connection to server %s at %s connected to itself (its source port is "
+                       "the server's port, inside the ephemeral port range); dropped, reconnecting",
+                       self.server_id, self.endpoint)
+        try:
+            self._raw_socket.disconnect(self.endpoint)
+        except zmq.ZMQError:
+            return
+        gevent.spawn_later(RECONNECT_IVL_MS / 1000.0, self._reconnect)
+
+    def _reconnect(self):
+        if not self.closed:
+            self._raw_socket.connect(self.endpoint)
+
     def close(self):
         """Stop the greenlets and close the sockets (unsent envelopes are discarded)."""
         if self.closed:
@@ -154,3 +189,17 @@ class Peer:
         self._monitor.close(linger=0)
         self._socket.close(linger=0)
         self.outgoing = []
+
+
+def _is_self_connection(fd):
+    """True when the TCP socket ``fd`` is connected to itself (same address and port both ends)."""
+    try:
+        sock = socket.socket(fileno=os.dup(fd))
+    except OSError:     # already closed by ZeroMQ: nothing to check
+        return False
+    try:
+        return sock.getsockname() == sock.getpeername()
+    except OSError:
+        return False
+    finally:
+        sock.close()
