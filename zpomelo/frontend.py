@@ -17,7 +17,6 @@ from zpomelo.connector.config import ConnectorConfig
 from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, ProtocolError, RouteError, ZpomeloError
 from zpomelo.greenpool import GreenPool
 from zpomelo.protocol import rsa
-from zpomelo.protocol.codec import encode_json
 from zpomelo.router import parse_route
 from zpomelo.session import SessionService
 from zpomelo.sysapi import FORWARD, SYS
@@ -161,7 +160,8 @@ class FrontendService:
         if not signature:
             return False
         n, e = session.public_key
-        return rsa.verify_sha256(n, e, encode_json(body), signature)
+        text = rsa.signed_text(body)
+        return text is not None and rsa.verify_sha256(n, e, text, signature)
 
     # -- local handlers ------------------------------------------------------------------
     def _run_local(self, session, msg_id, route, body):

@@ -21,7 +21,7 @@ from decimal import Decimal
 _encode_basestring = getattr(json.encoder, "c_encode_basestring", None) or json.encoder.py_encode_basestring
 # a high+low pair (one astral character in JavaScript's UTF-16) or a lone surrogate
 _SURROGATES = re.compile("[\ud800-\udbff][\udc00-\udfff]|[\ud800-\udfff]")
-_ARRAY_INDEX = re.compile(r"0|[1-9][0-9]{0,9}\Z")
+_ARRAY_INDEX = re.compile(r"(?:0|[1-9][0-9]{0,9})\Z")
 _MAX_ARRAY_INDEX = 2 ** 32 - 2
 
 

@@ -1,13 +1,17 @@
 """RSA-SHA256 (PKCS#1 v1.5) signatures for Pomelo's ``useCrypto``, in pure Python.
 
-Pomelo's clients send their public key in the handshake (``sys.rsa = {rsa_n, rsa_e}`` as hex) and
-sign each request: ``body.__crypto__`` = hex of the signature over ``JSON.stringify(body)`` (the
-body without ``__crypto__``). Verifying is one modular exponentiation, so no dependency is needed.
+Pomelo's web client sends its public key in the handshake: ``sys.rsa = {rsa_n: hex, rsa_e:
+65537}`` (jsbn's ``RSAKey.e`` is a number; a hex string is taken too). It signs each request:
+``body.__crypto__`` = hex of the signature over ``JSON.stringify(msg)``, the body without
+``__crypto__`` as JavaScript writes it. ``signed_text`` rebuilds that text from the parsed body
+with `jsjson` (JavaScript's number forms, key order and escapes; Python's json differs on all
+three). Verifying is one modular exponentiation, so no dependency is needed.
 """
 import hashlib
 import random
 
 from zpomelo.errors import ProtocolError
+from zpomelo.protocol import jsjson
 
 # DER prefix of DigestInfo for SHA-256 (RFC 8017, section 9.2, note 1)
 _SHA256_PREFIX = bytes.fromhex("3031300d060960864801650304020105000420")
@@ -21,15 +25,27 @@ def _emsa_pkcs1_sha256(message, k):
 
 
 def parse_public_key(rsa):
-    """``{"rsa_n": hex, "rsa_e": hex}`` -> (n, e); ProtocolError if it is not a usable key."""
+    """``{"rsa_n": hex, "rsa_e": int or hex}`` -> (n, e); ProtocolError if it is not a usable key."""
     try:
         n = int(str(rsa["rsa_n"]), 16)
-        e = int(str(rsa["rsa_e"]), 16)
+        e = rsa["rsa_e"]
+        if e.__class__ is not int:     # Pomelo's client sends the number; a hex string is taken too
+            e = int(str(e), 16)
     except (KeyError, TypeError, ValueError):
-        raise ProtocolError("the handshake's sys.rsa needs hex rsa_n and rsa_e") from None
+        raise ProtocolError("the handshake's sys.rsa needs hex rsa_n and rsa_e (a number or "
+                            "hex)") from None
     if n.bit_length() < 512 or n.bit_length() > 8192 or e < 3 or e >= n:
         raise ProtocolError("the handshake's RSA key is not usable (%d-bit modulus)" % n.bit_length())
     return n, e
+
+
+def signed_text(body):
+    """The bytes a Pomelo client signed for ``body`` (``__crypto__`` already removed): UTF-8 of
+    ``JSON.stringify(body)``; None when the body has no JSON form (it cannot have been signed)."""
+    try:
+        return jsjson.stringify(body).encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        return None
 
 
 def verify_sha256(n, e, message, signature_hex):
