@@ -26,8 +26,9 @@ if (process.argv[2] === '--numbers') {
     buf.writeDoubleBE(x, 0);
     out.push([buf.toString('hex'), JSON.stringify(x)]);
   }
-  console.log(JSON.stringify(out));
-  process.exit(0);
+  // exit only once the pipe took it all (process.exit would cut the output at 64 KB)
+  process.stdout.write(JSON.stringify(out) + '\n', () => process.exit(0));
+  return;
 }
 
 const WebSocket = require('ws');
