@@ -122,3 +122,17 @@ def test_a_project_made_by_zpomelo_init_is_tested_as_it_is(pytester):
             assert reply["game"] == "game-server-1" and fake_session.uid == "ann"
     """)
     run(pytester).assert_outcomes(passed=2)
+
+
+def test_process_cluster_runs_the_project_as_processes(pytester):
+    pytester.makeini("[pytest]\nzpomelo_project = %s\n" % CLUSTER_APP)
+    pytester.makepyfile(test_game="""
+        from zpomelo.client import Client
+
+        def test_it(process_cluster):
+            rows = process_cluster.servers()
+            client = Client.connect("127.0.0.1", rows["connector-2"]["clientPort"])
+            assert client.request("connector.entryHandler.echo", {})["server"] == "connector-2"
+            client.close()
+    """)
+    run(pytester).assert_outcomes(passed=1)

@@ -13,7 +13,8 @@ serves for tests). ``zpomelo_cluster_scope = module`` shares one cluster among a
 
 Fixtures: ``cluster`` (an InProcessCluster of the project, stopped at teardown), ``connect``
 (``connect(server_id=None, transport="tcp", **options)`` -> a real zpomelo.client on a frontend),
-``client`` (one client on the first frontend), ``fake_app`` (``fake_app(server_id)`` -> a FakeApp
+``client`` (one client on the first frontend), ``process_cluster`` (the project as real processes
+under the master, run from a copy with every port 0, nothing left running after), ``fake_app`` (``fake_app(server_id)`` -> a FakeApp
 of one server of the project, or ``fake_app(server_type=...)`` without one) and ``fake_session``.
 """
 import json
@@ -130,6 +131,17 @@ def connect(cluster):
 def client(connect):
     """One client connected over TCP to the cluster's first frontend."""
     return connect()
+
+
+@pytest.fixture
+def process_cluster(request, tmp_path, zpomelo_project, zpomelo_env):
+    """The project as real processes (``zpomelo start -D``), run from a copy in ``tmp_path`` whose
+    ports are all 0; stopped after the test with every process gone."""
+    from zpomelo.testing.process_cluster import ProcessCluster, copy_project
+    project, env = _project_and_env(request, zpomelo_project, zpomelo_env)
+    copy = copy_project(project, tmp_path / "zpomelo-project", env)
+    with ProcessCluster(copy, env) as started:
+        yield started
 
 
 @pytest.fixture

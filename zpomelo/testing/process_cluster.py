@@ -1,15 +1,65 @@
 """A real cluster of server processes, driven through the `zpomelo` command line."""
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
 
+from zpomelo.config import find_config_file, load_admin_users
+from zpomelo.master import procinfo
+from zpomelo.testing.waiting import wait_until
+
+EXIT_SECONDS = 15.0   # a stopped server's drain and exit; past it the process is killed
+SKIP_ON_COPY = shutil.ignore_patterns("logs", "__pycache__", ".git", ".venv", "node_modules")
+
+
+def copy_project(project_dir, target, env):
+    """Copy the project to ``target`` with the master's and every server's ports of ``env`` set
+    to 0 (RPC, client and bus ports), so a process test needs no free fixed port and writes its
+    logs and run state in the copy. Returns ``target``."""
+    shutil.copytree(str(project_dir), str(target), ignore=SKIP_ON_COPY)
+    _edit_env_section(find_config_file(target, env, "servers.json"), env, _free_server_ports)
+    _edit_env_section(find_config_file(target, env, "master.json"), env,
+                      lambda master: master.update(port=0))
+    return target
+
+
+def _edit_env_section(path, env, edit):
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text(encoding="utf-8"))
+    section = data[env] if isinstance(data, dict) and env in data else data
+    edit(section)
+    path.write_text(json.dumps(data, indent=1), encoding="utf-8")
+
+
+def _free_server_ports(servers_by_type):
+    for entries in servers_by_type.values():
+        for server in entries:
+            server["port"] = 0
+            for key in ("clientPort", "busPort"):
+                if key in server or (key == "clientPort" and server.get("frontend")):
+                    server[key] = 0
+
 
 class ProcessCluster:
-    """A real cluster started by the real command line (``zpomelo start -D``) in ``project_dir``."""
+    """A real cluster started by the real command line (``zpomelo start -D``) in ``project_dir``.
 
-    def __init__(self, project_dir, env="test", username="admin", password="admin"):
+    The admin credentials default to the first user of the project's adminUser.json. ``stop()``
+    stops it gracefully and then makes sure no server process is left (killed past a deadline).
+    """
+
+    def __init__(self, project_dir, env="test", username=None, password=None):
         self.project_dir = str(project_dir)
         self.env = env
+        if username is None or password is None:
+            users = load_admin_users(self.project_dir, env)
+            if not users:
+                raise ValueError("%s has no admin user in config/adminUser.json: the cluster could "
+                                 "not be listed or stopped" % self.project_dir)
+            username = username if username is not None else users[0]["username"]
+            password = password if password is not None else users[0]["password"]
         self.auth = ["-u", username, "-p", password]
         self.master = None
 
@@ -29,8 +79,27 @@ class ProcessCluster:
     def servers(self):
         return {row["id"]: row for row in self.zpomelo("list", "-e", self.env, "--json", *self.auth)}
 
+    def pids(self):
+        """The pid of the master and of every server the master knows."""
+        try:
+            return [row["pid"] for row in self.servers().values() if row.get("pid")]
+        except AssertionError:   # the master is gone: nothing to list
+            return []
+
     def stop(self):
+        """Graceful stop; then every process seen before it is gone, or killed."""
+        pids = self.pids()
         self.zpomelo("stop", "-e", self.env, *self.auth, check=False)
+        for pid in pids:
+            try:
+                wait_until(lambda: not procinfo.is_alive(pid), EXIT_SECONDS,
+                           message="pid %s to exit after stop" % pid)
+            except AssertionError:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                raise
 
     def __enter__(self):
         return self.start()
