@@ -3,7 +3,6 @@ no socket, file descriptor or greenlet behind."""
 import gc
 import json
 import os
-import socket
 
 import gevent
 import pytest
@@ -29,20 +28,6 @@ def write_project(base, servers, lifecycles=None):
     return str(base)
 
 
-@pytest.fixture
-def held_ports():
-    """Three ports held open by this test: a server configured with them could not bind them."""
-    sockets = []
-    for _ in range(3):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        sockets.append(s)
-    yield [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-
-
 def open_fds():
     return set(os.listdir("/proc/self/fd"))
 
@@ -56,7 +41,7 @@ def open_zmq_sockets():
 
 
 def test_fixed_ports_in_servers_json_are_bound_to_free_ports(tmp_path, held_ports):
-    rpc, client, bus = held_ports
+    rpc, client, bus, _ = held_ports
     project = write_project(tmp_path, {"connector": [
         {"id": "connector-1", "host": "127.0.0.1", "port": rpc, "clientPort": client,
          "busPort": bus, "frontend": True}]})

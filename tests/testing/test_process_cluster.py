@@ -3,7 +3,6 @@ from the project, and no process left after stop."""
 import json
 import os
 import shutil
-import socket
 
 import pytest
 
@@ -15,19 +14,6 @@ from zpomelo.testing.process_cluster import copy_project
 pytestmark = pytest.mark.timeout(120)
 
 CLUSTER_APP = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps", "cluster")
-
-
-@pytest.fixture
-def held_ports():
-    sockets = []
-    for _ in range(4):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        s.listen(1)
-        sockets.append(s)
-    yield [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
 
 
 def test_a_copy_with_fixed_ports_runs_on_free_ones_and_stops_clean(tmp_path, held_ports):
