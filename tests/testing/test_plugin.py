@@ -136,3 +136,14 @@ def test_process_cluster_runs_the_project_as_processes(pytester):
             client.close()
     """)
     run(pytester).assert_outcomes(passed=1)
+
+
+def test_the_readme_examples_pass_against_the_chat_example(pytester):
+    """The code of README's "Testing your game" runs as written (against examples/chat)."""
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    section = readme.split("## Testing your game", 1)[1].split("\n## ", 1)[0]
+    blocks = [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+    assert len(blocks) == 2
+    pytester.makeini("[pytest]\nzpomelo_project = %s\n" % os.path.join(ROOT, "examples", "chat"))
+    pytester.makepyfile(test_readme="\n\n".join(blocks))
+    run(pytester).assert_outcomes(passed=3)
