@@ -171,6 +171,9 @@ def test_request_and_remote_name_what_is_missing():
         app.request("chat.chatHandler.nope", {}, FakeSession())
     with pytest.raises(ValueError, match="<serverType>.<file>.<function>"):
         app.remote("chatRemote.add")
+    with pytest.raises(ConfigError, match=r"served by connector servers \(connector-server-1, "
+                                          r"connector-server-2\), and this FakeApp is chat-server-1"):
+        app.request("connector.entryHandler.enter", {}, FakeSession())
     with pytest.raises(ConfigError, match="no project"):
         bare_chat().handler("chat.chatHandler.send")
     with pytest.raises(ValueError, match="<serverType>.<remote>.<method>"):

@@ -188,6 +188,11 @@ class FakeApp(Application):
         error shaping of a real server, called here in this greenlet."""
         self.handler(route)
         server_type = route.split(".", 1)[0]
+        if server_type != self.server_type:
+            servers = ", ".join(r.id for r in self.get_servers_by_type(server_type)) or "none here"
+            raise ConfigError("%s is served by %s servers (%s), and this FakeApp is %s (%s): make the "
+                              "FakeApp for one of those" % (route, server_type, servers,
+                                                            self.server_id, self.server_type))
         service = HandlerService(self, server_type, self._services[(server_type, loader.HANDLER_DIR)],
                                  self.filters, expose_errors=settings.value(
                                      self.settings, "exposeErrors", fallback=self.env != "production"))
