@@ -266,11 +266,12 @@ class Application:
         if static_peers and not self.master_endpoint:
             self.add_static_peers(static_peers)
         if self.master_endpoint:
-            from zpomelo.master.agent import MasterAgent
-            self.agent = MasterAgent(self.master_endpoint, self.current_server.to_dict(),
-                                     on_add=self.membership.add, on_remove=self.membership.remove,
-                                     on_command=self._on_master_command)
-            self.membership.replace_all(self.agent.start())
+            from zpomelo.master.discovery import start_agent    # masterHA: via ZooKeeper
+            self.agent, members = start_agent(
+                self.base_dir, self.env, self.master_endpoint, self.current_server.to_dict(),
+                on_add=self.membership.add, on_remove=self.membership.remove,
+                on_command=self._on_master_command)
+            self.membership.replace_all(members)
 
     def add_static_peers(self, records):
         """Membership without a master: the given records (e.g. servers.json with fixed ports)."""

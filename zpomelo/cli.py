@@ -1,8 +1,8 @@
 """The zpomelo command: Pomelo's verbs (init, start, list, add, stop, kill, restart).
 
-Admin verbs find the master through -h/-P, else through the running cluster's state file under
-logs/ of the project (-d, default the current directory), else config/master.json, else
-127.0.0.1:3005 like Pomelo. Failures print "error: ..." on stderr and exit with code 1.
+Admin verbs find the master through -h/-P, else (masterHA) through ZooKeeper's leader record,
+else through the running cluster's state file under logs/ of the project (-d, default the
+current directory), else config/master.json, else 127.0.0.1:3005 like Pomelo. Failures print "error: ..." on stderr and exit with code 1.
 """
 import json
 import os
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import click
 
-from zpomelo import config
+from zpomelo import cli_ha, config
 from zpomelo.errors import ZpomeloError
 from zpomelo.master import procinfo, runstate
 from zpomelo.master.admin_client import AdminClient
@@ -66,6 +66,9 @@ def master_address(host, port, base_dir, env):
     if env is None:     # like Pomelo, no -e needed: the one running cluster of the project
         live = running_envs(base_dir)
         env = live[0] if len(live) == 1 else DEFAULT_ENV
+    leader = cli_ha.leader_address(base_dir, env, fail)
+    if leader:
+        return leader
     saved = runstate.load(base_dir, env)["master"]
     if saved.get("port") and running_master(base_dir, env):
         return saved["host"], saved["port"]
@@ -109,6 +112,10 @@ def call(opts, verb, args=None, timeout=None):
     try:
         return admin_client(opts).call(verb, args, timeout)
     except ZpomeloError as e:
+        if opts["host"] is None and opts["port"] is None:   # masterHA: follow a new leader
+            retry = cli_ha.after_failover(project_dir(opts["directory"]), opts["env"], e)
+            if retry is not None:
+                return call({**opts, "host": retry[0], "port": retry[1]}, verb, args, timeout)
         fail(str(e))
 
 
@@ -156,7 +163,7 @@ def start(env, directory, daemon, server_type, server_id, as_json):
         select_servers(records, server_type, server_id)
     except ZpomeloError as e:
         fail(str(e))
-    live = running_master(base_dir, env)
+    live = cli_ha.running_leader(base_dir, env, fail) or running_master(base_dir, env)
     if live:
         if not (server_type or server_id):
             fail("the cluster of %s (%s) is already running: master pid %s on %s:%s; see "
@@ -166,11 +173,15 @@ def start(env, directory, daemon, server_type, server_id, as_json):
         return
     if daemon:
         _start_daemon(base_dir, env, server_type, server_id, as_json)
+        cli_ha.start_standbys(base_dir, env, as_json, spawn_master)
         return
     from zpomelo.master.__main__ import run_master, setup_logging
     setup_logging(base_dir, to_stderr=True)
-    code = run_master(base_dir, env, server_type, server_id,
-                      ready=lambda info: _report_ready(info, as_json, foreground=True))
+
+    def ready(info):
+        _report_ready(info, as_json, foreground=True)
+        cli_ha.start_standbys(base_dir, env, as_json, spawn_master)
+    code = run_master(base_dir, env, server_type, server_id, ready=ready)
     sys.exit(code)
 
 
@@ -187,16 +198,22 @@ def _start_on_running_master(live, users, server_type, server_id, as_json):
 
 
 def _start_daemon(base_dir, env, server_type, server_id, as_json):
+    extra = []
+    if server_type:
+        extra += ["--type", server_type]
+    if server_id:
+        extra += ["--id", server_id]
+    _report_ready(spawn_master(base_dir, env, extra), as_json, foreground=False)
+
+
+def spawn_master(base_dir, env, extra, log_name="master.log"):
+    """Start `python -m zpomelo.master` in the background; its ready line as a dict."""
     log_dir = runstate.log_dir(base_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     read_fd, write_fd = os.pipe()
     argv = [sys.executable, "-m", "zpomelo.master", "--dir", base_dir, "--env", env,
-            "--ready-fd", str(write_fd)]
-    if server_type:
-        argv += ["--type", server_type]
-    if server_id:
-        argv += ["--id", server_id]
-    with open(log_dir / "master.log", "ab") as log:
+            "--ready-fd", str(write_fd)] + list(extra)
+    with open(log_dir / log_name, "ab") as log:
         proc = subprocess.Popen(argv, cwd=base_dir, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=log, pass_fds=(write_fd,), start_new_session=True,
                                 env=child_env())
@@ -207,11 +224,11 @@ def _start_daemon(base_dir, env, server_type, server_id, as_json):
         code = proc.poll()
         fail("the master %s before the cluster was ready; see %s"
              % ("exited with code %s" % code if code is not None else
-                "did not report within %.0f s" % START_WAIT, log_dir / "master.log"))
+                "did not report within %.0f s" % START_WAIT, log_dir / log_name))
     info = json.loads(line)
     if not info.get("ok"):
         proc.wait(timeout=30)        # it stops what it started, then exits
-    _report_ready(info, as_json, foreground=False)
+    return info
 
 
 def _read_line(fd, timeout):
@@ -352,6 +369,7 @@ def restart(server_type, server_id, **opts):
 def _add_bench():
     from zpomelo.bench.cli import bench
     main.add_command(bench)
+    main.add_command(cli_ha.masterha_command(spawn_master, fail, project_dir))
 
 
 _add_bench()

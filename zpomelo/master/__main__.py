@@ -1,4 +1,9 @@
-"""The master process: python -m zpomelo.master --dir DIR --env ENV [--type T] [--id I].
+"""The master process: python -m zpomelo.master --dir DIR --env ENV [--type T] [--id I]
+[--master-id M] [--standby].
+
+With masterHA in master.json the process stands for election (ha_runner.py): --master-id names
+which of the configured masters it is, --standby makes it a standby (`zpomelo masterha`), which
+reports {"ok": true, "standby": true, ...} as soon as it waits in the election.
 
 `zpomelo start -D` runs this detached and reads one JSON line from --ready-fd: {"ok": true,
 "port", "pid", "elapsed", "servers"} once every server registered, or {"ok": false, "error"}.
@@ -14,7 +19,8 @@ import sys
 import gevent
 
 from zpomelo.errors import ZpomeloError
-from zpomelo.master import runstate
+from zpomelo.master import ha_config, runstate
+from zpomelo.master.ha_runner import run_ha_master
 from zpomelo.master.master import START_TIMEOUT, Master
 
 logger = logging.getLogger("zpomelo.master")
@@ -24,10 +30,10 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVER_COMMAND_ENV = "ZPOMELO_SERVER_COMMAND"
 
 
-def setup_logging(base_dir, to_stderr):
+def setup_logging(base_dir, to_stderr, log_name="master.log"):
     log_dir = runstate.log_dir(base_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    handlers = [logging.FileHandler(log_dir / "master.log")]
+    handlers = [logging.FileHandler(log_dir / log_name)]
     if to_stderr:
         handlers.append(logging.StreamHandler(sys.stderr))
     root = logging.getLogger()
@@ -44,13 +50,30 @@ def server_command_from_env():
 
 
 def run_master(base_dir, env, only_type=None, only_id=None, ready=None,
-               start_timeout=START_TIMEOUT):
+               start_timeout=START_TIMEOUT, master_id=None, standby=False):
     """Run a master until it is told to exit; returns the process exit code.
 
     ``ready(dict)`` is called once: with {"ok": True, ...} when the cluster is up, or with
     {"ok": False, "error": ...} when it cannot start.
     """
     ready = ready or (lambda info: None)
+    try:
+        cfg = ha_config.load(base_dir, env)
+        record = ha_config.master_record(base_dir, env, master_id) if cfg else None
+    except ZpomeloError as e:
+        logger.error("%s", e)
+        ready({"ok": False, "error": str(e)})
+        return 2
+    if cfg is not None:
+        def install_signals(handler):
+            gevent.signal_handler(signal.SIGTERM, handler, True)
+            gevent.signal_handler(signal.SIGINT, handler, True)
+        return run_ha_master(base_dir, env, cfg, record, standby, only_type, only_id, ready,
+                             start_timeout, server_command_from_env(), install_signals)
+    if standby:
+        ready({"ok": False, "error": "a standby master needs masterHA in config/master.json "
+                                     "(see config/README.md)"})
+        return 2
     try:
         master = Master(base_dir, env, only_type, only_id, server_command_from_env())
         master.start()
@@ -108,11 +131,15 @@ def main(argv=None):
     parser.add_argument("--type", dest="only_type")
     parser.add_argument("--id", dest="only_id")
     parser.add_argument("--ready-fd", type=int)
+    parser.add_argument("--master-id", help="masterHA: which master of master.json this is")
+    parser.add_argument("--standby", action="store_true", help="masterHA: start as a standby")
     parser.add_argument("--log-stderr", action="store_true")
     args = parser.parse_args(argv)
-    setup_logging(args.dir, args.log_stderr)
+    setup_logging(args.dir, args.log_stderr,
+                  "%s.log" % args.master_id if args.standby and args.master_id else "master.log")
     ready = _fd_reporter(args.ready_fd) if args.ready_fd is not None else None
-    return run_master(args.dir, args.env, args.only_type, args.only_id, ready)
+    return run_master(args.dir, args.env, args.only_type, args.only_id, ready,
+                      master_id=args.master_id, standby=args.standby)
 
 
 if __name__ == "__main__":

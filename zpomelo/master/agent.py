@@ -4,6 +4,10 @@ Runs inside the server's gevent loop (zmq.green). It heartbeats the master every
 that does not know the server (it was restarted) answers the heartbeat with "reregister", and the
 agent registers again, so a restarted master adopts running servers. While the master is away
 the agent keeps trying quietly and the server keeps its membership and keeps serving.
+
+With masterHA (``epoch`` given; see discovery.py) the agent follows the leader ZooKeeper names
+(``follow``: reconnect and register there) and refuses any master message whose epoch is older
+than the newest it knows, so a master that lost its leadership cannot command this server.
 """
 import logging
 import time
@@ -23,8 +27,12 @@ CLOSE_LINGER_MS = 500       # time left to deliver "unregister" when closing
 
 class MasterAgent:
     def __init__(self, master_endpoint, record, on_add, on_remove, on_command,
-                 heartbeat_interval=1.0, context=None):
+                 heartbeat_interval=1.0, context=None, epoch=None):
         self.master_endpoint = master_endpoint
+        self.epoch = epoch          # masterHA: the newest master epoch known; None without HA
+        self.refused = 0            # master messages refused for a stale epoch
+        self._close_callbacks = []
+        self._registrar = None
         self.record = dict(record)
         self.server_id = self.record["id"]
         self.members = {}           # server id -> record, as last told by the master
@@ -37,17 +45,22 @@ class MasterAgent:
         self._greenlets = []
         self._after_start_all_done = False
         self._stopped = False
+        self._registered = False
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self, timeout=10):
-        """Register and return the membership (every live server, self included)."""
+    def _connect(self):
         sock = self._context.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)     # never queue for a master that is not there
         set_reconnect(sock)
         sock.connect(self.master_endpoint)
         self._socket = sock
+        return sock
+
+    def start(self, timeout=10):
+        """Register and return the membership (every live server, self included)."""
+        sock = self._connect()
         deadline = time.monotonic() + timeout
         members = None
         while members is None:
@@ -61,7 +74,7 @@ class MasterAgent:
             self._send(wire.REGISTER, self.record)
             if sock.poll(min(REGISTER_RETRY, left) * 1000, zmq.POLLIN):
                 msg = wire.unpack(sock.recv())
-                if msg and msg[0] == wire.WELCOME and len(msg) >= 2:
+                if msg and msg[0] == wire.WELCOME and len(msg) >= 2 and self._current(msg):
                     members = msg[1]
                 # anything else before the welcome (a stale command) is dropped
         self.members = {m["id"]: m for m in members}
@@ -78,8 +91,63 @@ class MasterAgent:
         if self._socket is not None:
             self._send(wire.UNREGISTER, self.server_id)
         current = gevent.getcurrent()
-        gevent.killall([g for g in self._greenlets if g is not current])
+        gevent.killall([g for g in self._greenlets + [self._registrar]
+                        if g is not None and g is not current])
         self._close(linger=CLOSE_LINGER_MS)
+        for callback in self._close_callbacks:
+            callback()
+
+    def on_close(self, callback):
+        """callback() runs when the agent stops (the ZooKeeper follower closes with it)."""
+        self._close_callbacks.append(callback)
+
+    # ------------------------------------------------------------------ masterHA
+
+    def follow(self, endpoint, epoch):
+        """masterHA: the leader is now at endpoint with epoch; move there and register.
+
+        Called from the ZooKeeper watch: returns at once, the move runs in a greenlet."""
+        if self._stopped or (self.epoch is not None and epoch < self.epoch):
+            return
+        self.epoch = epoch
+        if endpoint == self.master_endpoint and self._socket is not None:
+            return
+        logger.info("server %s: following the master at %s (epoch %d)", self.server_id,
+                    endpoint, epoch)
+        self.master_endpoint = endpoint
+        reader = self._greenlets[0] if self._greenlets else None
+        if reader is not None:
+            reader.kill()
+        self._close(linger=0)
+        self._connect()
+        if self._greenlets:
+            self._greenlets[0] = gevent.spawn(self._read_loop)
+        self._registered = False
+        if self._registrar is None or self._registrar.dead:
+            self._registrar = gevent.spawn(self._register_until_welcome)
+
+    def _register_until_welcome(self):
+        """After a move to a new leader: register until it welcomes us."""
+        while not self._stopped and not self._registered:
+            self._send(wire.REGISTER, self.record)
+            gevent.sleep(REGISTER_RETRY)
+
+    def _current(self, msg):
+        """masterHA: False (and the message refused) when it comes from an older master."""
+        if self.epoch is None:
+            return True
+        epoch = wire.epoch_of(msg)
+        if epoch is not None and epoch >= self.epoch:
+            self.epoch = epoch
+            return True
+        self.refused += 1
+        logger.warning("server %s: refused %r from a master with epoch %s: the current master's "
+                       "epoch is %d", self.server_id, msg[0], epoch, self.epoch)
+        if msg[0] == wire.CMD and len(msg) > 1 and msg[1]:
+            self._send(wire.RESULT, msg[1], False,
+                       "refused: this master's epoch %s is older than the current one (%d)"
+                       % (epoch, self.epoch))
+        return False
 
     def _close(self, linger):
         if self._socket is not None:
@@ -90,7 +158,7 @@ class MasterAgent:
         if self._socket is None:
             return False
         try:
-            self._socket.send(wire.pack(*parts), zmq.NOBLOCK)
+            self._socket.send(wire.pack(*wire.with_epoch(parts, self.epoch)), zmq.NOBLOCK)
             return True
         except zmq.Again:       # no connection to the master right now: drop, retry later
             return False
@@ -127,6 +195,8 @@ class MasterAgent:
 
     def _dispatch(self, msg):
         kind = msg[0]
+        if not self._current(msg):
+            return
         if kind == wire.ADD:
             self._apply_add(msg[1])
         elif kind == wire.REMOVE:
@@ -140,6 +210,7 @@ class MasterAgent:
                         self.server_id)
             self._send(wire.REGISTER, self.record)
         elif kind == wire.WELCOME:
+            self._registered = True
             # the answer to a re-registration: authoritative only once the master has settled
             if len(msg) > 2 and msg[2]:
                 self._apply_sync(msg[1])

@@ -33,15 +33,18 @@ BIND_RETRY = 2.0            # a master restarted at once may find its old port b
 
 class Master:
     def __init__(self, base_dir, env, only_type=None, only_id=None, server_command=None,
-                 context=None):
+                 context=None, record=None, ha=None, takeover=False):
         self.base_dir = os.path.abspath(base_dir)
         self.env = env
-        self.record = config.load_master(self.base_dir, env)
+        self.record = record or config.load_master(self.base_dir, env)
+        self.ha = ha                # masterHA: the elected ha.Candidate that guards every act
+        self.takeover = takeover    # a standby taking over a running cluster: spawns nothing
         self.configured = config.load_servers(self.base_dir, env)
         self.admin_users = config.load_admin_users(self.base_dir, env)
         self.heartbeat_timeout = float(self.record.extra.get("heartbeatTimeout",
                                                              HEARTBEAT_TIMEOUT))
-        self.selected = select_servers(self.configured, only_type, only_id)
+        self.selected = set() if takeover else select_servers(self.configured, only_type,
+                                                               only_id)
         self.registry = Registry()
         self.control = AdminControl(self)
         self.port = None
@@ -62,6 +65,14 @@ class Master:
         self.supervisor = None
 
     @property
+    def epoch(self):
+        return self.ha.epoch if self.ha is not None else None
+
+    def acting(self):
+        """masterHA: only while this master leads and its ZooKeeper lease holds (ha.py)."""
+        return self.ha is None or self.ha.may_act()
+
+    @property
     def endpoint(self):
         return "tcp://%s:%d" % (self.record.host, self.port)
 
@@ -72,6 +83,8 @@ class Master:
         self._t0 = time.monotonic()
         state = runstate.load(self.base_dir, self.env)
         other = state["master"].get("pid")
+        if self.ha is not None:     # the election decides; the state file is only for adopting
+            other, state["master"] = None, {}
         if other and other != os.getpid() and procinfo.is_alive(other) \
                 and "zpomelo" in " ".join(procinfo.cmdline(other)):
             raise ZpomeloError("a master for %s (%s) is already running: pid %d on port %s;"
@@ -84,9 +97,10 @@ class Master:
             self.save_state(), hosts=self.hosts,
             command=lambda proc, name, timeout: self.command(proc.server_id, name,
                                                               timeout=timeout))
+        self.supervisor.may_act = self.acting
         self._greenlets.append(gevent.spawn(self._read_loop))
         adopting = self._adopting = self._adopt(state["servers"])
-        for record in self.configured:
+        for record in ([] if self.takeover else self.configured):
             if record.id not in self.supervisor.procs:
                 proc = self.supervisor.add(record.to_dict(), configured=True)
                 if record.id in self.selected:
@@ -164,7 +178,7 @@ class Master:
             else:
                 self.supervisor.exited(proc, reason)
         self._settled = True
-        if adopting:
+        if adopting or self.takeover:
             self.broadcast(wire.SYNC, self.registry.records())
         self._check_all_started()
 
@@ -214,6 +228,11 @@ class Master:
     def _send(self, identity, *parts):
         if self._socket is None:
             return
+        if self.ha is not None and parts[0] in wire.EPOCH_AT:
+            if not self.ha.may_act():
+                logger.debug("not acting (no ZooKeeper lease): %r not sent", parts[0])
+                return
+            parts = wire.with_epoch(parts, self.ha.epoch)
         try:
             self._socket.send_multipart([identity, wire.pack(*parts)], zmq.NOBLOCK)
         except zmq.ZMQError as e:
@@ -225,6 +244,8 @@ class Master:
 
     def _dispatch(self, identity, msg):
         kind = msg[0]
+        if self.ha is not None:
+            self.ha.saw_newer_epoch(wire.epoch_of(msg), "a server (%r)" % kind)
         if kind == wire.HEARTBEAT:
             if not self.registry.touch(msg[1], identity):
                 self._send(identity, wire.REREGISTER)
@@ -308,8 +329,17 @@ class Master:
         self.save_state()
 
     def _heartbeat_check_loop(self):
+        paused = False
         while True:
             gevent.sleep(min(1.0, self.heartbeat_timeout / 2))
+            if not self.acting():
+                paused = True       # judge nobody by heartbeats missed while we could not act
+                continue
+            if paused:
+                paused = False
+                for member in self.registry.members.values():
+                    member.last_seen = time.monotonic()
+                self.broadcast(wire.SYNC, self.registry.records())
             for sid in self.registry.silent_since(self.heartbeat_timeout):
                 self._on_silent(sid)
 
@@ -356,6 +386,11 @@ class Master:
     # ------------------------------------------------------------------ admin
 
     def _on_admin(self, identity, msg):
+        if not self.acting():
+            self._send(identity, wire.ERROR, "master %s does not lead the cluster now (it lost "
+                       "its ZooKeeper lease or stepped down); ask the current leader: zpomelo "
+                       "finds it through ZooKeeper without -h/-P" % self.record.id)
+            return
         if len(msg) != 5:
             self._send(identity, wire.ERROR, "malformed admin request: expected "
                        "[\"admin\", username, password, verb, args]")
@@ -375,13 +410,14 @@ class Master:
             return
         self._send(identity, wire.OK, result)
         if self.control.exit_after_reply:
+            self._record_stopped()
             runstate.remove(self.base_dir, self.env)
             self.done.set()
 
     # ------------------------------------------------------------------ state and shutdown
 
     def save_state(self):
-        if self.supervisor is None:
+        if self.supervisor is None or not self.acting():
             return
         master = {"id": self.record.id, "pid": os.getpid(), "host": self.record.host,
                   "port": self.port, "env": self.env}
@@ -393,8 +429,14 @@ class Master:
     def shutdown(self, graceful=True, timeout=10.0):
         """Stop every server (gracefully: drain; else SIGKILL), then let the master exit."""
         self.control.stop_servers(list(self.supervisor.procs), graceful, timeout)
+        self._record_stopped()
         runstate.remove(self.base_dir, self.env)
         self.done.set()
+
+    def _record_stopped(self):
+        """masterHA: tell ZooKeeper the cluster is stopped, so the standbys exit too."""
+        if self.ha is not None:
+            self.ha.record_stopped()
 
     def close(self):
         gevent.killall(self._greenlets)

@@ -106,6 +106,7 @@ class Supervisor:
         self._on_spawn = on_spawn or (lambda proc: None)
         self._command = command
         self._watchers = gevent.pool.Group()     # watcher and restart greenlets
+        self.may_act = lambda: True     # masterHA: False while this master must not act
 
     # ------------------------------------------------------------------ spawning
 
@@ -220,6 +221,12 @@ class Supervisor:
         proc._restart_timer = None
         if proc.explicit_stop or proc.alive:
             return
+        if not self.may_act():
+            logger.warning("server %s: restart deferred: this master does not lead now",
+                           proc.server_id)
+            proc._restart_timer = gevent.spawn_later(BACKOFF_FIRST, self._restart, proc)
+            self._watchers.add(proc._restart_timer)
+            return
         proc.restarts += 1
         try:
             self.spawn(proc)
@@ -247,7 +254,7 @@ class Supervisor:
 
     def signal(self, proc, signame):
         """kill -<signame> on the server's host (guarded against a reused pid)."""
-        if not proc.alive:
+        if not proc.alive or not self.may_act():
             return False
         return self.hosts.signal_server(proc.record, self.known_pid(proc), signame)
 
