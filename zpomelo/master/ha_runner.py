@@ -75,6 +75,7 @@ def run_ha_master(base_dir, env, cfg, record, standby, only_type, only_id, ready
                 return code
             candidate.resign()
             standby = True      # elected again later, this master takes the cluster over
+            candidate.set_standby(True)
     finally:
         candidate.close()
 
