@@ -86,7 +86,10 @@ def start_standbys(base_dir, env, as_json, spawn_master, only=None):
     if cfg is None:
         return []
     infos = []
-    for record in cfg.standbys:
+    masters = list(cfg.standbys)
+    if only is not None and only not in [r.id for r in masters]:
+        masters = [ha_config.master_record(base_dir, env, only)]   # the primary, back as standby
+    for record in masters:
         if only and record.id != only:
             continue
         info = spawn_master(base_dir, env, ["--master-id", record.id, "--standby"],
@@ -107,7 +110,8 @@ def masterha_command(spawn_master, fail, project_dir):
     @click.option("-e", "--env", default="development", show_default=True)
     @click.option("-d", "--directory", default=None, help="project directory (default .)")
     @click.option("-i", "--id", "master_id", default=None,
-                  help="start only this standby (an id of masterHA.standbys)")
+                  help="start only this master as a standby (an id of masterHA.standbys, or the "
+                       "primary's id to bring a failed primary back as a standby)")
     @click.option("--json", "as_json", is_flag=True, help="print JSON for scripts")
     def masterha(env, directory, master_id, as_json):
         """Start standby masters (masterHA.standbys of config/master.json) in the background.
@@ -119,11 +123,14 @@ def masterha_command(spawn_master, fail, project_dir):
         if cfg is None:
             fail("masterHA is not enabled in config/master.json for %s; see config/README.md"
                  % env)
-        if master_id is not None and master_id not in [r.id for r in cfg.standbys]:
-            fail("no standby master %r in masterHA.standbys (standbys: %s)"
-                 % (master_id, ", ".join(r.id for r in cfg.standbys) or "none"))
-        if not cfg.standbys:
-            fail("masterHA.standbys in config/master.json lists no standby master")
+        if master_id is not None:
+            try:
+                ha_config.master_record(base_dir, env, master_id)
+            except ZpomeloError as e:
+                fail(str(e))
+        elif not cfg.standbys:
+            fail("masterHA.standbys in config/master.json lists no standby master; add one, or "
+                 "name a master with -i")
         infos = start_standbys(base_dir, env, as_json, spawn_master, only=master_id)
         if not all(info.get("ok") for info in infos):
             sys.exit(1)

@@ -151,6 +151,8 @@ def test_frozen_leader_steps_down_and_commands_nothing(ha_project):
     old_log = (base / "logs" / "master.log").read_text()
     after_wake = old_log[old_log.index("master-server-1 steps down"):]
     assert "spawned server" not in after_wake
+    # it did see its child die (it had a reason to act) and restarted nothing
+    assert "server chat-server-2 pid %d killed by SIGKILL" % pids["chat-server-2"] in old_log
     assert all(table_pid == pids[sid] for sid, table_pid in
                ((s, rows(base)[s]["pid"]) for s in SERVERS if s != "chat-server-2"))
     # the old leader's admin port is closed or refuses; the CLI still reaches the new leader

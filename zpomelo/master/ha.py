@@ -65,7 +65,7 @@ def kazoo_client(cfg, gevent_handler=True):
 def start_client(client, cfg, timeout=CONNECT_TIMEOUT):
     try:
         client.start(timeout=timeout)
-    except Exception as e:      # kazoo raises handler-specific timeout types
+    except (Exception, client.handler.timeout_exception) as e:   # gevent's is no Exception
         try:
             client.stop()
             client.close()
