@@ -24,7 +24,8 @@ def zookeeper(tmp_path):
     server.stop()
 
 
-def write_ha_project(base, zk_hosts, standbys=1, auto_restart=True, heartbeat_timeout=3.0):
+def write_ha_project(base, zk_hosts, standbys=1, auto_restart=True, heartbeat_timeout=3.0,
+                     session_timeout=SESSION_TIMEOUT):
     """The chat example (env "test", every port 0) with masterHA and `standbys` standby masters."""
     shutil.copytree(CHAT_DIR, base, ignore=shutil.ignore_patterns("__pycache__", "logs"))
     conf = base / "config"
@@ -36,7 +37,7 @@ def write_ha_project(base, zk_hosts, standbys=1, auto_restart=True, heartbeat_ti
     master = {"id": "master-server-1", "host": "127.0.0.1", "port": 0,
               "heartbeatTimeout": heartbeat_timeout,
               "masterHA": {"zookeeper": zk_hosts, "path": "/zpomelo/test-chat",
-                           "sessionTimeout": SESSION_TIMEOUT,
+                           "sessionTimeout": session_timeout,
                            "standbys": [{"id": "master-server-%d" % (i + 2), "host": "127.0.0.1",
                                          "port": 0} for i in range(standbys)]}}
     (conf / "master.json").write_text(json.dumps({ENV: master}, indent=1))

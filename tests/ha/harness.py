@@ -141,6 +141,13 @@ class ChatLoad:
                 % (count - (target - self.ok), count, timeout)
             gevent.sleep(0.05)
 
+    def serve_for(self, seconds):
+        """Keep the load running for `seconds`, checking every second that requests succeed."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.wait_more(10, timeout=5)
+            gevent.sleep(min(1.0, max(0.0, end - time.monotonic())))
+
     def stop(self):
         self._stop.set()
         gevent.joinall(self._greenlets, timeout=10)

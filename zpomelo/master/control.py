@@ -74,7 +74,7 @@ class AdminControl:
         jobs = [gevent.spawn(self._info, p.server_id, infos) for p in procs
                 if p.server_id in m.registry]
         gevent.joinall(jobs, timeout=INFO_TIMEOUT + 1)
-        rows = [self._master_row()]
+        rows = [self._master_row()] + self._standby_rows()
         for p in procs:
             member = m.registry.get(p.server_id)
             record = member.record if member else p.record
@@ -298,10 +298,23 @@ class AdminControl:
         m = self.master
         pid = os.getpid()
         return {"id": m.record.id, "serverType": "master", "pid": pid, "host": m.record.host,
-                "port": m.port, "clientPort": None, "frontend": False, "state": "running",
+                "port": m.port, "clientPort": None, "frontend": False,
+                "state": "leading (epoch %d)" % m.epoch if m.ha is not None else "running",
                 "uptime": round(time.monotonic() - m._t0, 1), "rss": procinfo.rss_bytes(pid),
                 "cpu": self._cpu.percent(("master", pid), procinfo.cpu_seconds(pid), None), "connections": None, "restarts": 0,
                 "configured": True}
+
+
+    def _standby_rows(self):
+        """masterHA: the other masters waiting in the election (what ZooKeeper knows of them)."""
+        m = self.master
+        if m.ha is None:
+            return []
+        return [{"id": c.get("id"), "serverType": "master", "pid": c.get("pid"),
+                 "host": c.get("host"), "port": None, "clientPort": None, "frontend": False,
+                 "state": "standby", "uptime": None, "rss": None, "cpu": None,
+                 "connections": None, "restarts": 0, "configured": True}
+                for c in m.ha.contenders() if c.get("id") != m.record.id]
 
 
 def select_servers(records, only_type=None, only_id=None):
