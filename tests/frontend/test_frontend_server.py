@@ -6,7 +6,7 @@ from gevent import subprocess
 
 import pytest
 
-from zpomelo import client as client_module
+from zpomelo.client import connection as client_module
 from zpomelo.client import Client, ConnectionClosed, HandshakeError
 from zpomelo.protocol import package
 from zpomelo.testing import InProcessCluster, wait_until

@@ -1,17 +1,15 @@
-"""Connection: one client's Pomelo state machine, heartbeat deadline and single writer.
+"""Connection: one client's Pomelo state machine and heartbeat deadline.
 
 The transport subclasses (tcp.TcpConnection, ws.WsConnection) only read bytes and frame writes;
 everything Pomelo-specific lives here. Greenlets per connection: the reader (the listener's
-handler greenlet, which runs ``serve``) and one writer draining a bounded queue. Deadlines are
-loop timers that interrupt the reader, so an idle connection costs no extra greenlet.
+handler greenlet, which runs ``serve``) and, only when the socket cannot take a write at once,
+the writer of a bounded queue (zpomelo.socket_writer). Deadlines are loop timers that interrupt
+the reader, so an idle connection costs no extra greenlet.
 """
-import collections
 import enum
 import logging
 
 import gevent
-from gevent.event import Event
-from gevent.ssl import SSLSocket
 
 from zpomelo.connector import badinput
 from zpomelo.errors import BodyError, ProtocolError
@@ -19,12 +17,11 @@ from zpomelo.protocol import handshake
 from zpomelo.protocol import message
 from zpomelo.protocol.package import (
     DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, HEARTBEAT_PACKAGE, PackageDecoder)
+from zpomelo.socket_writer import SocketWriter
 
 logger = logging.getLogger(__name__)
 
 RECV_SIZE = 65536
-# The writer joins queued packages into sends of about this size (one WS message each).
-BATCH_BYTES = 65536
 _BODY_ERROR_JSON = b'{"code":500}'
 
 
@@ -84,24 +81,17 @@ class Connection:
         self._codec = config.codec
         self._sock = sock
         self._decoder = PackageDecoder(config.max_body)
-        self._queue = collections.deque()
-        self._queued_bytes = 0
-        self._queue_limit = config.write_queue_limit
-        self._control = []          # transport control frames (WebSocket pong), sent first
-        self._wake = Event()
-        self._closing = False
         self._reported = False      # frontend.on_connect accepted: on_close is owed once
         self._reader = None
-        self._writer = None
         self._deadline = None       # the handshake deadline, then the heartbeat deadline
-        self._flush_timer = None
-        # Plain sockets get a fast path: while the writer is idle, send() writes straight to the
-        # non-blocking OS socket (no greenlet switch); what does not fit goes to the writer as
-        # already-framed bytes in _unsent. TLS sockets always go through the writer.
-        self._os_sock = None if isinstance(sock, SSLSocket) else getattr(sock, "_sock", None)
-        self._writing = False
-        self._unsent = None
-        self._corked = False
+        frame, frame_batch = self._framing()
+        self._out = SocketWriter(sock, self._on_send_error, self._on_write_overflow, frame,
+                                 frame_batch, max_bytes=config.write_queue_limit)
+        # send(package_bytes) -> bool: queue whole packages (or write them at once while the
+        # socket is idle); never blocks. False when the connection is closed or its queue
+        # overflowed (then it is closed: a client that cannot keep up must not hold unbounded
+        # memory). Bound here, not wrapped, because every answer and push passes through it.
+        self.send = self._out.write
 
     def __repr__(self):
         return "<%s sid=%s %s:%s %s>" % (type(self).__name__, self.id, self.address[0],
@@ -141,14 +131,11 @@ class Connection:
             reason = "server stopping"
         finally:
             self.close(reason)
-            writer = self._writer
-            if writer is not None:
-                try:
-                    writer.join(self._config.close_timeout + 1.0)
-                except Deadline:  # a deadline callback already queued when close() stopped its timer
-                    pass
-                if writer:
-                    writer.kill(block=False)
+            try:
+                self._out.wait(self._config.close_timeout + 1.0)
+            except Deadline:  # a deadline callback already queued when close() stopped its timer
+                pass
+            self._out.close(flush=False)
 
     def _read_loop(self, data):
         raise NotImplementedError
@@ -166,24 +153,15 @@ class Connection:
         if len(packages) == 1:
             self._handle_package(*packages[0])
             return
-        self._corked = True
+        out = self._out
+        out.cork()
         try:
             for ptype, body in packages:
                 self._handle_package(ptype, body)
                 if self.state is CLOSED:
                     break
         finally:
-            self._corked = False
-        queue = self._queue
-        if not queue or self.state is CLOSED:
-            return
-        if self._os_sock is not None and not self._writing and self._unsent is None:
-            data = b"".join(queue)
-            queue.clear()
-            self._queued_bytes -= len(data)
-            self._send_now(data)
-        else:
-            self._wake_writer()
+            out.uncork()
 
     def _handle_package(self, ptype, body):
         if ptype == DATA:
@@ -314,113 +292,28 @@ class Connection:
 
     # ---- writing -------------------------------------------------------------------------
 
-    def send(self, package_bytes):
-        """Queue whole packages for the writer; never blocks.
+    def _framing(self):
+        """Transport hook: (frame(package), frame_batch(packages)) for the writer; None, None
+        writes packages as they are."""
+        return None, None
 
-        Returns False when the connection is closed or its queue overflowed (then it is closed:
-        a client that cannot keep up must not hold unbounded memory).
-        """
-        if self._closing:
-            return False
-        size = self._queued_bytes + len(package_bytes)
-        if size > self._queue_limit:
-            logger.warning("%r: write queue over %d bytes, closing the slow client",
-                           self, self._queue_limit)
-            self.close("write queue overflow", flush=False)
-            return False
-        if (self._os_sock is not None and not self._queue and not self._writing
-                and self._unsent is None and not self._corked and self.state is not CLOSED):
-            return self._send_now(package_bytes)
-        self._queued_bytes = size
-        self._queue.append(package_bytes)
-        if not self._corked:
-            self._wake_writer()
-        return True
-
-    def _send_now(self, package_bytes):
-        data = self._frame(package_bytes)
-        try:
-            sent = self._os_sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            sent = 0
-        except OSError as exc:
-            self.close("send failed: %s" % (exc.strerror or exc), flush=False)
-            return False
-        if sent < len(data):
-            rest = data[sent:]
-            self._unsent = rest
-            self._queued_bytes += len(rest)
-            self._wake_writer()
-        return True
-
-    def _wake_writer(self):
-        """The writer greenlet starts on first need: most connections never fill their socket
-        (see _send_now), so most never pay for a second greenlet."""
-        if self._writer is None:
-            self._writer = gevent.spawn(self._write_loop)
-        self._wake.set()
-
-    def _frame(self, data):
-        """Transport hook: wrap a batch of packages for the wire."""
-        return data
-
-    def _send_closing(self):
+    def _closing_bytes(self):
         """Transport hook: last bytes before a graceful close (a WebSocket close frame)."""
+        return b""
 
-    def _write_loop(self):
-        queue = self._queue
-        control = self._control
-        wake = self._wake
-        sock = self._sock
-        frame = self._frame
-        try:
-            while True:
-                if self._unsent is not None:
-                    data, self._unsent = self._unsent, None
-                    self._writing = True
-                    sock.sendall(data)
-                    self._writing = False
-                    self._queued_bytes -= len(data)
-                elif queue:
-                    data = queue.popleft()
-                    if queue and len(data) < BATCH_BYTES:
-                        parts = [data]
-                        size = len(data)
-                        while queue and size < BATCH_BYTES:
-                            item = queue.popleft()
-                            parts.append(item)
-                            size += len(item)
-                        data = b"".join(parts)
-                    self._queued_bytes -= len(data)
-                    self._writing = True
-                    sock.sendall(frame(data))
-                    self._writing = False
-                elif control:
-                    self._writing = True
-                    sock.sendall(frame(b""))
-                    self._writing = False
-                elif self._closing:
-                    self._send_closing()
-                    break
-                else:
-                    wake.clear()
-                    if not queue and not control and not self._closing and self._unsent is None:
-                        wake.wait()
-        except OSError as exc:
-            self.close("send failed: %s" % (exc.strerror or exc), flush=False)
-        except gevent.GreenletExit:
-            pass
-        finally:
-            self._stop_flush_timer()
-            queue.clear()
-            self._queued_bytes = 0
-            _close_socket(sock)
+    def _on_send_error(self, reason):
+        self.close(reason, flush=False)
+
+    def _on_write_overflow(self):
+        logger.warning("%r: write queue over %d bytes, closing the slow client",
+                       self, self._config.write_queue_limit)
+        self.close("write queue overflow", flush=False)
 
     # ---- closing -------------------------------------------------------------------------
 
     def kick(self, reason=""):
         """Send a KICK package with ``{"reason": reason}`` and close once it is written."""
-        if self._closing:
+        if self.state is CLOSED:
             return
         self.send(handshake.encode_kick(reason))
         self.close("kicked: %s" % (reason,))
@@ -432,39 +325,11 @@ class Connection:
             return
         self.state = CLOSED
         self.close_reason = reason
-        self._closing = True
         self._stop_deadline()
-        writer = self._writer
-        if writer is None and flush:  # a writer to flush what is queued and say goodbye
-            writer = self._writer = gevent.spawn(self._write_loop)
-        if writer is None or writer.dead:
-            _close_socket(self._sock)
-        elif flush:
-            self._flush_timer = gevent.get_hub().loop.timer(self._config.close_timeout)
-            self._flush_timer.start(writer.kill, gevent.GreenletExit, False)
-            self._wake_writer()
-        else:
-            self._queue.clear()
-            self._queued_bytes = 0
-            if writer is not gevent.getcurrent():
-                writer.kill(block=False)
+        self._out.close(flush, self._config.close_timeout, self._closing_bytes())
         self._connector._forget(self)
         if self._reported:
             try:
                 self._frontend.on_close(self, reason)
             except Exception:
                 logger.exception("frontend.on_close failed for %r", self)
-
-    def _stop_flush_timer(self):
-        timer = self._flush_timer
-        if timer is not None:
-            self._flush_timer = None
-            timer.stop()
-            timer.close()
-
-
-def _close_socket(sock):
-    try:
-        sock.close()
-    except OSError:
-        pass

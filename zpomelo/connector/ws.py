@@ -82,28 +82,16 @@ class WsConnection(Connection):
                 return "client closed"
 
     def _send_control(self, frame):
-        # Only pongs go here. RFC 6455 5.5.3 allows answering just the latest ping, which keeps
-        # a client that floods pings without reading from growing this list.
-        if not self._closing:
-            self._control[:] = [frame]
-            self._wake_writer()
+        self._out.control(frame)     # keeps only the latest pong: a ping flood cannot grow it
 
     def _on_protocol_error(self, exc):
         too_big = "exceeds the limit" in str(exc)
         code = wsproto.CLOSE_TOO_BIG if too_big else wsproto.CLOSE_PROTOCOL_ERROR
         self._close_frame = wsproto.encode_close(code)
 
-    def _frame(self, data):
-        control = self._control
-        if control:
-            frames = b"".join(control)
-            control.clear()
-            return frames + wsproto.encode_frame(data) if data else frames
-        return wsproto.encode_frame(data)
+    def _framing(self):
+        encode = wsproto.encode_frame
+        return encode, lambda packages: encode(b"".join(packages))   # a batch is one message
 
-    def _send_closing(self):
-        control = self._control
-        if control:
-            self._sock.sendall(b"".join(control))
-            control.clear()
-        self._sock.sendall(self._close_frame)
+    def _closing_bytes(self):
+        return self._close_frame
