@@ -329,7 +329,7 @@ def test_notify_bytes(peer):
 def test_request_ids_wrap_skipping_zero(peer):
     client, conn, _ = connect(peer)
     with client:
-        client._last_id = MAX_REQUEST_ID - 1
+        client._pending.last_id = MAX_REQUEST_ID - 1
         ids = []
         for _ in range(2):
             ids.append(client.request_async(ENTRY, {}, lambda err, body: None))
@@ -719,5 +719,5 @@ def test_timeouts_still_fire_after_the_sweeper_idled(peer):
             with pytest.raises(RequestTimeout) as info:
                 client.request(ENTRY, {}, timeout=0.05)
             assert info.value.request_id == rid
-            wait_until(lambda: client._sweep_interval == float("inf"), WAIT,  # idle: nothing pending
-                       message="the request sweeper to go idle")
+            wait_until(lambda: client._pending._sweep_interval == float("inf"), WAIT,
+                       message="the request sweeper to go idle")   # idle: nothing pending

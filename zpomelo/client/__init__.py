@@ -6,15 +6,15 @@
         chat = client.wait_push("onChat", timeout=5)
 
 Modules: `connection` (Client: handshake, requests, pushes, heartbeats), `transport` (socket,
-TLS, WebSocket upgrade, framing, the writer), `pushes` (handlers and the wait_push queue),
-`cache` (HandshakeCache), `errors`.
+TLS, WebSocket upgrade, framing, the writer), `requests` (pending requests, ids, timeouts),
+`pushes` (handlers and the wait_push queue), `cache` (HandshakeCache), `errors`.
 """
 from zpomelo.client.cache import HandshakeCache
 from zpomelo.client.connection import (CLIENT_TYPE, CLIENT_VERSION, DEFAULT_MAX_QUEUED,
-                                       DEFAULT_PUSH_QUEUE, DEFAULT_REQUEST_TIMEOUT,
-                                       MAX_REQUEST_ID, Client)
+                                       DEFAULT_PUSH_QUEUE, DEFAULT_REQUEST_TIMEOUT, Client)
 from zpomelo.client.errors import (ClientError, ClientTimeout, ConnectionClosed, HandshakeError,
                                    RequestTimeout)
+from zpomelo.client.requests import MAX_REQUEST_ID
 
 __all__ = ["Client", "HandshakeCache", "ClientError", "ClientTimeout", "ConnectionClosed",
            "HandshakeError", "RequestTimeout", "CLIENT_TYPE", "CLIENT_VERSION", "MAX_REQUEST_ID",

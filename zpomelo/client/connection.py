@@ -16,9 +16,9 @@ from gevent.event import AsyncResult, Event
 from gevent.hub import Waiter, get_hub
 
 from zpomelo.client.cache import HandshakeCache
-from zpomelo.client.errors import (ClientTimeout, ConnectionClosed, HandshakeError,
-                                   RequestTimeout)
+from zpomelo.client.errors import ClientTimeout, ConnectionClosed, HandshakeError
 from zpomelo.client.pushes import PushInbox
+from zpomelo.client.requests import PendingRequests
 from zpomelo.client.transport import Transport
 from zpomelo.errors import BodyError, ProtocolError
 from zpomelo.protocol import handshake, message, package
@@ -28,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 CLIENT_TYPE = "zpomelo-python"
 CLIENT_VERSION = "0.1.0"
-MAX_REQUEST_ID = (1 << 31) - 1
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_PUSH_QUEUE = 10000
 DEFAULT_MAX_QUEUED = 100000          # packages waiting for the writer before we give up
@@ -73,21 +72,13 @@ class Client:
         self._state = _INITED
         self._connection = None        # the Transport, once connected
         self._write = None             # its write(pkg) -> bool
-        self._last_id = 0
-        # id -> (route, Waiter of a blocked request() | None, callback | None, deadline, timeout)
-        self._pending = {}
+        self._pending = PendingRequests(self._codec, self)
         self._handshake_reply = AsyncResult()
         self._pushes = PushInbox(push_queue_size)
         self._kick_handlers = []
         self._close_handlers = []
-        self._reader = self._heartbeater = self._sweeper = None
-        # The sweeper's tick; infinite while it idles (nothing pending), so the one comparison
-        # `timeout < self._sweep_interval` per request both sets the tick and wakes it.
-        self._sweep_interval = float("inf")
-        self._sweep_tick = float("inf")
-        self._sweep_wake = Event()
+        self._reader = self._heartbeater = None
         self._hub = get_hub()
-        self._run_soon = self._hub.loop.run_callback   # wakes a Waiter from the hub
 
     # ---- connecting --------------------------------------------------------------------------
 
@@ -142,25 +133,17 @@ class Client:
             timeout = self.request_timeout
         if getcurrent() is self._reader:
             raise RuntimeError(_IN_READER % "request()")
-        rid = self._last_id + 1
-        if rid > MAX_REQUEST_ID:
-            rid = 1                      # ids wrap within 1..2^31-1; 0 would mean "notify"
-        self._last_id = rid
+        pending = self._pending
+        rid = pending.next_id()
         self._send(self._codec.encode_request(rid, route, {} if body is None else body))
         # A bare Waiter woken from the hub, and the sweeper for the deadline: no Event and no
         # timer per request (a third of the cost of AsyncResult.wait(timeout)).
         waiter = Waiter(self._hub)
-        if timeout:
-            self._pending[rid] = (route, waiter, None, _monotonic() + timeout, timeout)
-            if timeout < self._sweep_interval:
-                self._start_sweeper(timeout)
-        else:
-            self._pending[rid] = (route, waiter, None, None, None)
+        pending.add(rid, route, waiter, None, timeout)
         try:
             return waiter.get()
         except BaseException:          # timeout, close, or the caller's own Timeout / kill
-            if self._pending.pop(rid, None) is not None:
-                self._codec.forget(rid)
+            pending.abandon(rid)
             raise
 
     def request_async(self, route, body, callback, timeout=None):
@@ -174,17 +157,10 @@ class Client:
         """
         if timeout is None:
             timeout = self.request_timeout
-        rid = self._last_id + 1
-        if rid > MAX_REQUEST_ID:
-            rid = 1                      # ids wrap within 1..2^31-1; 0 would mean "notify"
-        self._last_id = rid
+        pending = self._pending
+        rid = pending.next_id()
         self._send(self._codec.encode_request(rid, route, {} if body is None else body))
-        if timeout:
-            self._pending[rid] = (route, None, callback, _monotonic() + timeout, timeout)
-            if timeout < self._sweep_interval:
-                self._start_sweeper(timeout)
-        else:
-            self._pending[rid] = (route, None, callback, None, None)
+        pending.add(rid, route, None, callback, timeout)
         return rid
 
     def notify(self, route, body=None):
@@ -296,13 +272,7 @@ class Client:
             self._on_bad_message(exc)
             return
         if mtype == message.RESPONSE:
-            entry = self._pending.pop(mid, None)
-            if entry is None:
-                logger.debug("%r: response to unknown or timed-out request %d", self, mid)
-            elif entry[1] is not None:
-                self._run_soon(entry[1].switch, body)
-            else:
-                self._run_callback(entry, None, body)
+            self._pending.answer(mid, body)
         elif mtype == message.PUSH:
             self._pushes.deliver(route, body, self)
         else:
@@ -313,24 +283,8 @@ class Client:
         this message is lost: its request fails with the error, anything else is dropped."""
         self.bad_messages += 1
         msg_id = exc.msg_id if isinstance(exc, BodyError) else 0
-        entry = self._pending.pop(msg_id, None) if msg_id else None
-        if entry is None:
+        if not self._pending.fail(msg_id, exc):
             logger.warning("%r: dropping a message that does not decode: %s", self, exc)
-        else:
-            self._fail(entry, exc)
-
-    def _fail(self, entry, error):
-        """Fail one pending request: raise in its blocked request(), or call its callback."""
-        if entry[1] is not None:
-            self._run_soon(entry[1].throw, error)
-        else:
-            self._run_callback(entry, error, None)
-
-    def _run_callback(self, entry, error, body):
-        try:
-            entry[2](error, body)
-        except Exception:
-            logger.exception("%r: callback of request %r failed", self, entry[0])
 
     def _on_handshake(self, body):
         reply = handshake.parse_response(body)
@@ -383,35 +337,6 @@ class Client:
                 next_beat = now + interval
             gevent.sleep(max(0.0, min(next_beat, last_recv + timeout) - now))
 
-    def _start_sweeper(self, timeout):
-        self._sweep_tick = min(self._sweep_tick, 0.5, max(0.005, timeout / 8.0))
-        self._sweep_interval = self._sweep_tick
-        if self._sweeper is None:
-            if self._state is not _CLOSED:
-                self._sweeper = gevent.spawn(self._sweep_loop)
-        else:
-            self._sweep_wake.set()
-
-    def _sweep_loop(self):
-        """Fail requests past their deadline; one scan of the (small) pending table per tick."""
-        while self._state is not _CLOSED:
-            if not self._pending:
-                self._sweep_interval = float("inf")
-                self._sweep_wake.clear()
-                self._sweep_wake.wait()
-                continue
-            gevent.sleep(self._sweep_interval)
-            now = _monotonic()
-            pending = self._pending
-            expired = [rid for rid, entry in pending.items()
-                       if entry[3] is not None and entry[3] <= now]
-            for rid in expired:
-                entry = pending.pop(rid, None)
-                if entry is None or self._state is _CLOSED:   # a callback may have closed us
-                    break
-                self._codec.forget(rid)
-                self._fail(entry, RequestTimeout(entry[0], rid, entry[4]))
-
     # ---- pushes ------------------------------------------------------------------------------
 
     def _wait_push(self, route, timeout):
@@ -434,12 +359,11 @@ class Client:
         text = "connection to %s:%s closed: %s" % (self.host, self.port, reason)
         if not self._handshake_reply.ready():
             self._handshake_reply.set_exception(ConnectionClosed(text, reason))
-        pending, self._pending = self._pending, {}
-        for entry in pending.values():   # one exception each: they get separate tracebacks
-            self._fail(entry, ConnectionClosed(text, reason))
+        # One exception each: they get separate tracebacks.
+        self._pending.fail_all(lambda: ConnectionClosed(text, reason))
         self._pushes.wake()
         current = gevent.getcurrent()
-        for greenlet in (self._reader, self._heartbeater, self._sweeper):
+        for greenlet in (self._reader, self._heartbeater):
             if greenlet is not None and greenlet is not current:
                 greenlet.kill(block=False)
         if self._connection is not None:
