@@ -513,6 +513,23 @@ def test_client_close_flushes_and_closes(peer):
     client.close()                                   # idempotent
 
 
+def test_more_than_max_queued_packages_closes_with_a_clear_error(peer):
+    client, conn, _ = connect(peer, max_queued=50)
+    failed = AsyncResult()
+    client.request_async(ENTRY, {}, lambda err, body: failed.set(err))
+    pad = "x" * 10000
+    # Notifies never yield, so the peer cannot read meanwhile: the socket buffers fill, then
+    # the writer's queue, and the 51st queued package closes the connection.
+    with pytest.raises(ConnectionClosed, match="more than 50 packages queued"):
+        for _ in range(100000):
+            client.notify("a.b.c", {"pad": pad})
+    assert client.closed.is_set() and "not reading" in client.close_reason
+    assert isinstance(failed.get(timeout=WAIT), ConnectionClosed)
+    with pytest.raises(ConnectionClosed, match="is closed"):
+        client.notify("a.b.c", {})
+    assert conn.eof.wait(WAIT)
+
+
 def test_bad_package_header_from_server_closes_with_protocol_error(peer):
     client, conn, _ = connect(peer)
     g = spawn_request(client, ENTRY, {})

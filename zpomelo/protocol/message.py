@@ -196,6 +196,9 @@ def decode_parts(data):
         if n > 1 and data[1] < 0x80:
             msg_id = data[1]
             pos = 2
+        elif n > 2 and data[2] < 0x80:          # ids 128..16383: most of a session's life
+            msg_id = (data[1] & 0x7F) | (data[2] << 7)
+            pos = 3
         else:
             msg_id, pos = decode_id(data, 1)
     if mtype == RESPONSE:
