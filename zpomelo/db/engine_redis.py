@@ -6,6 +6,9 @@ version now stored and, only if all match, writes every change and bumps the ver
 step no other client can interleave with. Nothing in Redis is a lock: a server that dies holds
 nothing others wait for, and its unfinished transactions simply never commit.
 
+Commits waiting at the same moment go out together, one pipeline on one connection: one round
+trip, and Redis applies the scripts in order (each still checks its own versions).
+
 Durability is Redis's: with ``appendonly yes`` and ``appendfsync always`` a commit is answered
 after it is fsynced to the AOF, so a kill -9 (or power loss) of redis-server loses nothing
 acknowledged; ``everysec`` may lose the last second. Replication is asynchronous: see README.
@@ -16,6 +19,9 @@ might be lost by a failover), never as success.
 Needs the ``redis`` package (``pip install zpomelo[redis]``); imported only when used.
 """
 import logging
+
+import gevent
+from gevent.event import AsyncResult, Event
 
 from zpomelo.db.errors import Conflict, StoreUnavailable
 from zpomelo.db.locks import printable
@@ -56,7 +62,7 @@ class RedisEngine:
     name = "redis"
 
     def __init__(self, url="redis://127.0.0.1:6379/0", prefix="zp:", wait_replicas=0,
-                 wait_timeout=1.0, socket_timeout=10.0, client=None):
+                 wait_timeout=1.0, socket_timeout=10.0, client=None, max_batch=256):
         try:
             import redis
         except ImportError:
@@ -70,8 +76,12 @@ class RedisEngine:
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
         self._script = self.client.register_script(COMMIT_SCRIPT)
         self._offload = Offloader(8)
+        self.max_batch = max_batch
+        self._queue = []
+        self._wakeup = Event()
         self._closed = False
         self.stats = {"commits": 0, "conflicts": 0}
+        self._writer = gevent.spawn(self._write_loop)
 
     def _guarded(self, fn, *args):
         try:
@@ -88,34 +98,73 @@ class RedisEngine:
         return (int(version) if version is not None else 0), data
 
     def commit_async(self, checks, writes):
-        return self._offload.call(self._guarded, self._commit, checks, writes)
+        result = AsyncResult()
+        if self._closed:
+            result.set_exception(StoreUnavailable("the Redis store %s is closed" % self.url))
+            return result
+        self._queue.append((checks, writes, result))
+        self._wakeup.set()
+        return result
 
-    def _commit(self, checks, writes):
-        keys = list(checks)
-        n = len(keys)
-        args = [n]
-        args.extend(checks[k] for k in keys)
-        args.extend(("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys)
-        args.extend((writes.get(k) or b"") for k in keys)
-        ok, payload = self._script(keys=[self.prefix + k for k in keys], args=args)
+    def _write_loop(self):
+        """Group commit: every commit waiting goes out in one pipeline (one round trip; Redis
+        runs the scripts one after the other and, with appendfsync always, fsyncs them once)."""
+        while True:
+            self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._queue[:self.max_batch]
+                del self._queue[:len(batch)]
+                outcome = self._offload.call(self._guarded, self._commit_batch,
+                                             [(c, w) for c, w, _ in batch])
+                try:
+                    outcomes = outcome.get()
+                except BaseException as exc:  # StoreUnavailable: every commit's outcome unknown
+                    outcomes = [exc] * len(batch)
+                for (_, _, result), one in zip(batch, outcomes):
+                    if isinstance(one, BaseException):
+                        result.set_exception(one)
+                    else:
+                        result.set(one)
+            if self._closed:
+                return
+
+    def _commit_batch(self, batch):
+        pipe = self.client.pipeline(transaction=False)
+        for checks, writes in batch:
+            keys = list(checks)
+            n = len(keys)
+            args = [n]
+            args.extend(checks[k] for k in keys)
+            args.extend(("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys)
+            args.extend((writes.get(k) or b"") for k in keys)
+            self._script(keys=[self.prefix + k for k in keys], args=args, client=pipe)
+        replies = pipe.execute(raise_on_error=False)
+        outcomes = [self._outcome(reply, writes) for reply, (_, writes) in zip(replies, batch)]
+        if self.wait_replicas > 0 and any(not isinstance(o, BaseException) for o in outcomes):
+            acked = self.client.wait(self.wait_replicas, int(self.wait_timeout * 1000))
+            if acked < self.wait_replicas:
+                error = StoreUnavailable(
+                    "the commit reached the Redis primary but only %d of %d replicas confirmed it "
+                    "within %.3gs: it may be lost if the primary fails now" % (
+                        acked, self.wait_replicas, self.wait_timeout))
+                outcomes = [o if isinstance(o, BaseException) else error for o in outcomes]
+        return outcomes
+
+    def _outcome(self, reply, writes):
+        if isinstance(reply, Exception):
+            return StoreUnavailable("Redis %s refused a commit: %s" % (self.url, reply))
+        ok, payload = reply
         plen = len(self.prefix)
         if not ok:
-            stale = [k.decode()[plen:] if isinstance(k, bytes) else k[plen:] for k in payload]
+            stale = [(k.decode() if isinstance(k, bytes) else k)[plen:] for k in payload]
             self.stats["conflicts"] += 1
-            return_error = Conflict("another server changed %s since this transaction read it" % (
+            return Conflict("another server changed %s since this transaction read it" % (
                 ", ".join(printable(k) for k in stale[:5])), stale)
-            raise return_error
         versions = {}
         for i in range(0, len(payload), 2):
             key = payload[i].decode() if isinstance(payload[i], bytes) else payload[i]
             versions[key[plen:]] = int(payload[i + 1])
-        if self.wait_replicas > 0 and writes:
-            acked = self.client.wait(self.wait_replicas, int(self.wait_timeout * 1000))
-            if acked < self.wait_replicas:
-                raise StoreUnavailable(
-                    "the commit reached the Redis primary but only %d of %d replicas confirmed it "
-                    "within %.3gs: it may be lost if the primary fails now" % (
-                        acked, self.wait_replicas, self.wait_timeout))
         self.stats["commits"] += 1
         return versions
 
@@ -123,6 +172,8 @@ class RedisEngine:
         if self._closed:
             return
         self._closed = True
+        self._wakeup.set()
+        self._writer.join(timeout=5)
         self._offload.close()
         try:
             self.client.close()

@@ -1,0 +1,117 @@
+"""Transactions per second and latency (issue 11): a read-modify-write of one document and a
+two-document transfer, each in a transaction, against the same read-modify-write on process memory
+(the plain handler), in the same run, on each engine. 50 clients, one request in flight each,
+client -> connector -> game backend -> client.
+
+    python tests/bench/bench_db.py [--runs 3] [--duration 8] [--clients 50] [--engines sqlite,redis]
+        [--synchronous FULL] [--out tests/bench/results/db.json]
+
+Servers: tests/bench/bench_db_app (connector on client port 3030, game backend), real processes;
+Redis: a redis-server started here with appendonly yes, appendfsync always (stopped by pid).
+"""
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from bench_targets import ROOT, ZpomeloApp  # noqa: E402
+
+from zpomelo.bench import BenchOptions, run_bench  # noqa: E402
+from zpomelo.testing import wait_until  # noqa: E402
+
+APP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_db_app")
+ROUTES = {"plain": "game.gameHandler.plain", "rmw": "game.gameHandler.rmw",
+          "transfer": "game.gameHandler.transfer"}
+
+
+def start_redis(directory):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([shutil.which("redis-server") or "/usr/bin/redis-server", "--port", str(port),
+                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
+                             "--appendfsync", "always", "--dir", directory],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def up():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return True
+        except OSError:
+            return False
+    wait_until(up, 10, message="redis-server")
+    return proc, port
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--engines", default="sqlite,redis")
+    parser.add_argument("--synchronous", default="FULL")
+    parser.add_argument("--out", default=os.path.join(ROOT, "tests", "bench", "results", "db.json"))
+    args = parser.parse_args()
+    runs = {}
+    for engine in args.engines.split(","):
+        tmp = tempfile.mkdtemp(prefix="zpomelo-bench-db-")
+        redis = None
+        if engine == "sqlite":
+            options = {"engine": "sqlite", "path": os.path.join(tmp, "bench.db"),
+                       "synchronous": args.synchronous}
+        else:
+            redis, port = start_redis(tmp)
+            options = {"engine": "redis", "url": "redis://127.0.0.1:%d/0" % port}
+        try:
+            with ZpomeloApp(app_dir=APP_DIR, server_ids=("game-server-1", "connector-server-1"),
+                            ports=(3030,), extra_env={"ZPOMELO_BENCH_DB": json.dumps(options)}) as server:
+                for round_no in range(args.runs):
+                    for case, route in ROUTES.items():
+                        result = run_bench(BenchOptions(
+                            mode="echo", port=3030, route=route, body={}, transport="ws",
+                            clients=args.clients, duration=args.duration, warmup=args.warmup,
+                            pids=tuple(server.pids)))
+                        key = "%s/%s" % (engine, case)
+                        runs.setdefault(key, []).append(result)
+                        print("round %d %-16s %9.1f req/s  p50 %s ms  p99 %s ms  errors %d" % (
+                            round_no + 1, key, result["throughput"], result["latency_ms"].get("p50"),
+                            result["latency_ms"].get("p99"), result["errors"]), file=sys.stderr, flush=True)
+        finally:
+            if redis is not None:
+                redis.terminate()
+                redis.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
+    summary = {}
+    for key, results in runs.items():
+        summary[key] = {
+            "requests_per_s": statistics.median(r["throughput"] for r in results),
+            "p50_ms": statistics.median(r["latency_ms"]["p50"] for r in results),
+            "p99_ms": statistics.median(r["latency_ms"]["p99"] for r in results),
+            "errors": sum(r["errors"] for r in results),
+        }
+    for engine in args.engines.split(","):
+        plain = summary.get("%s/plain" % engine)
+        for case in ("rmw", "transfer"):
+            row = summary.get("%s/%s" % (engine, case))
+            if plain and row and row["requests_per_s"]:
+                row["cost_vs_plain"] = round(plain["requests_per_s"] / row["requests_per_s"], 2)
+    report = {"date": time.strftime("%Y-%m-%d"), "clients": args.clients, "duration": args.duration,
+              "runs": args.runs, "synchronous": args.synchronous, "summary": summary}
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(report, f, indent=1)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()
