@@ -133,12 +133,14 @@ def main():
 
 @main.command(context_settings=CONTEXT)
 @click.argument("directory")
-def init(directory):
+@click.option("--template", type=click.Choice(["project", "quick"]), default="project", show_default=True,
+              help="project: gate, connector, a game backend; quick: players/areas/items in app.db")
+def init(directory, template):
     """Create a new project in DIRECTORY (gate, connector, a game backend, configs)."""
     target = Path(directory).absolute()
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         fail("%s already exists and is not empty; choose a new directory" % target)
-    shutil.copytree(TEMPLATE_DIR, target, dirs_exist_ok=True,
+    shutil.copytree(TEMPLATE_DIR.parent / template, target, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     click.echo("created a zpomelo project in %s\nnext: cd %s && zpomelo start" % (target, target))
 
