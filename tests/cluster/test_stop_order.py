@@ -140,3 +140,52 @@ def test_a_failed_start_closes_what_it_had_bound():
         assert app.get("ledger").log == []   # no component was started
     finally:
         taken.close()
+
+
+@pytest.mark.timeout(150)
+def test_zpomelo_stop_of_a_backend_process_answers_its_request_and_refuses_new_ones(tmp_path):
+    """The same with real processes: `zpomelo stop chat-1` while a forwarded request runs there."""
+    import shutil
+    import subprocess
+    import sys
+
+    from zpomelo.client import Client
+    from zpomelo.testing import ProcessCluster
+
+    project = tmp_path / "game"
+    shutil.copytree(APP_DIR, project)
+    started, release = tmp_path / "started", tmp_path / "release"
+    with ProcessCluster(project, "test", password="test-secret") as cluster:
+        servers = cluster.servers()
+        port = servers["connector-1"]["clientPort"]
+        client = Client.connect("127.0.0.1", port)
+        other = Client.connect("127.0.0.1", port)
+        try:
+            held = _ask(client, "chat.work.hold_files", {"started": str(started), "release": str(release)})
+            wait_until(started.exists, 20, message="the request to run on chat-1")
+            stopper = subprocess.Popen(
+                [sys.executable, "-m", "zpomelo.cli", "stop", "-e", "test", *cluster.auth, "chat-1"],
+                cwd=str(project), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            try:
+                def refused():
+                    answer = other.request("chat.work.quick", {}, timeout=10)
+                    return answer.get("code") == 500 and answer
+                answer = wait_until(refused, 20, message="a request to chat-1 to be refused")
+                assert "server chat-1 is stopping" in answer["error"], answer
+                release.write_text("go")
+                error, answer = held.get(timeout=20)
+                assert error is None and answer == {"released": True, "server": "chat-1"}
+                output, _ = stopper.communicate(timeout=60)
+                assert stopper.returncode == 0, output
+            finally:
+                if stopper.poll() is None:
+                    stopper.kill()
+                    stopper.wait()
+            pid = servers["chat-1"]["pid"]
+            wait_until(lambda: not os.path.exists("/proc/%d" % pid), 15, message="chat-1 to exit")
+            with open(project / "logs" / "chat-1.log", encoding="utf-8") as f:
+                log = f.read()
+            assert "chat-1 stopped" in log and "still running" not in log
+        finally:
+            client.close()
+            other.close()

@@ -35,3 +35,4 @@ def configure(app):
     app.set("ledger", ledger)
     app.load(ledger)
     app.set("connectorConfig", {"heartbeat": 5})
+    app.set("drainTimeout", 8)   # under the master's 10 s before it kills a stopping server
