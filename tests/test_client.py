@@ -1,4 +1,4 @@
-"""zpomelo.client against a scripted fake peer (no server): wire bytes vs PROTOCOL.md section 9.
+"""zpomelo.client against a scripted fake peer (no server): wire bytes vs docs/protocol.md section 9.
 
 The peer is a gevent StreamServer on 127.0.0.1 port 0. It records every package the client sends
 (over WebSocket it unframes with protocol/websocket.py and insists on masked frames) and sends
@@ -31,7 +31,7 @@ def hx(text):
     return bytes.fromhex(text.replace(" ", ""))
 
 
-# PROTOCOL.md section 9
+# docs/protocol.md section 9
 V_REQUEST = hx("04 00 00 2a 00 01 1c 63 6f 6e 6e 65 63 74 6f 72 2e 65 6e 74 72 79 48 61 6e 64 6c"
                "65 72 2e 65 6e 74 72 79 7b 22 75 69 64 22 3a 22 61 22 7d")
 V_REQUEST_DICT = hx("04 00 00 0f 01 01 00 08 7b 22 75 69 64 22 3a 22 61 22 7d")

@@ -1,6 +1,6 @@
 """Runs one request through the filters and the user's handler function, and shapes the answer.
 
-PROTOCOL.md section 8: one response per request; ``{}`` when the handler returns nothing; an error
+docs/protocol.md section 8: one response per request; ``{}`` when the handler returns nothing; an error
 body always carries ``code`` (500 unless the error says otherwise).
 """
 import logging

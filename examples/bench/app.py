@@ -1,4 +1,5 @@
-"""The bench app: the same servers, routes, bodies and settings as ../shared/peer/pinus-app.
+"""The bench app: the same servers, routes, bodies and settings as the pinus reference app
+(pinus 1.7.4, outside this repository: see README.md).
 
 connector-server-1 (frontend, heartbeat 10 s, route dictionary on, JSON bodies) and
 chat-server-1 (backend); requests for chat.* go to the chat server picked by crc32 of the

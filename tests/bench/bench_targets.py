@@ -3,7 +3,8 @@
 - `ZpomeloApp(app_dir, env, server_ids)`: one `python -m zpomelo.server` process per server
   (static membership from servers.json, no master), started backends first, each waited for
   through its --ready-file.
-- `PinusApp()`: ../shared/peer/pinus-app through its run.sh (start, pids, stop).
+- `PinusApp()`: the pinus reference app through its run.sh (start, pids, stop); the app lives
+  outside this repository, in the directory named by the environment variable PINUS_APP.
 Both are context managers with `.pids` (the server processes) and `.ports` (client ports).
 """
 import json
@@ -18,7 +19,7 @@ from zpomelo.testing import wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BENCH_APP = os.path.join(ROOT, "examples", "bench")
-PINUS_RUN = os.path.join(os.path.dirname(ROOT), "shared", "peer", "pinus-app", "run.sh")
+PINUS_RUN = os.path.join(os.environ.get("PINUS_APP", ""), "run.sh")
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
@@ -110,6 +111,9 @@ class PinusApp:
         self.pids = []
 
     def start(self):
+        if not os.path.isfile(self.run_sh):
+            raise RuntimeError("no pinus app at %r: set PINUS_APP to the directory of the pinus "
+                               "reference app (the one holding run.sh)" % self.run_sh)
         refuse_busy_ports([3005, 3010, 3150, 6050])
         done = subprocess.run([self.run_sh, "start"], capture_output=True, text=True, timeout=300)
         if done.returncode != 0:

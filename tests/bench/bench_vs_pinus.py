@@ -1,4 +1,4 @@
-"""zpomelo's examples/bench against pinus' ../shared/peer/pinus-app, same load, same run.
+"""zpomelo's examples/bench against the pinus reference app (directory in $PINUS_APP), same load, same run.
 
     /work/venv/bin/python tests/bench/bench_vs_pinus.py [--runs 3] [--duration 10] \
         [--scenarios echo50,echo200,chat200,connect2000] [--targets zpomelo,zpomelo-2fe,pinus] \

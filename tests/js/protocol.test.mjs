@@ -1,4 +1,4 @@
-// The chat page's codec against PROTOCOL.md: section 9 vectors and the section 7 protobuf example,
+// The chat page's codec against docs/protocol.md: section 9 vectors and the section 7 protobuf example,
 // byte for byte. Run: node --test tests/js/
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -1,4 +1,4 @@
-"""Byte-for-byte vectors: PROTOCOL.md sections 6, 7 and 9, and vectors from Pomelo's own codecs."""
+"""Byte-for-byte vectors: docs/protocol.md sections 6, 7 and 9, and vectors from Pomelo's own codecs."""
 import json
 import os
 

@@ -1,4 +1,4 @@
-"""A Pomelo client on gevent, over raw TCP or WebSocket (PROTOCOL.md): for tests, bots, the load tool.
+"""A Pomelo client on gevent, over raw TCP or WebSocket (docs/protocol.md): for tests, bots, the load tool.
 
     with Client.connect("127.0.0.1", 3010, transport="ws", user={"token": "t"}) as client:
         body = client.request("connector.entryHandler.entry", {"uid": "a"})

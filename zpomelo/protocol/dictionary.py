@@ -1,4 +1,4 @@
-"""The route dictionary (route compression, PROTOCOL.md sections 4 and 7).
+"""The route dictionary (route compression, docs/protocol.md sections 4 and 7).
 
 Every handler route, sorted, is numbered from 1; then the routes of `config/dictionary.json`
 (push routes such as `onChat`) follow in file order. `version` is computed exactly as Pomelo does:

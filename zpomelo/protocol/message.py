@@ -1,4 +1,4 @@
-"""Pomelo message layer, the content of a DATA package (PROTOCOL.md section 6).
+"""Pomelo message layer, the content of a DATA package (docs/protocol.md section 6).
 
     flag: 1 byte | id: varint (REQUEST, RESPONSE) | route (REQUEST, NOTIFY, PUSH) | body: the rest
 

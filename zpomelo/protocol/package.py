@@ -1,4 +1,4 @@
-"""Pomelo package layer (PROTOCOL.md section 2): | type: 1 byte | length: 3 bytes BE | body |."""
+"""Pomelo package layer (docs/protocol.md section 2): | type: 1 byte | length: 3 bytes BE | body |."""
 import struct
 
 from zpomelo.errors import ProtocolError

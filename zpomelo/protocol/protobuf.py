@@ -1,4 +1,4 @@
-"""pomelo-protobuf: Pomelo's own protobuf dialect (PROTOCOL.md section 7), NOT Google protobuf.
+"""pomelo-protobuf: Pomelo's own protobuf dialect (docs/protocol.md section 7), NOT Google protobuf.
 
 Protos are JSON, one message per route, e.g.
     {"onMove": {"required uInt32 id": 1, "repeated Point path": 2,

@@ -1,6 +1,6 @@
 """Base-128 varints, low group first: the one writer and the one reader of the package.
 
-Pomelo writes message ids this way (at most 5 bytes, PROTOCOL.md section 6), and pomelo-protobuf
+Pomelo writes message ids this way (at most 5 bytes, docs/protocol.md section 6), and pomelo-protobuf
 its keys, numbers, lengths and counts (at most 10 bytes). Every read takes a byte limit, so a
 peer's never-ending varint costs at most that many bytes of work and never builds a huge int.
 Hot paths may test for a one-byte varint inline (`data[pos] < 0x80`) before calling `read`.

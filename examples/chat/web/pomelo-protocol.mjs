@@ -1,6 +1,6 @@
 // The Pomelo hybrid protocol as pure functions: packages, messages and pomelo-protobuf bodies.
 // No sockets and no DOM, so the same file runs in the browser and under `node --test`.
-// The byte layouts are those of PROTOCOL.md (sections 2, 6 and 7).
+// The byte layouts are those of docs/protocol.md in the zpomelo repository (sections 2, 6 and 7).
 
 const utf8Encoder = new TextEncoder();
 const utf8Decoder = new TextDecoder('utf-8', { fatal: true });
