@@ -92,6 +92,10 @@ def start_standbys(base_dir, env, as_json, spawn_master, only=None):
     for record in masters:
         if only and record.id != only:
             continue
+        if not only and not _local(base_dir, env, record):
+            click.echo("standby master %s is on %s: start it there with `zpomelo masterha -i %s`"
+                       % (record.id, record.host, record.id), err=True)
+            continue
         info = spawn_master(base_dir, env, ["--master-id", record.id, "--standby"],
                             log_name="%s.log" % record.id)
         infos.append(info)
@@ -105,6 +109,16 @@ def start_standbys(base_dir, env, as_json, spawn_master, only=None):
     return infos
 
 
+def _local(base_dir, env, record):
+    """Whether a master's host is this machine: loopback, the primary's host, or localHosts."""
+    from zpomelo import config
+    from zpomelo.master.launcher import LOOPBACK_NAMES
+    primary = config.load_master(base_dir, env)
+    local = {h.lower() for h in LOOPBACK_NAMES} | {primary.host.lower()}
+    local.update(str(h).lower() for h in primary.extra.get("localHosts") or ())
+    return record.host.lower() in local
+
+
 def masterha_command(spawn_master, fail, project_dir):
     @click.command(name="masterha", context_settings=dict(help_option_names=["--help"]))
     @click.option("-e", "--env", default="development", show_default=True)
@@ -116,7 +130,8 @@ def masterha_command(spawn_master, fail, project_dir):
     def masterha(env, directory, master_id, as_json):
         """Start standby masters (masterHA.standbys of config/master.json) in the background.
 
-        Each waits in the ZooKeeper election and takes the running cluster over when the
+        Without -i, the standbys whose host is this machine (loopback, the primary's host, or
+        localHosts); run it with -i on the other hosts. Each waits in the ZooKeeper election and takes the running cluster over when the
         leading master dies or loses its ZooKeeper session."""
         base_dir = project_dir(directory)
         cfg = _config(base_dir, env, fail)

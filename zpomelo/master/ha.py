@@ -329,6 +329,14 @@ class Candidate:
                 logger.debug("releasing the election lock: %s", e)
             self._lock = None
 
+    def current_record(self):
+        """The leader record as ZooKeeper has it now (a dict), or None."""
+        try:
+            return ha_config.decode_leader(self._client.get(self.cfg.leader_path)[0])
+        except Exception as e:      # NoNodeError: no cluster ever ran here
+            logger.debug("reading the leader record: %s", e)
+            return None
+
     def contenders(self):
         """Identifiers (dicts) of every master in the election, leader first."""
         try:

@@ -14,7 +14,7 @@ import os
 import gevent
 
 from zpomelo.errors import ZpomeloError
-from zpomelo.master import runstate
+from zpomelo.master import ha_config, runstate
 from zpomelo.master.ha import Candidate, ClusterStopped
 from zpomelo.master.master import Master
 
@@ -53,6 +53,14 @@ def run_ha_master(base_dir, env, cfg, record, standby, only_type, only_id, ready
     first_term = True
     try:
         while True:
+            if standby and first_term:
+                current = candidate.current_record()
+                if not current or current.get("state") != ha_config.RUNNING:
+                    why = ("no running cluster to take over (%s); start it with zpomelo start"
+                           % ("it was stopped" if current else "none was ever started"))
+                    logger.error("standby master %s: %s", record.id, why)
+                    ready({"ok": False, "error": why})
+                    return 1
             if standby or not first_term:
                 leader = candidate.contenders()
                 ready({"ok": True, "standby": True, "pid": os.getpid(), "id": record.id,
