@@ -147,3 +147,14 @@ def test_the_readme_examples_pass_against_the_chat_example(pytester):
     pytester.makeini("[pytest]\nzpomelo_project = %s\n" % os.path.join(ROOT, "examples", "chat"))
     pytester.makepyfile(test_readme="\n\n".join(blocks))
     run(pytester).assert_outcomes(passed=3)
+
+
+def test_fake_app_takes_a_project_named_by_the_test_over_the_ini(pytester):
+    pytester.makeini("[pytest]\nzpomelo_project = %s\n" % CLUSTER_APP)
+    pytester.makepyfile(test_game="""
+        def test_it(fake_app):
+            chat = fake_app("chat-server-1", project_dir=%r)
+            assert chat.env == "test" and chat.server_type == "chat"
+            assert fake_app("connector-1").server_type == "connector"
+    """ % os.path.join(ROOT, "examples", "chat"))
+    run(pytester).assert_outcomes(passed=1)

@@ -152,11 +152,14 @@ def fake_app(request, zpomelo_project, zpomelo_env):
     made = []
 
     def _fake_app(server_id=None, **options):
-        if "server_type" in options and "project_dir" not in options:
-            app = FakeApp(server_id=server_id, env=options.pop("env", zpomelo_env) or "test", **options)
+        env = options.pop("env", None) or zpomelo_env
+        if "project_dir" in options:       # named by the test: it wins over marker and ini
+            project = options.pop("project_dir")
+            app = FakeApp(project, server_id, env=env or default_env(project), **options)
+        elif "server_type" in options:     # a bare server, no project
+            app = FakeApp(server_id=server_id, env=env or "test", **options)
         else:
-            project, env = _project_and_env(request, options.pop("project_dir", zpomelo_project),
-                                            options.pop("env", zpomelo_env))
+            project, env = _project_and_env(request, zpomelo_project, env)
             app = FakeApp(project, server_id, env=env, **options)
         made.append(app)
         return app
