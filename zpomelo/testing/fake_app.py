@@ -12,25 +12,23 @@ Arguments, answers and pushed messages go through msgpack as on the wire, so a v
 cluster could not send (a set, an object) fails here too.
 """
 import collections
-import logging
 import os
 
-import gevent.event
 import msgpack
 
+from zpomelo import loader, settings
 from zpomelo.application import Application
 from zpomelo.backend_session import BackendSessionService
-from zpomelo.channel import ChannelService, GlobalChannelService, GlobalMembers
+from zpomelo.channel import GlobalMembers
 from zpomelo.config import ServerRecord, load_servers
 from zpomelo.db.routes import install_routes
 from zpomelo.errors import CODE_FAIL, ConfigError, RpcError, ServerGone
-from zpomelo.handler import FilterChain, HandlerService
-from zpomelo.membership import Membership, as_record
+from zpomelo.handler import HandlerService
+from zpomelo.membership import as_record
 from zpomelo.pushes import BROADCAST, PUSH, Pushes
-from zpomelo.router import Router
-from zpomelo.rpc_proxy import RpcProxy
-from zpomelo import loader, settings
-from zpomelo.sysapi import GCHAN_ADD, GCHAN_DESTROY, GCHAN_LEAVE, GCHAN_MEMBERS, SYS, SysCalls
+from zpomelo.sysapi import GCHAN_ADD, GCHAN_DESTROY, GCHAN_LEAVE, GCHAN_MEMBERS, SYS
+
+NO_PROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-project")  # never created
 
 GLOBAL_MEMBERS_CALLS = {GCHAN_ADD: "add", GCHAN_LEAVE: "leave", GCHAN_MEMBERS: "members",
                         GCHAN_DESTROY: "destroy"}
@@ -88,14 +86,11 @@ class FakeApp(Application):
 
     def __init__(self, project_dir=None, server_id=None, env="test", server_type=None,
                  servers=(), frontend=False, settings=None):
-        # Not Application.__init__: that one would read a project to run; this one fakes the sockets.
-        self.env = env
-        self.base_dir = os.path.abspath(project_dir) if project_dir is not None else None
-        self.master_endpoint = None
+        base_dir = os.path.abspath(project_dir) if project_dir is not None else None
         records = [as_record(r) for r in servers]
-        if self.base_dir is not None:
-            records = load_servers(self.base_dir, env) + records
-            record = _pick_record(records, server_id, self.base_dir, env)
+        if base_dir is not None:
+            records = load_servers(base_dir, env) + records
+            record = _pick_record(records, server_id, base_dir, env)
         else:
             if server_type is None:
                 raise ConfigError("FakeApp needs a project_dir or a server_type")
@@ -103,49 +98,26 @@ class FakeApp(Application):
                                   host="127.0.0.1", port=0, frontend=frontend,
                                   client_port=0 if frontend else None)
             records = [record] + records
-        self.current_server = record
-        self.server_id = record.id
-        self.server_type = record.server_type
-        self.is_frontend = bool(record.frontend)
-        self.settings = {"env": env, "base": self.base_dir, "serverId": record.id,
-                         "serverType": record.server_type, "curServer": record}
-        self.settings.update(settings or {})
-        self.logger = logging.getLogger("zpomelo.app." + record.id)
-
-        self.filters = FilterChain()
-        self.rpc_filters = []
-        self.error_handler = None
-        self.components = []
-        self.lifecycle = None
-        self.state = "started"
-
-        self.membership = Membership(record.id)
-        for r in records:
-            self.membership.add(r)
-        self.rpc = RpcProxy(self)
-        self.router = Router(self)
-        self.sys_calls = SysCalls(self)
-        self.pushes = _RecordingPushes(self)
-        self.rpc_client = self.remotes = _RecordingRpc(self)
-        self.rpc_server = self.bus = self.frontend = self.session_service = None
-        self.connector = self.agent = self.handler_service = None
-        self.channel_service = ChannelService(self)
-        self.global_channel_service = GlobalChannelService(self)
-        self.backend_session_service = BackendSessionService(self)
-        self.db = None   # no store is opened: a test that needs one assigns it
-        self._stopped = gevent.event.Event()
-
         self.rpc_calls = []
         self.pushes_sent = []
         self.unexpected = []
         self._stubs = {}
         self._global_members = collections.defaultdict(GlobalMembers)
         self._services = {}
-
-        if self.base_dir is not None:
-            app_module = loader.load_app_module(self.base_dir)
-            if app_module is not None and hasattr(app_module, "configure"):
-                app_module.configure(self)
+        # The Application's own set-up (it runs app.py's configure when there is a project), then
+        # the sockets' places taken by recorders. A bare app reads no project: NO_PROJECT has no app.py.
+        super().__init__(base_dir or NO_PROJECT, env, record)
+        if base_dir is None:
+            self.base_dir = self.settings["base"] = None
+        self.settings["curServer"] = record
+        self.settings.update(settings or {})
+        self.state = "started"
+        for r in records:
+            self.membership.add(r)
+        self.pushes = _RecordingPushes(self)
+        self.rpc_client = self.remotes = _RecordingRpc(self)
+        self.backend_session_service = BackendSessionService(self)
+        if base_dir is not None:
             install_routes(self)  # app/routes/<type>.py, as a starting server does
 
     def start(self):
