@@ -3,8 +3,9 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import sys
+
+from gevent import subprocess   # the CLI runs while the test's clients keep their heartbeats
 
 from zpomelo.config import find_config_file, load_admin_users
 from zpomelo.master import procinfo
