@@ -326,3 +326,25 @@ def test_a_connection_to_itself_is_dropped_and_never_taken_for_the_server(make_c
     with pytest.raises(RpcTimeout):
         client.call("ghost", "s", "m", [1], 0.3)
     assert "connected to itself" in caplog.text
+
+
+def test_binding_a_configured_port_inside_the_ephemeral_range_warns(tmp_path, caplog):
+    from zpomelo.rpc import zsock
+
+    (tmp_path / "ip_local_port_range").write_text("32768\t60999\n")
+    (tmp_path / "ip_local_reserved_ports").write_text("40000,41000-41010\n")
+    assert "inside net.ipv4.ip_local_port_range (32768-60999)" in zsock.ephemeral_port_clash(50000, str(tmp_path))
+    assert zsock.ephemeral_port_clash(3150, str(tmp_path)) is None           # below the range
+    assert zsock.ephemeral_port_clash(40000, str(tmp_path)) is None          # reserved
+    assert zsock.ephemeral_port_clash(41005, str(tmp_path)) is None
+    assert zsock.ephemeral_port_clash(50000, str(tmp_path / "missing")) is None
+    # on this machine: a port from port 0 lies in the live range, and binding it by number warns
+    holder, port = reserve_port()
+    sock = zmq.Context.instance().socket(zmq.ROUTER)
+    try:
+        assert zsock.bind(sock, "127.0.0.1", port, "test server") == port
+    finally:
+        sock.close(linger=0)
+        holder.close()
+    if zsock.ephemeral_port_clash(port):
+        assert "test server binds tcp://127.0.0.1:%d: port %d is inside" % (port, port) in caplog.text
