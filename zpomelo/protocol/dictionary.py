@@ -6,39 +6,15 @@ base64(md5(JSON.stringify(routeToCode))), so a client that cached Pomelo's dicti
 """
 import base64
 import hashlib
-import json
 
 from zpomelo.errors import ConfigError, ProtocolError
+from zpomelo.protocol import jsjson
 
 MAX_CODE = 0xFFFF
-_MAX_ARRAY_INDEX = (1 << 32) - 2
-
-
-def _is_array_index(key):
-    """True for the keys a JavaScript object orders first: canonical integers 0..2^32-2."""
-    return key.isdigit() and key.isascii() and (key == "0" or key[0] != "0") \
-        and int(key) <= _MAX_ARRAY_INDEX
-
-
-def js_key_order(value):
-    """A copy of `value` whose dicts list their keys in JavaScript's property order.
-
-    JavaScript objects list integer-like keys first (ascending), then the others in insertion
-    order; JSON.stringify follows that order, and Pomelo hashes that JSON into its versions.
-    """
-    if isinstance(value, dict):
-        items = [(str(k), v) for k, v in value.items()]
-        numeric = sorted((kv for kv in items if _is_array_index(kv[0])), key=lambda kv: int(kv[0]))
-        others = [kv for kv in items if not _is_array_index(kv[0])]
-        return {k: js_key_order(v) for k, v in numeric + others}
-    if isinstance(value, (list, tuple)):
-        return [js_key_order(v) for v in value]
-    return value
-
-
-def js_stringify(value):
-    """JSON.stringify(value) as Node would produce it (compact, raw UTF-8, JS key order)."""
-    return json.dumps(js_key_order(value), separators=(",", ":"), ensure_ascii=False)
+# JavaScript's property order and JSON.stringify live in jsjson; Pomelo hashes that JSON into
+# its dictionary and proto versions.
+js_key_order = jsjson.js_key_order
+js_stringify = jsjson.stringify
 
 
 def js_md5_base64(text):

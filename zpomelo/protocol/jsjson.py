@@ -25,6 +25,11 @@ _ARRAY_INDEX = re.compile(r"(?:0|[1-9][0-9]{0,9})\Z")
 _MAX_ARRAY_INDEX = 2 ** 32 - 2
 
 
+def is_array_index(key):
+    """True for the keys a JavaScript object lists first: canonical integers 0..2^32-2."""
+    return _ARRAY_INDEX.match(key) is not None and int(key) <= _MAX_ARRAY_INDEX
+
+
 def _surrogate(match):
     text = match.group()
     if len(text) == 2:      # a pair JavaScript would see as one character: write that character
@@ -91,7 +96,7 @@ def _ordered(obj):
     indexed, named = [], []
     for key, value in obj.items():
         key = _key(key)
-        if _ARRAY_INDEX.match(key) and int(key) <= _MAX_ARRAY_INDEX:
+        if is_array_index(key):
             indexed.append((int(key), key, value))
         else:
             named.append((key, value))
@@ -99,6 +104,16 @@ def _ordered(obj):
         return named
     indexed.sort(key=lambda item: item[0])
     return [(key, value) for _, key, value in indexed] + named
+
+
+def js_key_order(value):
+    """A copy of ``value`` whose dicts list their keys in JavaScript's property order (keys made
+    str), for code that hands the structure on rather than writing it."""
+    if isinstance(value, dict):
+        return {key: js_key_order(item) for key, item in _ordered(value)}
+    if isinstance(value, (list, tuple)):
+        return [js_key_order(item) for item in value]
+    return value
 
 
 def stringify(obj, python_numbers=False):
