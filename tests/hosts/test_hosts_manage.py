@@ -152,3 +152,32 @@ def test_a_host_ssh_cannot_log_in_to_fails_the_start_with_ssh_s_words(tmp_path, 
         wait_until(lambda: processes_mentioning(base) == [], message="nothing left running")
     finally:
         kill_project(base)
+
+
+def ssh_client_of(server_id):
+    """The pid of the local ssh client that runs server_id on another host."""
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            args = procinfo.cmdline(int(entry))
+            if args and args[0] == "ssh" and "--id %s " % server_id in " ".join(args) + " ":
+                return int(entry)
+    return None
+
+
+def test_a_lost_ssh_session_does_not_count_as_the_server_s_death(small_project):
+    base = small_project
+    ok(base, "start", "-D", "-e", ENV)
+    rows = rows_of(base)
+    ssh_pid = ssh_client_of("chat-server-1")
+    assert ssh_pid is not None
+    os.kill(ssh_pid, signal.SIGKILL)            # the session is gone, the server is not
+    wait_until(lambda: "chat-server-1: its ssh session ended" in master_log(base),
+               message="the master noticed the ssh session's end")
+    assert "still answers; watching it by its heartbeats" in master_log(base)
+    row = rows_of(base)["chat-server-1"]
+    assert row["state"] == "running" and row["pid"] == rows["chat-server-1"]["pid"]
+    assert row["restarts"] == 0 and procinfo.is_alive(row["pid"])     # auto-restart: not used
+    out = ok(base, "stop", "-e", ENV, *PW)           # and it is still managed: stopped too
+    assert "chat-server-1" in out
+    wait_until(lambda: not procinfo.is_alive(row["pid"]), message="chat-server-1 gone")
+    wait_until(lambda: processes_mentioning(base) == [], message="nothing of the project left")

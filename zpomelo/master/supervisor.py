@@ -159,10 +159,14 @@ class Supervisor:
         code = popen.wait()
         if proc.child is not popen:      # an older incarnation, or handed to heartbeats
             return
-        if proc.remote and code == SSH_FAILED and not proc.explicit_stop \
+        # ssh's 255 (its own failure, or the remote killed by a signal) or the ssh client itself
+        # killed here: the server may still run over there; ask it before believing it gone
+        unsure = code is None or code < 0 or code == SSH_FAILED
+        if proc.remote and unsure and not proc.explicit_stop \
                 and proc.registered.is_set() and self._answers(proc):
-            logger.warning("server %s: its ssh session ended (exit %d) but the server still "
-                           "answers; watching it by its heartbeats", proc.server_id, code)
+            logger.warning("server %s: its ssh session ended (%s) but the server still "
+                           "answers; watching it by its heartbeats", proc.server_id,
+                           proc.describe_exit(code))
             proc.child = None
             return
         reason = proc.describe_exit(code)
