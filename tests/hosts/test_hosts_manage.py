@@ -154,12 +154,15 @@ def test_a_host_ssh_cannot_log_in_to_fails_the_start_with_ssh_s_words(tmp_path, 
         kill_project(base)
 
 
-def ssh_client_of(server_id):
-    """The pid of the local ssh client that runs server_id on another host."""
+def ssh_client_of(base, server_id):
+    """The pid of the local ssh client that runs server_id of the project in base (other
+    projects on this machine may run servers of the same id)."""
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             args = procinfo.cmdline(int(entry))
-            if args and args[0] == "ssh" and "--id %s " % server_id in " ".join(args) + " ":
+            line = " ".join(args) + " "
+            if args and args[0] == "ssh" and "--id %s " % server_id in line \
+                    and "--dir %s " % base in line:
                 return int(entry)
     return None
 
@@ -168,7 +171,7 @@ def test_a_lost_ssh_session_does_not_count_as_the_server_s_death(small_project):
     base = small_project
     ok(base, "start", "-D", "-e", ENV)
     rows = rows_of(base)
-    ssh_pid = ssh_client_of("chat-server-1")
+    ssh_pid = ssh_client_of(base, "chat-server-1")
     assert ssh_pid is not None
     os.kill(ssh_pid, signal.SIGKILL)            # the session is gone, the server is not
     wait_until(lambda: "chat-server-1: its ssh session ended" in master_log(base),
