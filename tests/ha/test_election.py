@@ -200,3 +200,22 @@ def test_master_json_ha_mistakes_name_the_field(tmp_path, section, field, text):
     with pytest.raises(ConfigError) as info:
         ha_config.load(write_master(tmp_path, section), "development")
     assert info.value.field == field and text in str(info.value)
+
+
+def test_masterha_from_app_py_when_master_json_has_none(tmp_path):
+    base = write_master(tmp_path, None)
+    (base / "app.py").write_text(
+        "def configure(app):\n"
+        "    app.route('chat', lambda *a: None)\n"
+        "    app.configure('production|development', 'connector', lambda: app.set('x', 1))\n"
+        "    app.configure('development', lambda: app.set('masterHA', {\n"
+        "        'zookeeper': '127.0.0.1:2181', 'path': '/zpomelo/from-app', 'sessionTimeout': 3}))\n")
+    cfg = ha_config.load(base, "development")
+    assert (cfg.hosts, cfg.path, cfg.session_timeout) == ("127.0.0.1:2181", "/zpomelo/from-app", 3.0)
+    assert ha_config.load(base, "production") is None      # that configure is for development
+
+
+def test_an_app_py_that_fails_outside_a_server_means_no_ha_from_it(tmp_path):
+    base = write_master(tmp_path, None)
+    (base / "app.py").write_text("def configure(app):\n    app.current_server.extra['x']\n")
+    assert ha_config.load(base, "development") is None

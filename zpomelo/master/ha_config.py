@@ -11,6 +11,7 @@ Pure: no sockets and no kazoo, so servers, the CLI and the master read it whethe
 ```
 """
 import json
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from dataclasses import dataclass
 from zpomelo import config
 from zpomelo.config import MasterRecord
 from zpomelo.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 SECTION = "masterHA"
 DEFAULT_SESSION_TIMEOUT = 5.0
@@ -53,12 +56,72 @@ class HAConfig:
 def load(base_dir, env):
     """The HAConfig of a project's environment, or None when masterHA is not enabled.
 
-    A project without config/master.json has no master HA either (None)."""
+    The section comes from config/master.json, else from app.py (``app.set("masterHA", {...})``
+    in a configure that applies to the master). A project without config/master.json has no
+    master HA either (None)."""
     try:
         master = config.load_master(base_dir, env)
     except ConfigError:
         return None
+    if SECTION not in master.extra:
+        section = _from_app_py(base_dir, env)
+        if section is None:
+            return None
+        master = MasterRecord(master.id, master.host, master.port,
+                              {**master.extra, SECTION: section})
     return from_master(master, base_dir, env)
+
+
+class _MasterSettingsProbe:
+    """What app.py's configure(app) sets when run for the master: every call it makes on the
+    app is accepted, only set/enable are kept (the master runs no game code)."""
+
+    server_type = "master"
+    is_frontend = False
+
+    def __init__(self, base_dir, env):
+        self.base_dir = os.path.abspath(base_dir)
+        self.env = env
+        self.server_id = "master"
+        self.settings = {}
+
+    def set(self, key, value):
+        self.settings[key] = value
+        return self
+
+    def get(self, key, default=None):
+        return self.settings.get(key, default)
+
+    def enable(self, key):
+        return self.set(key, True)
+
+    def configure(self, *args):
+        from zpomelo.application import _env_matches, _type_matches
+        env = args[0] if len(args) > 1 else None
+        server_type = args[1] if len(args) > 2 else None
+        if _env_matches(env, self.env) and _type_matches(server_type, self.server_type):
+            args[-1]()
+        return self
+
+    def __getattr__(self, name):        # route, filter, load, rpc_filter...: nothing to keep
+        return lambda *args, **kwargs: self
+
+
+def _from_app_py(base_dir, env):
+    """The masterHA section app.py sets for the master, or None (no app.py, none set, or an
+    app.py that fails outside a server: then master.json is the place for it)."""
+    if not os.path.isfile(os.path.join(base_dir, "app.py")):
+        return None
+    from zpomelo import loader
+    probe = _MasterSettingsProbe(base_dir, env)
+    try:
+        module = loader.load_app_module(base_dir)
+        if module is not None and hasattr(module, "configure"):
+            module.configure(probe)
+    except Exception as e:      # user code written for servers: not our business here
+        logger.debug("app.py could not be read for masterHA: %s: %s", type(e).__name__, e)
+        return None
+    return probe.settings.get(SECTION)
 
 
 def from_master(master, base_dir, env):
