@@ -56,3 +56,54 @@ def test_join_move_give_pay_with_pushes_on_commit(quick):
     # leaving an area tells the old one
     assert bob.request("area.areaHandler.join", {"areaId": "forest"})["code"] == 200
     assert ann.wait_push("onLeave", timeout=5) == {"uid": "bob"}
+
+
+def test_hot_adding_an_area_server_splits_and_loses_nothing(quick):
+    """Adding a server moves some areas to it at once (crc32 over more servers); their documents
+    are in the store, the old server's cached copies are refused at commit, so every move and
+    payment lands exactly once and nothing is split."""
+    import gevent
+
+    from zpomelo.config import ServerRecord
+    uids = ["p%d" % i for i in range(6)]
+    clients = {uid: login(quick, uid) for uid in uids}
+    areas = ["a%d" % i for i in range(6)]
+    for i, uid in enumerate(uids):
+        assert clients[uid].request("area.areaHandler.join", {"areaId": areas[i % 6]})["code"] == 200
+    moves = {uid: 0 for uid in uids}
+    paid = {uid: 0 for uid in uids}
+    stop = gevent.event.Event()
+
+    def play(uid, i):
+        client, area, step = clients[uid], areas[i % 6], 0
+        while not stop.is_set():
+            step += 1
+            answer = client.request("area.areaHandler.move", {"areaId": area, "x": step, "y": i})
+            assert answer == {"code": 200}, answer
+            moves[uid] = step
+            other = uids[(i + 1) % len(uids)]
+            answer = client.request("player.playerHandler.pay", {"to": other, "gold": 1})
+            assert answer["code"] in (200, 409), answer
+            if answer["code"] == 200:
+                paid[uid] += 1
+    players = [gevent.spawn(play, uid, i) for i, uid in enumerate(uids)]
+    from zpomelo.testing import wait_until
+    wait_until(lambda: min(moves.values()) >= 5, 30, message="play before the add")
+    from zpomelo.router import crc32_key
+    moved = [a for a in areas if crc32_key(a) % 2 != crc32_key(a) % 3]
+    assert moved  # some areas really change server with the add
+    quick.add(ServerRecord(id="area-server-3", server_type="area", host="127.0.0.1", port=0))
+    before = dict(moves)
+    wait_until(lambda: all(moves[u] >= before[u] + 5 for u in uids), 30, message="play after the add")
+    stop.set()
+    gevent.joinall(players, timeout=30, raise_error=True)
+    me = {uid: clients[uid].request("player.playerHandler.me")["player"] for uid in uids}
+    assert sum(p["gold"] for p in me.values()) == 100 * len(uids)   # nothing made or lost
+    for i, uid in enumerate(uids):
+        assert me[uid]["area_id"] == areas[i % 6]                    # nobody lost their area
+        assert me[uid]["x"] == moves[uid]                            # the last move acknowledged
+    for i, area in enumerate(areas):
+        here = clients[uids[0]].request("area.areaHandler.join", {"areaId": area})["players"]
+        expected = {uids[i]} | ({"p0"})
+        assert {p["id"] for p in here} == expected, (area, here)    # one set of members per area
+        clients[uids[0]].request("area.areaHandler.join", {"areaId": areas[0]})
