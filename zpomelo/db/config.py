@@ -42,7 +42,8 @@ def load_options(base_dir, env, override=None):
         data = _select_env(_read_json(path), path, env, required=False)
         if not isinstance(data, dict):
             raise ConfigError("must be a JSON object (see config/README.md, db.json)", path=path)
-        if data and set(data) <= {"development", "production", "test"} and str(env) not in data:
+        if data and str(env) not in data and not set(data) & set(DEFAULTS) \
+                and all(isinstance(v, dict) for v in data.values()):
             data = None  # keyed by environment, but not for this one: no store here
         options = dict(data) if data is not None else None
     if override is not None:
