@@ -43,6 +43,7 @@ logger = logging.getLogger(__name__)
 GLOBAL_TOPIC = b"g"
 FRONTEND_PREFIX = b"f:"
 TOPIC_END = b"\x00"
+YIELD_EVERY = 64   # messages handled in a row before the reader lets other greenlets run
 
 
 def frontend_topic(frontend_id):
@@ -210,9 +211,18 @@ class Bus:
         own_topic = self._own_topic
         on_message = self._on_message
         stats = self.stats
+        sleep = gevent.sleep
+        in_a_row = 0
         try:
             while True:
                 parts = recv()
+                in_a_row += 1
+                if in_a_row >= YIELD_EVERY:
+                    # recv does not wait while messages are queued: a backlog (a frontend resumed
+                    # after a stall) would otherwise hold the loop until it is gone, starving the
+                    # clients' heartbeats and handshakes
+                    in_a_row = 0
+                    sleep(0)
                 if len(parts) != 2:
                     logger.warning("bus %s dropped a message of %d frames", self.self_id, len(parts))
                     continue
