@@ -1,10 +1,12 @@
 """Master failover with real processes and a real ZooKeeper: the chat example with two masters
 (`zpomelo start -D` starts the primary and the standby of masterHA.standbys), chat clients sending
 without pause, and the leader killed, frozen, or cut off from a ZooKeeper that goes away."""
+import json
 import os
 import signal
 import time
 
+import gevent
 import pytest
 
 from master.cli_project import kill_project, project_pids
@@ -12,7 +14,7 @@ from zpomelo.master import procinfo
 from zpomelo.testing import wait_until
 
 from .conftest import SESSION_TIMEOUT, write_ha_project
-from .harness import ChatLoad, LeaderWatch, ok, rows
+from .harness import ChatLoad, LeaderWatch, ok, rows, zpomelo
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -79,10 +81,16 @@ def test_kill_9_of_the_leader_under_load(ha_project):
         load.wait_more(100)
         killed_at = time.monotonic()
         os.kill(old["pid"], signal.SIGKILL)
+        # a `zpomelo list` issued at once finds the dead leader's record, then follows the
+        # failover (it waits for the next leader and asks it)
+        early = gevent.spawn(zpomelo, base, "list", "--json")
         seen, new = watch.wait_epoch_above(old["epoch"], SESSION_TIMEOUT + 10)
         assert new["id"] == "master-server-2" and new["epoch"] == old["epoch"] + 1
         assert seen - killed_at <= SESSION_TIMEOUT + 1.0, seen - killed_at
         load.wait_more(200)
+        listed = early.get(timeout=60)
+        assert listed.returncode == 0, listed.stderr
+        assert "master-server-2" in {row["id"] for row in json.loads(listed.stdout)}
         # every server re-registered with the new master, none restarted
         table = wait_until(lambda: same_servers(base, pids, "master-server-2"), 20,
                            message="the servers under the new master")
