@@ -74,9 +74,14 @@ def test_pushes_of_a_committed_transfer_arrive(bank):
 
 def test_a_handler_timeout_rolls_back(bank):
     alice = login(bank, "alice", 10)
-    answer = alice.request("bank.bankHandler.slow", {"seconds": 3})
+    pushes = []
+    alice.on("onMoney", pushes.append)
+    answer = alice.request("bank.bankHandler.slow", {"seconds": 3, "notify": ["alice"]})
     assert answer["code"] == 500 and "timed out" in answer["error"]
     assert gold_of(alice, "alice") == 10
+    assert alice.request("bank.bankHandler.marker", {"notify": ["alice"], "n": 2})["code"] == 200
+    wait_until(lambda: pushes, 5, message="the marker push")
+    assert pushes == [{"marker": 2}]  # the timed-out transaction's push never left
 
 
 def test_many_clients_random_transfers_conserve_the_sum(bank):

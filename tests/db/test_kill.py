@@ -128,7 +128,11 @@ def test_backend_kill9_mid_transaction_under_load(tmp_path, store, monkeypatch):
         sleeper.request("connector.entryHandler.entry", {"uid": sleeper_uid})
         assert sleeper.request("bank.bankHandler.open", {"gold": 100})["server"] == "bank-1"
         inside = str(tmp_path / "inside")
-        slow = gevent.spawn(sleeper.request, "bank.bankHandler.slow", {"seconds": 4, "inside_file": inside})
+        seen = []   # pushes of the killed transaction: nobody may ever see one
+        for client in clients:
+            client.on("onMoney", seen.append)
+        slow = gevent.spawn(sleeper.request, "bank.bankHandler.slow",
+                            {"seconds": 4, "inside_file": inside, "notify": uids + [sleeper_uid]})
         wait_until(lambda: os.path.exists(inside), 10, message="the slow handler inside its transaction")
         victim = servers["bank-1"]["pid"]
         os.kill(victim, signal.SIGKILL)
@@ -147,6 +151,7 @@ def test_backend_kill9_mid_transaction_under_load(tmp_path, store, monkeypatch):
         total = sum(check.request("bank.bankHandler.balance", {"uid": u})["gold"] for u in uids[3:])
         assert total == 300, total  # transfers: all or nothing, across the kill
         assert check.request("bank.bankHandler.balance", {"uid": sleeper_uid})["gold"] == 100
+        assert seen == []
         print("paid %s unknown %s transfers %s" % (paid, unknown, transfers))
     finally:
         for client in clients:

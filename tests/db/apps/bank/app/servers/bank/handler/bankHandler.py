@@ -62,6 +62,7 @@ def marker(app, msg, session):
 def slow(app, msg, session):
     Account = app.db.models.Account
     Account.get(session.uid).gold += 1
+    _push_to(app, msg.get("notify", []), "onMoney", {"uncommitted": True})
     if msg.get("inside_file"):  # tells a test "written, not committed" (pushes would wait for commit)
         with builtins.open(msg["inside_file"], "w"):  # (this module's own `open` is a handler)
             pass
