@@ -16,6 +16,7 @@ from zpomelo.backend_session import BackendSessionService
 from zpomelo.bus import Bus
 from zpomelo.channel import ChannelService, GlobalChannelService
 from zpomelo.config import ServerRecord, load_servers
+from zpomelo.crons import CronScheduler
 from zpomelo.errors import ConfigError
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
@@ -80,6 +81,7 @@ class Application:
         self.handler_service = None
         self.db = None           # zpomelo.db.Database when the project configures a store
         self.remotes = None
+        self.crons = CronScheduler(self)   # config/crons.json, app.add_crons
         self._stopped = gevent.event.Event()
 
         app_module = loader.load_app_module(self.base_dir)
@@ -163,6 +165,13 @@ class Application:
         self.components.append(component)
         return self
 
+    def add_crons(self, entries):
+        """Crons at run time, in crons.json's format [{"id", "time", "action"[, "serverId"]}]."""
+        return self.crons.add(entries)
+
+    def remove_crons(self, ids):
+        return self.crons.remove(ids)
+
     # -- cluster view ----------------------------------------------------------------
     def get_servers_by_type(self, server_type):
         return self.membership.by_type(server_type)
@@ -206,6 +215,7 @@ class Application:
         from zpomelo.db.integration import attach as attach_db
         self.db = attach_db(self)
         self.remotes = RemoteDispatcher(self, remotes)
+        self.crons.load()
         self._hook("before_startup")
         try:
             self._bind()
@@ -225,6 +235,7 @@ class Application:
                     component.after_start(self)
             if self.connector is not None:
                 self.connector.start()
+            self.crons.start()
         except BaseException:
             logger.error("%s: start failed; stopping what was started", self.server_id)
             self._close(1.0)
@@ -353,6 +364,7 @@ class Application:
             self._hook("before_shutdown")
         except Exception:
             logger.exception("%s: before_shutdown failed", self.server_id)
+        self.crons.stop()
         if self.connector is not None:
             self.connector.stop_accepting()
         if self.rpc_server is not None:
