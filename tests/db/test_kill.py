@@ -8,7 +8,7 @@ import time
 import gevent
 import pytest
 
-from conftest import RedisServer
+from redis_service import RedisServer
 from db_models import Counter
 from zpomelo.client import Client
 from zpomelo.db import Database, DbError
