@@ -20,10 +20,8 @@ Needs the ``redis`` package (``pip install zpomelo[redis]``); imported only when
 """
 import logging
 
-import gevent
-from gevent.event import AsyncResult, Event
-
 from zpomelo.db.errors import Conflict, StoreUnavailable
+from zpomelo.db.group_commit import GroupCommitter
 from zpomelo.db.locks import printable
 from zpomelo.db.offload import Offloader
 
@@ -76,12 +74,9 @@ class RedisEngine:
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
         self._script = self.client.register_script(COMMIT_SCRIPT)
         self._offload = Offloader(8)
-        self.max_batch = max_batch
-        self._queue = []
-        self._wakeup = Event()
-        self._closed = False
         self.stats = {"commits": 0, "conflicts": 0}
-        self._writer = gevent.spawn(self._write_loop)
+        self._commits = GroupCommitter(self._apply, max_batch, lambda: StoreUnavailable(
+            "the Redis store %s is closed" % self.url))
 
     def _guarded(self, fn, *args):
         try:
@@ -98,36 +93,12 @@ class RedisEngine:
         return (int(version) if version is not None else 0), data
 
     def commit_async(self, checks, writes):
-        result = AsyncResult()
-        if self._closed:
-            result.set_exception(StoreUnavailable("the Redis store %s is closed" % self.url))
-            return result
-        self._queue.append((checks, writes, result))
-        self._wakeup.set()
-        return result
+        return self._commits.submit(checks, writes)
 
-    def _write_loop(self):
-        """Group commit: every commit waiting goes out in one pipeline (one round trip; Redis
-        runs the scripts one after the other and, with appendfsync always, fsyncs them once)."""
-        while True:
-            self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = self._queue[:self.max_batch]
-                del self._queue[:len(batch)]
-                outcome = self._offload.call(self._guarded, self._commit_batch,
-                                             [(c, w) for c, w, _ in batch])
-                try:
-                    outcomes = outcome.get()
-                except BaseException as exc:  # StoreUnavailable: every commit's outcome unknown
-                    outcomes = [exc] * len(batch)
-                for (_, _, result), one in zip(batch, outcomes):
-                    if isinstance(one, BaseException):
-                        result.set_exception(one)
-                    else:
-                        result.set(one)
-            if self._closed:
-                return
+    def _apply(self, batch):
+        """Every commit waiting goes out in one pipeline (one round trip; Redis runs the scripts
+        one after the other and, with appendfsync always, fsyncs them once)."""
+        return self._offload.call(self._guarded, self._commit_batch, batch).get()
 
     def _commit_batch(self, batch):
         pipe = self.client.pipeline(transaction=False)
@@ -169,11 +140,8 @@ class RedisEngine:
         return versions
 
     def close(self):
-        if self._closed:
+        if not self._commits.close(timeout=5):
             return
-        self._closed = True
-        self._wakeup.set()
-        self._writer.join(timeout=5)
         self._offload.close()
         try:
             self.client.close()

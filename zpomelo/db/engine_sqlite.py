@@ -21,11 +21,10 @@ import os
 import sqlite3
 import sys
 
-import gevent
 from gevent import monkey
-from gevent.event import AsyncResult, Event
 
 from zpomelo.db.errors import Conflict, StoreUnavailable
+from zpomelo.db.group_commit import GroupCommitter
 from zpomelo.db.locks import printable
 from zpomelo.db.offload import Offloader
 
@@ -52,7 +51,6 @@ class SqliteEngine:
         os.makedirs(directory, exist_ok=True)
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
-        self.max_batch = max_batch
         self._offload = Offloader(read_threads + 1, cooperative=False)
         self._readers = {}   # native thread id -> its own connection (only that thread adds it)
         self._writer_conn = self._connect()
@@ -67,11 +65,9 @@ class SqliteEngine:
         # commit's latency. 1 ms costs nothing measurable here (the hub is the only Python thread).
         if sys.getswitchinterval() > SWITCH_INTERVAL:
             sys.setswitchinterval(SWITCH_INTERVAL)
-        self._queue = []
-        self._wakeup = Event()
-        self._closed = False
         self.stats = {"batches": 0, "commits": 0, "conflicts": 0}
-        self._writer = gevent.spawn(self._write_loop)
+        self._commits = GroupCommitter(self._apply, max_batch, lambda: StoreUnavailable(
+            "the SQLite store %s is closed" % self.path))
 
     def _connect(self):
         conn = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
@@ -93,7 +89,7 @@ class SqliteEngine:
         return (row[0], row[1]) if row is not None else (0, None)
 
     def load_async(self, key):
-        if self._closed:
+        if self._commits.closed:
             raise StoreUnavailable("the SQLite store %s is closed" % self.path)
         return self._offload.thread(self._guarded, self._load, key)
 
@@ -105,29 +101,7 @@ class SqliteEngine:
 
     # -- commits ----------------------------------------------------------------------------
     def commit_async(self, checks, writes):
-        result = AsyncResult()
-        if self._closed:
-            result.set_exception(StoreUnavailable("the SQLite store %s is closed" % self.path))
-            return result
-        self._queue.append((checks, writes, result))
-        self._wakeup.set()
-        return result
-
-    def _write_loop(self):
-        while True:
-            self._wakeup.wait()
-            self._wakeup.clear()
-            while self._queue:
-                batch = self._queue[:self.max_batch]
-                del self._queue[:len(batch)]
-                outcomes = self._apply(batch)
-                for (_, _, result), outcome in zip(batch, outcomes):
-                    if isinstance(outcome, Exception):
-                        result.set_exception(outcome)
-                    else:
-                        result.set(outcome)
-            if self._closed:
-                return
+        return self._commits.submit(checks, writes)
 
     def _apply(self, batch):
         """One SQLite transaction for the whole batch.
@@ -141,7 +115,7 @@ class SqliteEngine:
         try:
             self._begin()
             try:
-                outcomes = [self._apply_one(conn, checks, writes) for checks, writes, _ in batch]
+                outcomes = [self._apply_one(conn, checks, writes) for checks, writes in batch]
                 # even without fsync (NORMAL) the WAL write() can stall on a busy disk: a thread
                 thread(conn.execute, "COMMIT").get()
             except BaseException:
@@ -213,11 +187,8 @@ class SqliteEngine:
         return versions
 
     def close(self):
-        if self._closed:
+        if not self._commits.close(timeout=self.busy_timeout):
             return
-        self._closed = True
-        self._wakeup.set()
-        self._writer.join(timeout=self.busy_timeout)
         self._offload.close()
         for conn in [self._writer_conn, *self._readers.values()]:
             try:
