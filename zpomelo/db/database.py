@@ -166,16 +166,15 @@ class Database:
         checks, writes = tx.changes()
         if tx.doomed is not None:
             raise tx.doomed
-        if True:
-            try:
-                versions = self._wait(self.engine.commit_async(checks, writes),
-                                      "committing %d documents" % len(writes), shield=True)
-            except DbError as exc:
-                if isinstance(exc, StoreUnavailable):
-                    self.cache.drop(checks)
-                if getattr(exc, "retryable", False):
-                    self.stats["conflicts"] += 1
-                raise
+        try:
+            versions = self._wait(self.engine.commit_async(checks, writes),
+                                  "committing %d documents" % len(writes), shield=True)
+        except DbError as exc:
+            if isinstance(exc, StoreUnavailable):
+                self.cache.drop(checks)
+            if getattr(exc, "retryable", False):
+                self.stats["conflicts"] += 1
+            raise
         self.stats["commits"] += 1
         tx.finish_commit(versions, writes)
 

@@ -56,7 +56,7 @@ class _Entry:
 
     def __init__(self, model, id, version, stored):
         self.model = model      # Model subclass, or None for a raw entry (index, request record)
-        self.id = id      # Model subclass, or None for a raw entry (index, request record)
+        self.id = id            # the document's id (None for a raw entry)
         self.version = version  # version read from the store (0: never written)
         self.stored = stored    # bytes read (None: absent or deleted)
         self.value = None       # model instance / raw object now (None: absent or deleted)
