@@ -23,6 +23,7 @@ from zpomelo.membership import Membership
 from zpomelo.pushes import Pushes
 from zpomelo.remotes import RemoteDispatcher
 from zpomelo.router import Router
+from zpomelo.rpc import security
 from zpomelo.rpc.client import RpcClient
 from zpomelo.rpc.server import RpcServer
 from zpomelo.rpc_proxy import RpcProxy
@@ -250,13 +251,18 @@ class Application:
     def _bind(self):
         """Bind the RPC server, the bus and (frontends) the client listener; record the ports."""
         record = self.current_server
-        self.rpc_client = RpcClient(self.server_id, default_timeout=self.setting("rpcTimeout"))
+        self.keys = security.load_keys(self.base_dir)   # CURVE for RPC and the bus when present
+        security.check_production(self.env, self.keys, [record.host])
+        self.rpc_client = RpcClient(self.server_id, default_timeout=self.setting("rpcTimeout"),
+                                    keys=self.keys)
         self.backend_session_service = BackendSessionService(self)
         self.rpc_server = RpcServer(record.host, record.port, self.remotes.dispatch,
-                                    pool_size=self.setting("rpcPoolSize"), name=self.server_id)
+                                    pool_size=self.setting("rpcPoolSize"), name=self.server_id,
+                                    keys=self.keys)
         self.rpc_server.bind()
         bus_port = int(record.extra.get("busPort", 0) or 0)
-        self.bus = Bus(self.server_id, record.host, bus_port, self.pushes.on_bus, self.pushes.fallback)
+        self.bus = Bus(self.server_id, record.host, bus_port, self.pushes.on_bus, self.pushes.fallback,
+                       keys=self.keys)
         self.bus.bind()
         bound = {"port": self.rpc_server.port}
         extra = dict(record.extra)
@@ -281,7 +287,7 @@ class Application:
             self.agent, members = start_agent(
                 self.base_dir, self.env, self.master_endpoint, self.current_server.to_dict(),
                 on_add=self.membership.add, on_remove=self.membership.remove,
-                on_command=self._on_master_command)
+                on_command=self._on_master_command, keys=self.keys)
             self.membership.replace_all(members)
 
     def add_static_peers(self, records):

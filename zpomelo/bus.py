@@ -35,6 +35,7 @@ import logging
 import gevent
 import zmq
 
+from zpomelo.rpc import security
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.zsock import bind, set_reconnect
 
@@ -51,7 +52,7 @@ def frontend_topic(frontend_id):
 
 
 class Bus:
-    def __init__(self, self_id, host, port, on_message, fallback=None, context=None, hwm=100_000):
+    def __init__(self, self_id, host, port, on_message, fallback=None, context=None, hwm=100_000, keys=None):
         self.self_id = self_id
         self._on_message = on_message
         self._fallback = fallback
@@ -61,6 +62,7 @@ class Bus:
         self._own_topic = frontend_topic(self_id)
         self.stats = {"published": 0, "fallbacks": 0, "dropped": 0, "received": 0}
         self._hwm = hwm
+        self._keys = keys  # the project's ClusterKeys: CURVE on both sockets when it has CURVE keys
         self.host = host
         self.port = port
         self.endpoint = None
@@ -78,6 +80,7 @@ class Bus:
         pub.setsockopt(zmq.SNDHWM, hwm)
         pub.setsockopt(zmq.XPUB_VERBOSE, 1)
         pub.setsockopt(zmq.XPUB_NODROP, 1)
+        security.secure_server(pub, self._keys)  # CURVE: only the cluster's client key may subscribe
         self.port = bind(pub, self.host, self.port, "bus")
         self.endpoint = "tcp://%s:%d" % (self.host, self.port)
 
@@ -85,6 +88,7 @@ class Bus:
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.RCVHWM, hwm)
         set_reconnect(sub)
+        security.secure_client(sub, self._keys)
         sub.setsockopt(zmq.SUBSCRIBE, GLOBAL_TOPIC)  # first: see the module docstring
         sub.setsockopt(zmq.SUBSCRIBE, self._own_topic)
         self._pub_raw = pub

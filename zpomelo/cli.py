@@ -1,4 +1,4 @@
-"""The zpomelo command: Pomelo's verbs (init, start, list, add, stop, kill, restart).
+"""The zpomelo command: Pomelo's verbs (init, start, list, add, stop, kill, restart) and keys.
 
 Admin verbs find the master through -h/-P, else (masterHA) through ZooKeeper's leader record,
 else through the running cluster's state file under logs/ of the project (-d, default the
@@ -20,6 +20,7 @@ from zpomelo.errors import ZpomeloError
 from zpomelo.master import procinfo, runstate
 from zpomelo.master.admin_client import AdminClient
 from zpomelo.master.supervisor import child_env
+from zpomelo.rpc import security
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 3005
@@ -105,7 +106,8 @@ def admin_options(fn):
 def admin_client(opts):
     base_dir = project_dir(opts["directory"])
     host, port = master_address(opts["host"], opts["port"], base_dir, opts["env"])
-    return AdminClient(host, port, opts["username"], opts["password"])
+    return AdminClient(host, port, opts["username"], opts["password"],
+                       keys=security.load_keys(base_dir))
 
 
 def call(opts, verb, args=None, timeout=None):
@@ -142,7 +144,32 @@ def init(directory, template):
         fail("%s already exists and is not empty; choose a new directory" % target)
     shutil.copytree(TEMPLATE_DIR.parent / template, target, dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    click.echo("created a zpomelo project in %s\nnext: cd %s && zpomelo start" % (target, target))
+    security.generate(target, curve=True)
+    click.echo("created a zpomelo project in %s (cluster secret and CURVE keys in config/keys/: "
+               "keep them out of version control)\nnext: cd %s && zpomelo start"
+               % (target, target))
+
+
+# ---------------------------------------------------------------------- keys
+
+@main.command(context_settings=CONTEXT)
+@click.option("-d", "--directory", default=None, help="project directory (default .)")
+@click.option("--no-curve", is_flag=True,
+              help="only the cluster secret (one host in development: no CURVE encryption)")
+@click.option("--force", is_flag=True, help="replace existing keys (restart the cluster after)")
+def keys(directory, no_curve, force):
+    """Generate config/keys/: the cluster secret and CURVE key pairs (secret files mode 0600)."""
+    base_dir = project_dir(directory)
+    if not (Path(base_dir) / "config").is_dir():
+        fail("%s has no config/ directory: run `zpomelo keys` in a project (or give it with -d)"
+             % base_dir)
+    try:
+        written = security.generate(base_dir, curve=not no_curve, force=force)
+    except ZpomeloError as e:
+        fail(str(e))
+    click.echo("wrote %s\n%s" % (", ".join(str(p.relative_to(base_dir)) for p in written),
+               "copy config/keys/ to every host of the cluster (same project path); keep it out "
+               "of version control; restart a running cluster to use new keys"))
 
 
 # ---------------------------------------------------------------------- start
@@ -161,6 +188,8 @@ def start(env, directory, daemon, server_type, server_id, as_json):
         config.load_master(base_dir, env)
         records = config.load_servers(base_dir, env)
         users = config.load_admin_users(base_dir, env)
+        keys = security.load_keys(base_dir)
+        security.require_secret(keys)
         from zpomelo.master.control import select_servers
         select_servers(records, server_type, server_id)
     except ZpomeloError as e:
@@ -171,7 +200,7 @@ def start(env, directory, daemon, server_type, server_id, as_json):
             fail("the cluster of %s (%s) is already running: master pid %s on %s:%s; see "
                  "`zpomelo list`, or stop it with `zpomelo stop`"
                  % (base_dir, env, live["pid"], live["host"], live["port"]))
-        _start_on_running_master(live, users, server_type, server_id, as_json)
+        _start_on_running_master(live, users, keys, server_type, server_id, as_json)
         return
     if daemon:
         _start_daemon(base_dir, env, server_type, server_id, as_json)
@@ -187,10 +216,11 @@ def start(env, directory, daemon, server_type, server_id, as_json):
     sys.exit(code)
 
 
-def _start_on_running_master(live, users, server_type, server_id, as_json):
+def _start_on_running_master(live, users, keys, server_type, server_id, as_json):
     if not users:
         fail("config/adminUser.json has no user to talk to the running master with")
-    client = AdminClient(live["host"], live["port"], users[0]["username"], users[0]["password"])
+    client = AdminClient(live["host"], live["port"], users[0]["username"], users[0]["password"],
+                         keys=keys)
     try:
         records = client.call("start", {"type": server_type, "id": server_id}, timeout=STOP_WAIT)
     except ZpomeloError as e:

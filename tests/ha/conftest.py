@@ -7,6 +7,7 @@ import pytest
 
 from master.cli_project import kill_project
 from zookeeper_server import ZooKeeperServer, available
+from zpomelo.rpc import security
 
 CHAT_DIR = Path(__file__).resolve().parents[2] / "examples" / "chat"
 ENV = "test"
@@ -41,6 +42,7 @@ def write_ha_project(base, zk_hosts, standbys=1, auto_restart=True, heartbeat_ti
                            "standbys": [{"id": "master-server-%d" % (i + 2), "host": "127.0.0.1",
                                          "port": 0} for i in range(standbys)]}}
     (conf / "master.json").write_text(json.dumps({ENV: master}, indent=1))
+    security.generate(base, curve=False)    # the cluster secret every master port needs
     return base
 
 

@@ -9,13 +9,13 @@ import subprocess
 import sys
 import time
 
-import msgpack
 import pytest
 import zmq
 from kazoo.client import KazooClient
 
-from zpomelo.master import ha_config, procinfo
+from zpomelo.master import ha_config, procinfo, wire
 from zpomelo.master.supervisor import child_env
+from zpomelo.rpc import security
 
 from .conftest import ENV
 
@@ -23,8 +23,11 @@ pytestmark = pytest.mark.timeout(90)
 
 
 class FakeMaster:
-    def __init__(self, epoch):
+    """Holds the cluster secret (a real master would): it seals and opens frames with it."""
+
+    def __init__(self, epoch, secret):
         self.epoch = epoch
+        self.sealer = wire.Sealer(secret, wire.FROM_MASTER, wire.TO_MASTER)
         self.sock = zmq.Context.instance().socket(zmq.ROUTER)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.sock.bind("tcp://127.0.0.1:0")
@@ -44,7 +47,7 @@ class FakeMaster:
             if not self.sock.poll(left * 1000):
                 continue
             identity, frame = self.sock.recv_multipart()
-            msg = msgpack.unpackb(frame, raw=False)
+            msg = self.sealer.open(frame)
             if kind is None or msg[0] == kind:
                 return identity, msg
 
@@ -56,7 +59,7 @@ class FakeMaster:
         return msg[1]
 
     def send(self, *parts):
-        self.sock.send_multipart([self.server, msgpack.packb(list(parts), use_bin_type=True)])
+        self.sock.send_multipart([self.server, self.sealer.seal(*parts)])
 
     def command(self, req_id, name, epoch):
         parts = ["cmd", req_id, name, None] + ([epoch] if epoch is not None else [])
@@ -90,7 +93,8 @@ def publish(zk, master):
 
 
 def test_server_obeys_only_the_newest_master(ha_project, zk, tmp_path):
-    a, b = FakeMaster(5), FakeMaster(6)
+    secret = security.load_keys(ha_project).secret
+    a, b = FakeMaster(5, secret), FakeMaster(6, secret)
     publish(zk, a)
     log = open(tmp_path / "server.log", "wb")
     server = subprocess.Popen(

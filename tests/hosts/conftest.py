@@ -8,6 +8,7 @@ import pytest
 
 from hosts.sshd import SshServer
 from master.cli_project import kill_project
+from zpomelo.rpc import security
 
 CHAT_DIR = Path(__file__).resolve().parents[2] / "examples" / "chat"
 ENV = "hosts"
@@ -34,6 +35,7 @@ def write_hosts_project(base, sshd, servers, heartbeat_timeout=None):
     (conf / ENV / "master.json").write_text(json.dumps(master, indent=1))
     (conf / ENV / "adminUser.json").write_text(json.dumps(
         [{"id": "user-1", "username": "admin", "password": "s3cret", "level": 1}]))
+    security.generate(base, curve=True)     # the cluster secret and CURVE keys, as `init` does
     return base
 
 

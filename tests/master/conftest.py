@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 
 from zpomelo.master import procinfo
+from zpomelo.rpc import security
 
 FAKE_SERVER = Path(__file__).with_name("fake_server.py")
 FAKE_COMMAND = "%s %s" % (sys.executable, FAKE_SERVER)
 
 
-def write_project(base, servers, master_port=0, heartbeat_timeout=None, env="development"):
-    """config/ for one env: servers = {"type": [server dicts]}."""
+def write_project(base, servers, master_port=0, heartbeat_timeout=None, env="development",
+                  curve=False):
+    """config/ for one env: servers = {"type": [server dicts]}; config/keys/ with a cluster
+    secret (and CURVE keys when curve), made once per project directory."""
     conf = base / "config"
     conf.mkdir(parents=True, exist_ok=True)
     master = {"id": "master-server-1", "host": "127.0.0.1", "port": master_port}
@@ -24,6 +27,8 @@ def write_project(base, servers, master_port=0, heartbeat_timeout=None, env="dev
     (conf / "master.json").write_text(json.dumps({env: master}))
     (conf / "adminUser.json").write_text(json.dumps(
         [{"id": "user-1", "username": "admin", "password": "s3cret", "level": 1}]))
+    if not (conf / "keys" / security.SECRET_FILE).exists():
+        security.generate(base, curve=curve)
     return base
 
 
@@ -51,3 +56,25 @@ def kill_all(pids):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+@pytest.fixture
+def run_master(tmp_path, fake_servers):
+    """start(servers, heartbeat_timeout=None, curve=False): a Master in this process (gevent)
+    whose servers are fake_server.py processes; everything is stopped at teardown."""
+    from zpomelo.master.master import Master
+    from .cli_project import kill_project
+    masters = []
+
+    def start(servers, heartbeat_timeout=None, curve=False):
+        write_project(tmp_path, servers, heartbeat_timeout=heartbeat_timeout, curve=curve)
+        m = Master(tmp_path, "development", server_command=FAKE_COMMAND.split())
+        m.start()
+        masters.append(m)
+        return m
+
+    yield start
+    for m in masters:
+        fake_servers.extend(p.pid for p in m.supervisor.procs.values() if p.pid)
+        m.close()
+    kill_project(tmp_path)

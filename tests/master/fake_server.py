@@ -18,6 +18,7 @@ from gevent.server import StreamServer
 from zpomelo.config import ServerRecord, load_servers
 from zpomelo.master import procinfo
 from zpomelo.master.agent import MasterAgent
+from zpomelo.rpc.security import load_keys
 
 
 def main():
@@ -66,7 +67,7 @@ def main():
     agent = MasterAgent(args.master, d,
                         on_add=lambda r: log.info("member add %s", r["id"]),
                         on_remove=lambda sid: log.info("member remove %s", sid),
-                        on_command=on_command)
+                        on_command=on_command, keys=load_keys(args.dir))
     members = agent.start(timeout=10)
     log.info("registered; members %s", sorted(m["id"] for m in members))
     done.wait()

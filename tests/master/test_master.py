@@ -7,30 +7,13 @@ import msgpack
 import pytest
 
 from zpomelo.errors import ConfigError, ZpomeloError
-from zpomelo.master import procinfo, runstate
+from zpomelo.master import procinfo, runstate, wire
 from zpomelo.master.master import Master
+from zpomelo.rpc.security import load_keys
 from zpomelo.testing import wait_until
 
-from .cli_project import kill_project, project_pids as pids_of_project
+from .cli_project import project_pids as pids_of_project
 from .conftest import FAKE_COMMAND, server, write_project
-
-
-@pytest.fixture
-def run_master(tmp_path, fake_servers):
-    masters = []
-
-    def start(servers, heartbeat_timeout=None):
-        write_project(tmp_path, servers, heartbeat_timeout=heartbeat_timeout)
-        m = Master(tmp_path, "development", server_command=FAKE_COMMAND.split())
-        m.start()
-        masters.append(m)
-        return m
-
-    yield start
-    for m in masters:
-        fake_servers.extend(p.pid for p in m.supervisor.procs.values() if p.pid)
-        m.close()
-    kill_project(tmp_path)
 
 
 def members_seen_by(m, sid):
@@ -202,10 +185,11 @@ def test_bad_config_is_a_clear_error(tmp_path, fake_servers):
         Master(tmp_path, "development")
 
 
-def test_junk_on_the_master_port_is_answered_and_the_cluster_is_untouched(run_master):
+def test_junk_on_the_master_port_is_answered_and_the_cluster_is_untouched(run_master, tmp_path):
     import zmq.green as zmq  # the master runs in this process: wait cooperatively
     m = run_master({"chat": [server("chat-1", "chat")]})
     assert m.ready.wait(20)
+    sealer = wire.Sealer(load_keys(tmp_path).secret, wire.TO_MASTER, wire.FROM_MASTER)
     ctx = zmq.Context()
     raw = ctx.socket(zmq.DEALER)
     raw.setsockopt(zmq.LINGER, 0)
@@ -213,12 +197,15 @@ def test_junk_on_the_master_port_is_answered_and_the_cluster_is_untouched(run_ma
     raw.connect(m.endpoint)
     try:
         for junk in (b"\xc1\xc1 not msgpack", b"\x92\x01\x02", b"\x90"):  # garbage, [1, 2], []
-            raw.send(junk)
-            answer = msgpack.unpackb(raw.recv(), raw=False)
+            raw.send(junk)      # not sealed: refused with the fixed answer, nothing else
+            assert msgpack.unpackb(raw.recv(), raw=False) == ["error",
+                                                              wire.UNAUTHENTICATED_MESSAGE]
+            raw.send(sealer.seal_body(junk))    # sealed with the secret, but not a message
+            answer = sealer.open(raw.recv())
             assert answer[0] == "error" and "malformed" in answer[1]
         raw.send_multipart([b"two", b"frames"])  # not [identity, frame] at the ROUTER: dropped
-        raw.send(msgpack.packb(["admin", "admin", "wrong", "list", {}]))
-        answer = msgpack.unpackb(raw.recv(), raw=False)
+        raw.send(sealer.seal("admin", "admin", "wrong", "list", {}))
+        answer = sealer.open(raw.recv())
         assert answer[0] == "error" and "admin" in answer[1]
     finally:
         raw.close()

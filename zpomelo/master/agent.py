@@ -1,6 +1,8 @@
 """The server side of the master: registers a server, keeps its membership, answers commands.
 
-Runs inside the server's gevent loop (zmq.green). It heartbeats the master every second; a master
+Runs inside the server's gevent loop (a GreenSocket, like RPC and the bus). Every frame is
+sealed with the cluster secret (wire.Sealer) both ways; with CURVE keys the DEALER is also a CURVE
+client of the master. It heartbeats the master every second; a master
 that does not know the server (it was restarted) answers the heartbeat with "reregister", and the
 agent registers again, so a restarted master adopts running servers. While the master is away
 the agent keeps trying quietly and the server keeps its membership and keeps serving.
@@ -13,10 +15,12 @@ import logging
 import time
 
 import gevent
-import zmq.green as zmq
+import zmq
 
 from zpomelo.errors import ZpomeloError
 from zpomelo.master import wire
+from zpomelo.rpc import security
+from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.zsock import set_reconnect
 
 logger = logging.getLogger(__name__)
@@ -27,7 +31,8 @@ CLOSE_LINGER_MS = 500       # time left to deliver "unregister" when closing
 
 class MasterAgent:
     def __init__(self, master_endpoint, record, on_add, on_remove, on_command,
-                 heartbeat_interval=1.0, context=None, epoch=None):
+                 heartbeat_interval=1.0, context=None, epoch=None, keys=None):
+        """keys: the project's ClusterKeys (rpc/security.py load_keys); the secret is required."""
         self.master_endpoint = master_endpoint
         self.epoch = epoch          # masterHA: the newest master epoch known; None without HA
         self.refused = 0            # master messages refused for a stale epoch
@@ -41,6 +46,13 @@ class MasterAgent:
         self._on_command = on_command
         self._heartbeat_interval = heartbeat_interval
         self._context = context or zmq.Context.instance()
+        if keys is None:
+            raise ZpomeloError("server %s: MasterAgent needs the project's keys "
+                               "(zpomelo.rpc.security.load_keys(base_dir))" % self.server_id)
+        self._keys = keys
+        self._sealer = wire.Sealer(security.require_secret(keys), wire.TO_MASTER,
+                                   wire.FROM_MASTER)
+        self._refusals = security.RefusalLog(logger)
         self._socket = None
         self._greenlets = []
         self._after_start_all_done = False
@@ -54,9 +66,10 @@ class MasterAgent:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)     # never queue for a master that is not there
         set_reconnect(sock)
+        security.secure_client(sock, self._keys)
         sock.connect(self.master_endpoint)
-        self._socket = sock
-        return sock
+        self._socket = GreenSocket(sock)
+        return self._socket
 
     def start(self, timeout=10):
         """Register and return the membership (every live server, self included)."""
@@ -72,11 +85,20 @@ class MasterAgent:
                     "(zpomelo start), and is --master right?"
                     % (self.server_id, self.master_endpoint, timeout))
             self._send(wire.REGISTER, self.record)
-            if sock.poll(min(REGISTER_RETRY, left) * 1000, zmq.POLLIN):
-                msg = wire.unpack(sock.recv())
-                if msg and msg[0] == wire.WELCOME and len(msg) >= 2 and self._current(msg):
-                    members = msg[1]
-                # anything else before the welcome (a stale command) is dropped
+            frame = None
+            with gevent.Timeout(min(REGISTER_RETRY, left), False):
+                frame = sock.recv()
+            if frame is None:
+                continue
+            msg = self._open(frame)
+            if msg and msg[0] == wire.WELCOME and len(msg) >= 2 and self._current(msg):
+                members = msg[1]
+            elif msg is None and wire.unpack(frame) == [wire.ERROR, wire.UNAUTHENTICATED_MESSAGE]:
+                self._close(linger=0)
+                raise ZpomeloError("server %s: the master at %s refused our registration: %s"
+                                   % (self.server_id, self.master_endpoint,
+                                      wire.UNAUTHENTICATED_MESSAGE))
+            # anything else before the welcome (a stale command) is dropped
         self.members = {m["id"]: m for m in members}
         logger.info("server %s registered with the master at %s (%d servers)",
                     self.server_id, self.master_endpoint, len(members))
@@ -158,10 +180,9 @@ class MasterAgent:
         if self._socket is None:
             return False
         try:
-            self._socket.send(wire.pack(*wire.with_epoch(parts, self.epoch)), zmq.NOBLOCK)
-            return True
-        except zmq.Again:       # no connection to the master right now: drop, retry later
-            return False
+            # False when there is no connection to the master right now: dropped, retried later
+            return self._socket.try_send_multipart(
+                (self._sealer.seal(*wire.with_epoch(parts, self.epoch)),))
         except zmq.ZMQError as e:
             logger.debug("server %s: send to master failed: %s", self.server_id, e)
             return False
@@ -182,16 +203,28 @@ class MasterAgent:
                     return
                 logger.warning("server %s: master socket failed: %s", self.server_id, e)
                 return
-            msg = wire.unpack(frame)
+            msg = self._open(frame)
             if msg is None:
-                logger.warning("server %s: dropped a malformed message from the master",
-                               self.server_id)
                 continue
             try:
                 self._dispatch(msg)
             except Exception:
                 logger.exception("server %s: failed to handle %r from the master",
                                  self.server_id, msg[0])
+
+    def _open(self, frame):
+        """The master's message, or None (refusal logged) when it is not authentic or malformed."""
+        try:
+            msg = self._sealer.open(frame)
+        except wire.Unauthenticated as e:
+            if wire.unpack(frame) == [wire.ERROR, wire.UNAUTHENTICATED_MESSAGE]:
+                e = "the master says: " + wire.UNAUTHENTICATED_MESSAGE
+            self._refusals.refused(self.master_endpoint, "a message from the master", str(e))
+            return None
+        if msg is None:
+            logger.warning("server %s: dropped a malformed message from the master",
+                           self.server_id)
+        return msg
 
     def _dispatch(self, msg):
         kind = msg[0]

@@ -1,6 +1,7 @@
 """Admin verbs of the master (what `zpomelo list/add/stop/kill/restart/start` ask for).
 
-Every request is authenticated against config/adminUser.json first. A verb either does all of its
+Every request is authenticated against config/adminUser.json first (its frame was already
+opened with the cluster secret by the master); failed logins are throttled per peer address. A verb either does all of its
 work or refuses with a ZpomeloError whose message says what to do; a refusal leaves the running
 cluster untouched.
 """
@@ -16,6 +17,7 @@ import gevent
 from zpomelo import config
 from zpomelo.errors import ZpomeloError
 from zpomelo.master import procinfo, wire
+from zpomelo.master.throttle import LoginThrottle
 from zpomelo.master.supervisor import RESTARTING, STOPPED, STOPPING, log_tail
 
 logger = logging.getLogger(__name__)
@@ -30,10 +32,17 @@ class AdminControl:
         self.master = master
         self.exit_after_reply = False
         self._cpu = procinfo.CpuSampler()
+        self.throttle = LoginThrottle()
 
     # ------------------------------------------------------------------ auth
 
-    def authenticate(self, username, password):
+    def authenticate(self, username, password, address=None):
+        wait = self.throttle.wait_left(address)
+        if wait > 0:
+            self.master.refusals.refused(address, "an admin login (locked out)",
+                                         "too many failed logins")
+            raise ZpomeloError("too many failed admin logins from %s: try again in %.1f s"
+                               % (address, wait))
         users = self.master.admin_users
         if not users:
             raise ZpomeloError("the master accepts no admin user: config/adminUser.json is "
@@ -42,7 +51,14 @@ class AdminControl:
         for user in users:
             if user["username"] == username and isinstance(password, str) and \
                     hmac.compare_digest(user["password"].encode(), password.encode()):
+                self.throttle.succeeded(address)
                 return user
+        delay = self.throttle.failed(address)
+        self.master.refusals.refused(address, "an admin login", "wrong username or password "
+                                     "for user %r" % (username,))
+        if delay:
+            logger.warning("admin logins from %s locked out for %.1f s after repeated failures",
+                           address, delay)
         raise ZpomeloError("authentication failed for user %r: wrong username or password "
                            "(admin users are listed in config/adminUser.json; pass them with "
                            "-u and -p)" % (username,))
@@ -185,6 +201,7 @@ class AdminControl:
         m = self.master
         sup = m.supervisor
         proc.explicit_stop = True
+        m._unregistered.discard(proc.server_id)
         sup.cancel_restart(proc)
         if not proc.alive:
             if proc.state == RESTARTING:

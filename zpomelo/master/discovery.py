@@ -19,17 +19,17 @@ logger = logging.getLogger(__name__)
 
 
 def start_agent(base_dir, env, master_endpoint, record, on_add, on_remove, on_command,
-                timeout=10.0):
+                timeout=10.0, keys=None):
     """Register with the master (found through ZooKeeper with masterHA); -> (agent, members)."""
     from zpomelo.master.agent import MasterAgent
     cfg = ha_config.load(base_dir, env)
     if cfg is None:
-        agent = MasterAgent(master_endpoint, record, on_add, on_remove, on_command)
+        agent = MasterAgent(master_endpoint, record, on_add, on_remove, on_command, keys=keys)
         return agent, agent.start(timeout)
     follower = MasterFollower(cfg, record["id"])
     leader = follower.start(timeout)
     agent = MasterAgent(leader["endpoint"], record, on_add, on_remove, on_command,
-                        epoch=leader["epoch"])
+                        epoch=leader["epoch"], keys=keys)
     try:
         members = agent.start(timeout)
     except ZpomeloError:

@@ -3,6 +3,10 @@
 One ROUTER on the master's port (see wire.py). Servers register when ready; the master tells
 everyone about joins and leaves, watches heartbeats, and fires after_start_all once every expected
 server is up. Processes are the Supervisor's job; admin verbs are control.py's.
+
+Every frame on the port is opened with the cluster secret (wire.Sealer) before anything looks at
+it; with CURVE keys the socket is also a CURVE server (rpc/security.py). A frame that fails is
+logged once per peer address and kind, answered with a fixed error, and changes nothing.
 """
 import itertools
 import logging
@@ -12,7 +16,7 @@ import time
 
 import gevent
 import gevent.event
-import zmq.green as zmq
+import zmq
 
 from zpomelo import config
 from zpomelo.errors import ZpomeloError
@@ -21,6 +25,8 @@ from zpomelo.master.control import AdminControl, select_servers
 from zpomelo.master.registry import Registry
 from zpomelo.master.launcher import HostAccess
 from zpomelo.master.supervisor import RUNNING, UNRESPONSIVE, Supervisor, log_tail
+from zpomelo.rpc import security
+from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.zsock import bound_port
 
 logger = logging.getLogger(__name__)
@@ -45,6 +51,13 @@ class Master:
                                                              HEARTBEAT_TIMEOUT))
         self.selected = set() if takeover else select_servers(self.configured, only_type,
                                                                only_id)
+        self.keys = security.load_keys(self.base_dir)
+        self._sealer = wire.Sealer(security.require_secret(self.keys), wire.FROM_MASTER,
+                                   wire.TO_MASTER)
+        security.check_production(env, self.keys,
+                                  [self.record.host] + [r.host for r in self.configured])
+        self.refusals = security.RefusalLog(logger)
+        self._unregistered = set()              # ids whose own "unregister" set explicit_stop
         self.registry = Registry()
         self.control = AdminControl(self)
         self.port = None
@@ -114,6 +127,7 @@ class Master:
         sock = self._context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        security.secure_server(sock, self.keys)
         port = self.record.port
         if port and _listening(self.record.host, port):
             # a dual-stack wildcard listener would not stop our bind, yet clients would be split
@@ -136,9 +150,10 @@ class Master:
                     % (self.record.host, port, e, port)) from None
             sock.bind("tcp://%s:0" % self.record.host)
         self.port = bound_port(sock)
-        self._socket = sock
-        logger.info("master %s (%s) listening on %s:%d, pid %d", self.record.id, self.env,
-                    self.record.host, self.port, os.getpid())
+        self._socket = GreenSocket(sock)
+        logger.info("master %s (%s) listening on %s:%d (%s), pid %d", self.record.id, self.env,
+                    self.record.host, self.port, "CURVE + cluster secret" if self.keys.curve
+                    else "cluster secret, no CURVE", os.getpid())
 
     def _adopt(self, saved):
         """Take back the servers of the last run that had a process; returns their ids. Those
@@ -210,31 +225,42 @@ class Master:
     def _read_loop(self):
         while True:
             try:
-                identity, frame = self._socket.recv_multipart()
-            except ValueError:
-                continue        # not [identity, frame]: nothing to answer
+                parts = self._socket.recv_multipart_frames()
             except zmq.ZMQError:
                 return
-            msg = wire.unpack(frame)
+            if len(parts) != 2:
+                continue        # not [identity, frame]: nothing to answer
+            identity, frame = parts[0].bytes, parts[1]
+            address = frame.get("Peer-Address")
+            try:
+                msg = self._sealer.open(frame.bytes)
+            except wire.Unauthenticated as e:
+                self.refusals.refused(address, _claimed_kind(frame.bytes), str(e))
+                self._send_raw(identity, wire.pack(wire.ERROR, wire.UNAUTHENTICATED_MESSAGE))
+                continue
             if msg is None:
-                logger.warning("dropped a malformed message on the master port")
+                logger.warning("dropped a malformed message on the master port from %s",
+                               address)
                 self._send(identity, wire.ERROR, "malformed request: expected a msgpack array")
                 continue
             try:
-                self._dispatch(identity, msg)
+                self._dispatch(identity, msg, address)
             except Exception:
                 logger.exception("failed to handle %r", msg[0])
 
     def _send(self, identity, *parts):
-        if self._socket is None:
-            return
         if self.ha is not None and parts[0] in wire.EPOCH_AT:
             if not self.ha.may_act():
                 logger.debug("not acting (no ZooKeeper lease): %r not sent", parts[0])
                 return
             parts = wire.with_epoch(parts, self.ha.epoch)
+        self._send_raw(identity, self._sealer.seal(*parts))
+
+    def _send_raw(self, identity, frame):
+        if self._socket is None:
+            return
         try:
-            self._socket.send_multipart([identity, wire.pack(*parts)], zmq.NOBLOCK)
+            self._socket.try_send_multipart([identity, frame])
         except zmq.ZMQError as e:
             logger.debug("send to %r failed: %s", identity, e)
 
@@ -242,7 +268,7 @@ class Master:
         for identity in self.registry.identities(exclude):
             self._send(identity, *parts)
 
-    def _dispatch(self, identity, msg):
+    def _dispatch(self, identity, msg, address=None):
         kind = msg[0]
         if self.ha is not None:
             self.ha.saw_newer_epoch(wire.epoch_of(msg), "a server (%r)" % kind)
@@ -261,7 +287,7 @@ class Master:
         elif kind == wire.UNREGISTER:
             self._on_unregister(msg[1])
         elif kind == wire.ADMIN:
-            gevent.spawn(self._on_admin, identity, msg)
+            gevent.spawn(self._on_admin, identity, msg, address)
         else:
             logger.warning("unknown message %r on the master port", kind)
 
@@ -284,6 +310,10 @@ class Master:
         elif pid and pid != proc.pid:
             logger.warning("server %s registered from pid %s, but pid %s runs it; keeping"
                            " the registration", sid, pid, proc.pid)
+        if sid in self._unregistered:
+            # it unregistered and came back: auto-restart applies again when it dies later
+            self._unregistered.discard(sid)
+            proc.explicit_stop = False
         member, changed = self.registry.register(record, identity)
         first = not proc.registered.is_set()
         proc.registered.set()
@@ -303,6 +333,8 @@ class Master:
     def _on_unregister(self, sid):
         proc = self.supervisor.procs.get(sid)
         if proc is not None:
+            if not proc.explicit_stop:
+                self._unregistered.add(sid)
             proc.explicit_stop = True
             if proc.state == RUNNING:
                 proc.state = "stopping"
@@ -385,7 +417,7 @@ class Master:
 
     # ------------------------------------------------------------------ admin
 
-    def _on_admin(self, identity, msg):
+    def _on_admin(self, identity, msg, address=None):
         if not self.acting():
             self._send(identity, wire.ERROR, "master %s does not lead the cluster now (it lost "
                        "its ZooKeeper lease or stepped down); ask the current leader: zpomelo "
@@ -397,7 +429,7 @@ class Master:
             return
         _, username, password, verb, args = msg
         try:
-            self.control.authenticate(username, password)
+            self.control.authenticate(username, password, address)
             result = self.control.handle(verb, args or {})
         except ZpomeloError as e:
             logger.info("admin %s by %r refused: %s", verb, username, e)
@@ -464,3 +496,12 @@ def _listening(host, port):
         return True
     except OSError:
         return False
+
+
+def _claimed_kind(frame):
+    """What an unauthenticated frame claims to be, for the refusal log (never acted upon)."""
+    body = frame[wire.HEADER_SIZE:] if frame.startswith(wire.MAGIC) else frame
+    msg = wire.unpack(body)
+    kind = msg[0] if msg else None
+    known = (wire.REGISTER, wire.UNREGISTER, wire.HEARTBEAT, wire.RESULT, wire.ADMIN)
+    return "an unauthenticated %r" % kind if kind in known else "an unauthenticated message"

@@ -44,8 +44,11 @@ TICK = 0.05  # timer wheel resolution: a timeout fires at most about one tick la
 
 
 class RpcClient:
-    def __init__(self, self_id, default_timeout=DEFAULT_TIMEOUT, context=None, sndhwm=10_000, max_queued=100_000):
+    def __init__(self, self_id, default_timeout=DEFAULT_TIMEOUT, context=None, sndhwm=10_000, max_queued=100_000,
+                 keys=None):
+        """keys: the project's ClusterKeys; with CURVE keys every peer connection is a CURVE client."""
         self.self_id = self_id
+        self._keys = keys
         self.default_timeout = default_timeout
         self._context = context if context is not None else zmq.Context.instance()
         self._sndhwm = sndhwm
@@ -73,7 +76,8 @@ class RpcClient:
             self._drop_peer(peer, "server %s moved from %s to %s" % (server_id, peer.endpoint, endpoint))
         identity = ("%s#%x.%d" % (self.self_id, id(self), next(self._socket_ids))).encode()
         self._peers[server_id] = Peer(
-            server_id, endpoint, self._context, identity, self._sndhwm, self._on_replies, self._on_disconnect
+            server_id, endpoint, self._context, identity, self._sndhwm, self._on_replies, self._on_disconnect,
+            keys=self._keys,
         )
 
     def remove_peer(self, server_id):

@@ -125,6 +125,19 @@ class GreenSocket:
             self._wake_later("_write_waiter")
         return parts
 
+    def recv_multipart_frames(self):
+        """Like recv_multipart, as zmq.Frame objects: their metadata says who sent them
+        (frame.get("Peer-Address")), which the master uses to log and throttle per peer."""
+        sock = self.socket
+        while not _get(sock, _EVENTS) & _POLLIN:
+            self._wait("_read_waiter")
+        parts = [_recv(sock, _NOBLOCK, False)]
+        while _get(sock, _RCVMORE):
+            parts.append(_recv(sock, _NOBLOCK, False))
+        if self._write_waiter is not None and _get(sock, _EVENTS) & _POLLOUT:
+            self._wake_later("_write_waiter")
+        return parts
+
     # -- sending -------------------------------------------------------------------------------
 
     def try_send_multipart(self, parts):

@@ -23,6 +23,7 @@ from gevent.event import Event
 from zmq.utils.monitor import parse_monitor_message
 
 from zpomelo.errors import ProtocolError
+from zpomelo.rpc import security
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.envelope import join_frame, unpack_replies
 from zpomelo.rpc.server import MAX_ENVELOPES_PER_FRAME
@@ -42,7 +43,7 @@ _MONITORED = zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DIS
 
 
 class Peer:
-    def __init__(self, server_id, endpoint, context, identity, sndhwm, on_replies, on_disconnect):
+    def __init__(self, server_id, endpoint, context, identity, sndhwm, on_replies, on_disconnect, keys=None):
         self.server_id = server_id
         self.endpoint = endpoint
         self.state = CONNECTING
@@ -61,6 +62,7 @@ class Peer:
         set_reconnect(sock)
         sock.setsockopt(zmq.HEARTBEAT_IVL, HEARTBEAT_IVL_MS)
         sock.setsockopt(zmq.HEARTBEAT_TIMEOUT, HEARTBEAT_TIMEOUT_MS)
+        security.secure_client(sock, keys)
         monitor_addr = "inproc://zpomelo-rpc-monitor-%s" % os.urandom(8).hex()
         monitor = sock.get_monitor_socket(_MONITORED, monitor_addr)
         try:

@@ -33,6 +33,7 @@ from gevent.event import Event
 
 from zpomelo.errors import CODE_FAIL, ProtocolError
 from zpomelo.greenpool import GreenPool
+from zpomelo.rpc import security
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.envelope import REQUEST, EnvelopePacker, join_frame, unpack_requests
 from zpomelo.rpc.zsock import bind
@@ -48,7 +49,7 @@ class RpcServer:
     """A ROUTER at tcp://host:port (port 0: any free port, read back as `.port`) and its pool."""
 
     def __init__(self, host, port, dispatch, pool_size=DEFAULT_POOL_SIZE, context=None, hwm=100_000,
-                 name=None):
+                 name=None, keys=None):
         self._dispatch = dispatch
         self._context = context if context is not None else zmq.Context.instance()
         self._packer = EnvelopePacker()
@@ -64,6 +65,7 @@ class RpcServer:
         self._refusing = False   # stop_accepting() was called
         self._keep = None        # keep(service, method) -> True: still served while refusing
         self._hwm = hwm
+        self._keys = keys        # the project's ClusterKeys: a CURVE server when it has CURVE keys
         self.name = name         # for the refusal message (the server id)
         self.host = host
         self.port = port
@@ -80,6 +82,7 @@ class RpcServer:
         sock.setsockopt(zmq.SNDHWM, self._hwm)
         sock.setsockopt(zmq.RCVHWM, self._hwm)
         sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
+        security.secure_server(sock, self._keys)
         self.port = bind(sock, self.host, self.port, "rpc server")
         self._socket = GreenSocket(sock)
         self.endpoint = "tcp://%s:%d" % (self.host, self.port)

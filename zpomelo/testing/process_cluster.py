@@ -74,6 +74,11 @@ class ProcessCluster:
         return run
 
     def start(self, timeout=60):
+        from zpomelo.rpc import security
+        if security.load_keys(self.project_dir).secret is None:
+            # a copied test project: give it the cluster secret the master requires (no CURVE,
+            # unless the project has CURVE keys already: `zpomelo init` makes them)
+            self.zpomelo("keys", "--no-curve", "-d", self.project_dir)
         self.master = self.zpomelo("start", "-D", "-e", self.env, "--json", timeout=timeout)
         return self
 
