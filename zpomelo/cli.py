@@ -185,10 +185,11 @@ def start(env, directory, daemon, server_type, server_id, as_json):
     """Start the master and the servers of config/servers.json for ENV."""
     base_dir = project_dir(directory)
     try:
-        config.load_master(base_dir, env)
+        master_record = config.load_master(base_dir, env)
         records = config.load_servers(base_dir, env)
         users = config.load_admin_users(base_dir, env)
-        keys = security.load_keys(base_dir)
+        keys = security.make_local_secret(base_dir, env, security.load_keys(base_dir),
+                                          [master_record.host] + [r.host for r in records])
         security.require_secret(keys)
         from zpomelo.master.control import select_servers
         select_servers(records, server_type, server_id)

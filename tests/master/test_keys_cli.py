@@ -75,3 +75,30 @@ def test_cli_with_foreign_keys_is_refused_and_changes_nothing(running, tmp_path)
     else:
         assert "refused an unauthenticated 'admin' from 127.0.0.1" in log
     ok(running, "stop", "-p", "s3cret")
+
+
+def test_first_start_on_one_host_makes_the_secret_production_refuses(tmp_path, monkeypatch):
+    """A project cloned from git has no config/keys/: development on loopback starts anyway, with
+    a secret made for it; production, or servers on another host, still need `zpomelo keys`."""
+    monkeypatch.setenv("ZPOMELO_SERVER_COMMAND", FAKE_COMMAND)
+    base = tmp_path / "game"
+    for env in ("development", "production"):
+        write_project(base / env, {"chat": [server("chat-1", "chat")]}, env=env)
+        shutil.rmtree(base / env / "config" / "keys")
+    refused = zpomelo(base / "production", "start", "-D", "-e", "production")
+    assert refused.returncode == 1 and "cluster.secret is missing" in refused.stderr
+    assert not (base / "production" / "config" / "keys").exists()
+    remote = base / "remote"
+    write_project(remote, {"chat": [server("chat-1", "chat", host="10.9.8.7")]})
+    shutil.rmtree(remote / "config" / "keys")
+    assert "cluster.secret is missing" in zpomelo(remote, "start", "-D").stderr
+    dev = base / "development"
+    try:
+        started = zpomelo(dev, "start", "-D")
+        assert started.returncode == 0, started.stderr
+        assert "made a cluster secret" in started.stderr
+        secret = dev / "config" / "keys" / security.SECRET_FILE
+        assert secret.stat().st_mode & 0o777 == 0o600
+        assert list_rows(dev, "-p", "s3cret")["chat-1"]["state"] == "running"
+    finally:
+        kill_project(dev)

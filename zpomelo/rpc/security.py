@@ -132,6 +132,20 @@ def require_secret(keys):
     return keys.secret
 
 
+def make_local_secret(base_dir, env, keys, hosts):
+    """A project fresh from git has no config/keys/ (it is never committed): in a non-production
+    environment whose servers all run on loopback, `zpomelo start` makes the secret itself, so the
+    first run works as it is. Returns the keys to use (reloaded when it wrote the secret)."""
+    if keys.secret is not None or env == "production":
+        return keys
+    if not all(is_loopback(h) for h in hosts if h):
+        return keys         # across hosts every host needs the same secret: `zpomelo keys`
+    path = generate(base_dir, curve=False)[0]
+    logger.warning("made a cluster secret for this single-host %s cluster: %s (run `zpomelo keys` "
+                   "for CURVE keys before running across hosts)", env, path)
+    return load_keys(base_dir)
+
+
 def check_production(env, keys, hosts):
     """Production across hosts (any host not loopback) refuses to run without CURVE."""
     if env != "production" or keys.curve:
