@@ -109,9 +109,6 @@ _DECLARED = [
             "seconds a forwarded request waits for its backend (default: rpcTimeout)"),
     Setting("maxInFlight", CONNECTOR, 1000, int,
             "unanswered requests one client may have; more are answered with an error at once"),
-    Setting("bindAll", CONNECTOR, False, _bool,
-            "no effect any more: frontends listen for clients on every interface unless the "
-            "server record's clientBind names an address"),
 ]
 
 DECLARED = {(s.scope, s.name): s for s in _DECLARED}
