@@ -244,8 +244,15 @@ class Candidate:
         if self.epoch is None or self.lost.is_set():
             return
         t0 = time.monotonic()
+        # a bounded wait: a request caught in a ZooKeeper outage must not hold the renewals back
+        # (the lease would then never come back after the connection does)
+        wait = RENEW_FRACTION * self.cfg.session_timeout
+        timeout_error = (gevent.Timeout, self._client.handler.timeout_exception)
         try:
-            data, stat = self._client.get(self.cfg.leader_path)
+            data, stat = self._client.get_async(self.cfg.leader_path).get(timeout=wait)
+        except timeout_error:
+            logger.info("lease renewal: ZooKeeper did not answer within %.1f s", wait)
+            return
         except Exception as e:
             from kazoo.exceptions import NoNodeError, SessionExpiredError
             if isinstance(e, SessionExpiredError):
@@ -253,7 +260,7 @@ class Candidate:
             elif isinstance(e, NoNodeError):
                 self._step_down("the leader record was deleted")
             else:
-                logger.debug("lease renewal failed: %s: %s", type(e).__name__, e)
+                logger.info("lease renewal failed: %s: %s", type(e).__name__, e)
             return
         record = ha_config.decode_leader(data)
         if record is None or record.get("epoch") != self.epoch or record.get("id") != self.record.id:
@@ -262,7 +269,10 @@ class Candidate:
             return
         node = "%s/%s" % (self._lock.path, self._lock.node)
         try:
-            alive = self._client.exists(node) is not None
+            alive = self._client.exists_async(node).get(timeout=wait) is not None
+        except timeout_error:
+            logger.info("lease renewal: ZooKeeper did not answer within %.1f s", wait)
+            return
         except Exception as e:
             logger.debug("lease renewal failed: %s: %s", type(e).__name__, e)
             return
