@@ -14,6 +14,16 @@ ENV = "test"
 SESSION_TIMEOUT = 2.0
 
 
+@pytest.fixture(autouse=True)
+def close_leader_watches():
+    """A failed test leaves its LeaderWatch's ZooKeeper client reconnecting to a stopped server
+    until the run ends (and logging each try): close what the test did not."""
+    from ha.harness import LeaderWatch
+    yield
+    for watch in list(LeaderWatch.opened):
+        watch.close()
+
+
 @pytest.fixture
 def zookeeper(tmp_path):
     """A standalone ZooKeeper on a free loopback port, stopped by pid at teardown."""

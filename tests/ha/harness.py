@@ -35,9 +35,13 @@ def rows(cwd):
 
 
 class LeaderWatch:
-    """Every leader record ZooKeeper shows, with the monotonic time it was seen."""
+    """Every leader record ZooKeeper shows, with the monotonic time it was seen. Watches a test
+    leaves open (it failed before closing its own) are closed by the conftest after the test."""
+
+    opened = []
 
     def __init__(self, base_dir):
+        LeaderWatch.opened.append(self)
         self.cfg = ha_config.load(base_dir, ENV)
         self.records = []
         self.changed = gevent.event.Event()
@@ -77,6 +81,8 @@ class LeaderWatch:
                       for c in children)
 
     def close(self):
+        if self in LeaderWatch.opened:
+            LeaderWatch.opened.remove(self)
         self._client.stop()
         self._client.close()
 
