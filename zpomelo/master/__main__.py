@@ -93,21 +93,9 @@ def run_master(base_dir, env, only_type=None, only_id=None, ready=None,
     gevent.signal_handler(signal.SIGTERM, on_signal, True)
     gevent.signal_handler(signal.SIGINT, on_signal, True)
     gevent.wait([master.ready, master.done], count=1, timeout=start_timeout)
-    if master.done.is_set() and not master.ready.is_set():
-        ready({"ok": False, "error": "the master was stopped before the cluster was ready"})
-        master.close()
-        return 1
-    if not master.ready.is_set():
-        missing = sorted(sid for sid in master.selected if sid not in master.registry)
-        master._fail_start("servers %s did not register within %.0f s; see their logs under %s"
-                           % (", ".join(missing), start_timeout, runstate.log_dir(base_dir)))
-    if master.start_error:
-        ready({"ok": False, "error": master.start_error})
-        master.shutdown(graceful=True, timeout=3.0)
-        master.close()
-        return 1
-    ready({"ok": True, "pid": os.getpid(), "port": master.port, "host": master.record.host,
-           "elapsed": master.start_elapsed, "servers": len(master.selected)})
+    code = master.report_start(ready, start_timeout)
+    if code is not None:
+        return code
     master.done.wait()
     master.close()
     logger.info("master exits")

@@ -14,7 +14,7 @@ import os
 import gevent
 
 from zpomelo.errors import ZpomeloError
-from zpomelo.master import ha_config, runstate
+from zpomelo.master import ha_config
 from zpomelo.master.ha import Candidate, ClusterStopped
 from zpomelo.master.master import Master
 
@@ -109,22 +109,9 @@ def _lead(base_dir, env, record, candidate, takeover, only_type, only_id, ready,
     gevent.wait([master.ready, master.done, candidate.lost], count=1, timeout=start_timeout)
     if candidate.lost.is_set():
         return _step_down(master, candidate, state)
-    if not master.ready.is_set() and not master.done.is_set():
-        missing = sorted(sid for sid in master.selected if sid not in master.registry)
-        master._fail_start("servers %s did not register within %.0f s; see their logs under %s"
-                           % (", ".join(missing), start_timeout, runstate.log_dir(base_dir)))
-    if master.start_error:
-        ready({"ok": False, "error": master.start_error})
-        master.shutdown(graceful=True, timeout=3.0)
-        master.close()
-        return 1
-    if master.done.is_set() and not master.ready.is_set():
-        ready({"ok": False, "error": "the master was stopped before the cluster was ready"})
-        master.close()
-        return 1
-    ready({"ok": True, "pid": os.getpid(), "port": master.port, "host": master.record.host,
-           "elapsed": master.start_elapsed, "servers": len(master.selected),
-           "epoch": candidate.epoch})
+    code = master.report_start(ready, start_timeout, epoch=candidate.epoch)
+    if code is not None:
+        return code
     gevent.wait([master.done, candidate.lost], count=1)
     if master.done.is_set():
         master.close()

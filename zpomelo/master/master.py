@@ -197,6 +197,26 @@ class Master:
             self.broadcast(wire.SYNC, self.registry.records())
         self._check_all_started()
 
+    def report_start(self, ready, start_timeout, **extra):
+        """After waiting up to start_timeout for the cluster: tell ``ready`` how the start went.
+        Returns None when the cluster is up, else the exit code (the master is closed)."""
+        if not self.ready.is_set() and not self.done.is_set():
+            missing = sorted(sid for sid in self.selected if sid not in self.registry)
+            self._fail_start("servers %s did not register within %.0f s; see their logs under %s"
+                             % (", ".join(missing), start_timeout, runstate.log_dir(self.base_dir)))
+        if self.start_error:
+            ready({"ok": False, "error": self.start_error})
+            self.shutdown(graceful=True, timeout=3.0)
+            self.close()
+            return 1
+        if not self.ready.is_set():
+            ready({"ok": False, "error": "the master was stopped before the cluster was ready"})
+            self.close()
+            return 1
+        ready(dict({"ok": True, "pid": os.getpid(), "port": self.port, "host": self.record.host,
+                    "elapsed": self.start_elapsed, "servers": len(self.selected)}, **extra))
+        return None
+
     def _fail_start(self, message):
         if self.ready.is_set():
             return
