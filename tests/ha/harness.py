@@ -5,9 +5,8 @@ import time
 
 import gevent
 import gevent.event
-from gevent import subprocess
 
-from master.cli_project import ZPOMELO
+from master import cli_project
 from zpomelo.client import Client
 from zpomelo.master import ha_config
 from zpomelo.master.ha import kazoo_client
@@ -15,18 +14,13 @@ from zpomelo.master.ha import kazoo_client
 from .conftest import ENV
 
 
-def zpomelo(cwd, *args, timeout=90):
-    """`zpomelo ARGS -e test` without blocking the gevent hub; the CompletedProcess."""
-    return subprocess.run(ZPOMELO + [str(a) for a in args] + ["-e", ENV], cwd=str(cwd),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                          timeout=timeout)
+def zpomelo(cwd, *args, **kw):
+    """`zpomelo ARGS -e test` (the CompletedProcess), without blocking the gevent hub."""
+    return cli_project.zpomelo(cwd, *args, "-e", ENV, **kw)
 
 
 def ok(cwd, *args, **kw):
-    result = zpomelo(cwd, *args, **kw)
-    assert result.returncode == 0, "zpomelo %s failed (%d):\n%s\n%s" % (
-        " ".join(map(str, args)), result.returncode, result.stdout, result.stderr)
-    return result.stdout
+    return cli_project.ok(cwd, *args, "-e", ENV, **kw)
 
 
 def rows(cwd):

@@ -2,9 +2,10 @@
 import json
 import os
 import signal
-import subprocess
 import sys
 from pathlib import Path
+
+from gevent import subprocess   # a command blocks only its greenlet: clients and loads go on
 
 from zpomelo.master import procinfo
 
