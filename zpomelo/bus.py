@@ -18,6 +18,19 @@ paths are not ordered against each other, so messages published right around the
 subscription is first seen may arrive out of order. When a subscriber's queue is at the high water
 mark the message is dropped for it; drops are counted in `stats["dropped"]` and logged.
 
+Ordering points (what lets an answer wait for the pushes sent before it): every message we
+publish carries our source key (server id + a random epoch per Bus, so a restarted publisher is a
+new source) and a sequence number in its topic, after the part subscribers match on:
+``b"f:" + id + b"\x00" + source + seq`` (a count per frontend) and ``b"g" + source + seq`` (one
+count for the global topic). ``mark(frontend_id)`` is "everything we published to that frontend so
+far" (counted from the moment its current subscription was seen, so a restarted or resubscribed
+frontend never waits for messages it cannot get); the receiving bus records the highest sequence it
+has delivered per source, and ``when_delivered(mark, fn)`` calls ``fn`` once the messages the mark
+covers have been handed to ``on_message`` (at once when they already were; after ``MARK_WAIT``
+seconds at most, counted in ``stats["mark_timeouts"]``, when one was lost). Messages sent through
+the fallback are not counted: they are not ordered against the answer (only until the
+subscription is seen).
+
 Subscription events are applied by the XPUB reader greenlet and, so that a publish never acts on
 stale state, also drained (without waiting) at the start of each publish.
 
@@ -31,6 +44,8 @@ they send directly on the XPUB, which never waits (XPUB_NODROP makes a full queu
 count, instead of a wait), so no writer greenlet is needed.
 """
 import logging
+import os
+import struct
 
 import gevent
 import zmq
@@ -45,6 +60,8 @@ GLOBAL_TOPIC = b"g"
 FRONTEND_PREFIX = b"f:"
 TOPIC_END = b"\x00"
 YIELD_EVERY = 64   # messages handled in a row before the reader lets other greenlets run
+MARK_WAIT = 1.0    # seconds an answer waits at most for the pushes its mark covers (lost ones)
+_SEQ = struct.Struct(">Q")
 
 
 def frontend_topic(frontend_id):
@@ -60,7 +77,15 @@ class Bus:
         self._subscribed = set()  # frontend ids whose "f:<id>" subscription our XPUB has seen
         self._peers = {}  # server id -> bus endpoint
         self._own_topic = frontend_topic(self_id)
-        self.stats = {"published": 0, "fallbacks": 0, "dropped": 0, "received": 0}
+        # source key: our id + an epoch, then a NUL; a subscriber reads it back from the topic
+        self.source = self_id.encode() + b"#" + os.urandom(6).hex().encode() + TOPIC_END
+        self._sent = {}        # frontend id -> last seq published on its topic
+        self._base = {}        # frontend id -> (frontend seq, global seq) when its subscription was seen
+        self._global_sent = 0
+        self._delivered = {}   # source -> [frontend seq, global seq] handed to on_message
+        self._waiting = {}     # source -> [(frontend seq, global seq, fn, timer)]
+        self.stats = {"published": 0, "fallbacks": 0, "dropped": 0, "received": 0,
+                      "mark_waits": 0, "mark_timeouts": 0}
         self._hwm = hwm
         self._keys = keys  # the project's ClusterKeys: CURVE on both sockets when it has CURVE keys
         self.host = host
@@ -137,7 +162,10 @@ class Bus:
         """Send payload to one frontend: over the PUB once subscribed, else through the fallback."""
         self._drain_subscriptions()
         if frontend_id in self._subscribed:
-            if self._pub.try_send_multipart((frontend_topic(frontend_id), payload)):
+            seq = self._sent.get(frontend_id, 0) + 1
+            topic = frontend_topic(frontend_id) + self.source + _SEQ.pack(seq)
+            if self._pub.try_send_multipart((topic, payload)):
+                self._sent[frontend_id] = seq
                 self.stats["published"] += 1
             else:
                 self._count_drop("frontend %s" % (frontend_id,))
@@ -149,14 +177,18 @@ class Bus:
         self._drain_subscriptions()
         if self._subscribed:
             pub = self._pub
-            if pub.try_send_multipart((GLOBAL_TOPIC, payload)):
+            seq = self._global_sent + 1
+            topic = GLOBAL_TOPIC + self.source + _SEQ.pack(seq)
+            if pub.try_send_multipart((topic, payload)):
+                self._global_sent = seq
                 self.stats["published"] += 1
             else:
                 # Some subscriber is full; NODROP refused the message for everyone. Send it lossy so
                 # only the full ones lose it.
                 self._pub_raw.setsockopt(zmq.XPUB_NODROP, 0)
                 try:
-                    pub.try_send_multipart((GLOBAL_TOPIC, payload))
+                    if pub.try_send_multipart((topic, payload)):
+                        self._global_sent = seq
                 finally:
                     self._pub_raw.setsockopt(zmq.XPUB_NODROP, 1)
                 self._count_drop("a global push for at least one slow frontend")
@@ -206,6 +238,7 @@ class Bus:
             if frontend_id not in self._subscribed:
                 logger.info("bus %s: frontend %s subscribed", self.self_id, frontend_id)
                 self._subscribed.add(frontend_id)
+                self._base[frontend_id] = (self._sent.get(frontend_id, 0), self._global_sent)
         elif event[0] == 0:
             logger.info("bus %s: frontend %s unsubscribed", self.self_id, frontend_id)
             self._subscribed.discard(frontend_id)
@@ -213,6 +246,7 @@ class Bus:
     def _message_loop(self):
         recv = self._sub.recv_multipart
         own_topic = self._own_topic
+        own_len = len(own_topic)
         on_message = self._on_message
         stats = self.stats
         sleep = gevent.sleep
@@ -231,10 +265,10 @@ class Bus:
                     logger.warning("bus %s dropped a message of %d frames", self.self_id, len(parts))
                     continue
                 topic, payload = parts
-                if topic == GLOBAL_TOPIC:
-                    kind = "g"
-                elif topic == own_topic:
-                    kind = "f"
+                if topic.startswith(own_topic):
+                    kind, index, rest = "f", 0, topic[own_len:]
+                elif topic[:1] == GLOBAL_TOPIC:
+                    kind, index, rest = "g", 1, topic[1:]
                 else:
                     continue
                 stats["received"] += 1
@@ -242,9 +276,81 @@ class Bus:
                     on_message(kind, payload)
                 except Exception:
                     logger.exception("bus %s: on_message raised for a %r message", self.self_id, kind)
+                if len(rest) > _SEQ.size:
+                    self._note_delivered(rest[:-_SEQ.size], index, _SEQ.unpack(rest[-_SEQ.size:])[0])
         except zmq.ZMQError:
             if not self._closed:
                 raise
+
+    # -- ordering points -----------------------------------------------------------------------
+
+    def mark(self, frontend_id):
+        """[source, frontend seq, global seq]: what we have published to ``frontend_id`` so far
+        (0 where nothing since its subscription was seen), or None when there is nothing."""
+        base_f, base_g = self._base.get(frontend_id, (0, 0))
+        sent_f = self._sent.get(frontend_id, 0)
+        sent_g = self._global_sent
+        f_seq = sent_f if sent_f > base_f else 0
+        g_seq = sent_g if sent_g > base_g else 0
+        if not (f_seq or g_seq) or frontend_id not in self._subscribed:
+            return None
+        return [self.source, f_seq, g_seq]
+
+    def delivered(self, mark):
+        """True when the messages ``mark`` covers have been handed to on_message (or no mark)."""
+        if not mark:
+            return True
+        source, f_seq, g_seq = mark
+        done = self._delivered.get(source, (0, 0))
+        return done[0] >= f_seq and done[1] >= g_seq
+
+    def when_delivered(self, mark, fn):
+        """Call ``fn()`` once the messages ``mark`` covers are delivered here: now if they are,
+        else from the bus reader right after them, or after MARK_WAIT seconds (a lost message)."""
+        if self.delivered(mark):
+            fn()
+            return
+        source, f_seq, g_seq = mark
+        self.stats["mark_waits"] += 1
+        entry = [f_seq, g_seq, fn, None]
+        # a greenlet, not a loop callback: fn writes to a client, and a close it causes runs
+        # the app's on_closed callbacks, which may block
+        entry[3] = gevent.spawn_later(MARK_WAIT, self._mark_timeout, source, entry)
+        self._waiting.setdefault(source, []).append(entry)
+
+    def _note_delivered(self, source, index, seq):
+        done = self._delivered.get(source)
+        if done is None:
+            done = self._delivered[source] = [0, 0]
+        if seq > done[index]:
+            done[index] = seq
+        waiting = self._waiting.get(source)
+        if waiting:
+            ready = [e for e in waiting if done[0] >= e[0] and done[1] >= e[1]]
+            if ready:
+                self._waiting[source] = [e for e in waiting if not (done[0] >= e[0] and done[1] >= e[1])]
+                for entry in ready:
+                    self._release(entry)
+
+    def _mark_timeout(self, source, entry):
+        waiting = self._waiting.get(source)
+        if waiting and entry in waiting:
+            waiting.remove(entry)
+            self.stats["mark_timeouts"] += 1
+            logger.warning("bus %s: an answer waited %.1fs for pushes that never came (lost)",
+                           self.self_id, MARK_WAIT)
+            entry[3] = None
+            self._release(entry)
+
+    @staticmethod
+    def _release(entry):
+        timer = entry[3]
+        if timer is not None:
+            timer.kill(block=False)
+        try:
+            entry[2]()
+        except Exception:
+            logger.exception("a callback waiting for pushes failed")
 
     def close(self):
         if self._closed:
@@ -257,5 +363,9 @@ class Bus:
             self._sub.close(linger=0)
             self._pub.close(linger=0)
         self._subscribed.clear()
+        waiting, self._waiting = self._waiting, {}
+        for entries in waiting.values():   # no more pushes will come: answer now
+            for entry in entries:
+                self._release(entry)
 
     stop = close

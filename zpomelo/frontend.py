@@ -210,14 +210,19 @@ class FrontendService:
             return
         settled = []
 
-        def forwarded(error, response):
+        def forwarded(error, result):
             if settled:
                 return
             settled.append(True)
             self.forwarding -= 1
             if error is not None:
-                response = {"code": CODE_FAIL, "error": str(error)}
-            self._answer(session, msg_id, route, response)
+                self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(error)})
+            else:
+                response, mark = result
+                if mark is None or app.bus is None or app.bus.delivered(mark):
+                    self._answer(session, msg_id, route, response)
+                else:   # pushes the backend sent before answering are still on the bus
+                    app.bus.when_delivered(mark, lambda: self._answer(session, msg_id, route, response))
             if not self.forwarding and self._drained is not None:
                 self._drained.set()
 

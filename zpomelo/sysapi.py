@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 SYS = "_sys"
 
 # method names (the wire contract between the two halves)
-FORWARD = "forward"              # (route, body, session snapshot) -> response body
+FORWARD = "forward"              # (route, body, session snapshot) -> [response body, bus mark]
 HELLO = "hello"                  # () -> {"id", "busPort"}
 PUSH = "push"                    # (*bus message): a push that came over RPC (bus fallback)
 SESSION_BIND = "session_bind"
@@ -75,9 +75,16 @@ class SysService:
 
     # -- every server --------------------------------------------------------------------
     def forward(self, route, body, snapshot):
-        """A client request forwarded by a frontend: run it here with a backend session."""
-        session = BackendSession.from_snapshot(self.app, snapshot)
-        return self.app.handler_service.handle(route, body, session)
+        """A client request forwarded by a frontend: run it here with a backend session.
+
+        The answer carries our bus mark for the requesting frontend (``Bus.mark``): the frontend
+        holds the answer until every push we published to it before answering has been
+        delivered, so a handler's pushes to its own client arrive before the answer."""
+        app = self.app
+        session = BackendSession.from_snapshot(app, snapshot)
+        response = app.handler_service.handle(route, body, session)
+        bus = app.bus
+        return [response, bus.mark(session.frontend_id) if bus is not None else None]
 
     def hello(self):
         record = self.app.current_server

@@ -140,3 +140,60 @@ def test_publish_from_many_greenlets(make_bus):
     for index in range(20):  # per publisher greenlet order is kept
         mine = [p for _k, p in inbox.messages if p.startswith(b"%d:" % index)]
         assert mine == [b"%d:%d" % (index, n) for n in range(50)]
+
+
+def test_a_mark_releases_its_waiter_right_after_the_messages_it_covers(make_bus):
+    """The ordering point behind "a push before the answer": the waiter runs after on_message
+    handled every message published before the mark, never before."""
+    backend = make_bus("back-1", fallback=lambda f, p: None)
+    events = []
+    frontend = make_bus("conn-1", on_message=lambda kind, payload: events.append(payload))
+    frontend.add_peer("back-1", backend.endpoint)
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
+    assert backend.mark("conn-1") is None            # nothing published: nothing to wait for
+    for n in range(50):
+        backend.publish_frontend("conn-1", b"p%d" % n)
+    backend.publish_global(b"g")
+    mark = backend.mark("conn-1")
+    assert mark[1:] == [50, 1]
+    assert not frontend.delivered(mark)              # the reader has not run yet
+    frontend.when_delivered(mark, lambda: events.append("answer"))
+    wait_until(lambda: "answer" in events, timeout=5, message="the waiter")
+    assert events == [b"p%d" % n for n in range(50)] + [b"g", "answer"]
+    assert frontend.stats["mark_waits"] == 1 and frontend.stats["mark_timeouts"] == 0
+    assert frontend.delivered(mark)
+    done = []
+    frontend.when_delivered(mark, lambda: done.append(1))   # already delivered: at once
+    assert done == [1]
+
+
+def test_a_mark_whose_message_was_lost_releases_after_the_wait(make_bus):
+    from zpomelo import bus as bus_module
+
+    backend = make_bus("back-1", fallback=lambda f, p: None)
+    frontend = make_bus("conn-1")
+    released = []
+    lost = [backend.source, 7, 0]                    # seq 7 of a source that never sent it
+    frontend.when_delivered(lost, lambda: released.append(1))
+    gevent.sleep(0)
+    assert released == []
+    wait_until(lambda: released == [1], timeout=bus_module.MARK_WAIT + 3, message="the timeout")
+    assert frontend.stats["mark_timeouts"] == 1
+
+
+def test_a_resubscribed_frontend_does_not_wait_for_what_it_never_got(make_bus):
+    """A frontend that (re)subscribes starts from the publisher's current count."""
+    from zpomelo.bus import Bus
+
+    backend = make_bus("back-1", fallback=lambda f, p: None)
+    first = Bus("conn-1", "127.0.0.1", 0, lambda kind, payload: None).start()
+    first.add_peer("back-1", backend.endpoint)
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
+    backend.publish_frontend("conn-1", b"to the first")
+    first.close()
+    wait_until(lambda: "conn-1" not in backend.subscribed_frontends(), message="the unsubscription")
+    second = make_bus("conn-1")
+    second.add_peer("back-1", backend.endpoint)
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the resubscription")
+    assert backend.mark("conn-1") is None
+    assert second.delivered(backend.mark("conn-1"))

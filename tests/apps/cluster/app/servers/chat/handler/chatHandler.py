@@ -91,3 +91,20 @@ def flood(app, msg, session):
         if n % 1000 == 999:
             gevent.sleep(0)
     return {"pushed": msg["count"], "bus": dict(app.bus.stats)}
+
+
+def push_self(app, msg, session):
+    """Push to the requesting session, then answer: the push must reach the client first."""
+    app.channel_service.push_by_uids("onSelf", {"n": msg["n"]}, [(session.uid, session.frontend_id)])
+    return {"n": msg["n"]}
+
+
+def push_many(app, msg, session):
+    """Push `count` numbered messages to the requesting session (order check under load)."""
+    import gevent
+    for n in range(msg["count"]):
+        app.channel_service.push_by_uids("onSeq", {"n": n, "tag": msg.get("tag")},
+                                         [(session.uid, session.frontend_id)])
+        if n % 100 == 99:
+            gevent.sleep(0)
+    return {"pushed": msg["count"]}
