@@ -18,6 +18,7 @@ from zpomelo.channel import ChannelService, GlobalChannelService
 from zpomelo.config import ServerRecord, load_servers
 from zpomelo.crons import CronScheduler
 from zpomelo.errors import ConfigError
+from zpomelo.global_filters import GlobalFilters
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
 from zpomelo.pushes import Pushes
@@ -58,6 +59,7 @@ class Application:
         self.logger = logging.getLogger("zpomelo.app." + record.id)
 
         self.filters = FilterChain()
+        self.global_filters = GlobalFilters()   # frontends: every client request (global_filters.py)
         self.rpc_filters = []
         self.error_handler = None
         self.components = []
@@ -150,6 +152,22 @@ class Application:
         self.filters.add(f)
         return self
 
+    def global_before(self, f):
+        """On a frontend, before every client request is forwarded or handled: ``before(route,
+        msg, session)`` returns None to go on or a body that answers (refuses) the request."""
+        self.global_filters.add_before(f)
+        return self
+
+    def global_after(self, f):
+        """On a frontend, ``after(route, msg, session, response, error)`` sees every answer."""
+        self.global_filters.add_after(f)
+        return self
+
+    def global_filter(self, f):
+        """An object with global ``before`` and/or ``after`` (Pomelo's app.globalFilter)."""
+        self.global_filters.add(f)
+        return self
+
     def rpc_filter(self, f):
         """An object with before(server_id, service, method, args) and/or after(..., result, error)."""
         self.rpc_filters.append(f)
@@ -220,7 +238,7 @@ class Application:
         self._hook("before_startup")
         try:
             self._bind()
-            for f in self.filters.objects:
+            for f in self._filter_objects():
                 if hasattr(f, "start"):
                     f.start()
             for component in self.components:
@@ -396,9 +414,16 @@ class Application:
             waits.append(gevent.spawn(self.rpc_server.drain, timeout))
         gevent.joinall(waits, timeout=timeout + 1.0)
 
+    def _filter_objects(self):
+        seen = list(self.filters.objects)
+        if not self.is_frontend:   # global filters run on frontends only
+            return seen
+        seen.extend(f for f in self.global_filters.objects if not any(f is g for g in seen))
+        return seen
+
     def _close(self, timeout):
         """Filters, unregister, then every socket (also what a failed start had opened)."""
-        for f in self.filters.objects:
+        for f in self._filter_objects():
             if hasattr(f, "stop"):
                 try:
                     f.stop()

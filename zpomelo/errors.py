@@ -3,6 +3,7 @@
 CODE_OK = 200
 CODE_FAIL = 500
 CODE_OLD_CLIENT = 501
+CODE_RATE_LIMITED = 429   # a request over its connection's rate limit (connectorConfig rateLimit*)
 
 
 class ZpomeloError(Exception):

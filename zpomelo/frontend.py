@@ -61,6 +61,7 @@ class FrontendService:
                                 else settings.value(app.settings, "rpcTimeout"))
         self.max_in_flight = config.max_in_flight
         self.use_crypto = config.use_crypto
+        self.global_filters = app.global_filters   # run only when the game registered some
         self.forwarding = 0     # forwarded requests waiting for their backend's answer
         self._drained = None    # set by the last answer once drain() waits
 
@@ -131,6 +132,11 @@ class FrontendService:
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
             return
         try:
+            if self.global_filters:
+                refusal = self.global_filters.run_before(route, body, session)
+                if refusal is not None:
+                    self._answer(session, msg_id, route, refusal)
+                    return
             if self.use_crypto and not self._signature_ok(session, body):
                 self._answer(session, msg_id, route, {
                     "code": CODE_FAIL, "error": "the request signature (__crypto__) is missing or wrong"})
@@ -172,6 +178,8 @@ class FrontendService:
 
     def _handle_local(self, session, msg_id, route, body):
         response = self.app.handler_service.handle(route, body, session)
+        if self.global_filters.after and msg_id:
+            self.global_filters.run_after(route, body, session, response)
         self._answer(session, msg_id, route, response)
 
     def _answer(self, session, msg_id, route, response):
@@ -216,9 +224,14 @@ class FrontendService:
             settled.append(True)
             self.forwarding -= 1
             if error is not None:
-                self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(error)})
+                response = {"code": CODE_FAIL, "error": str(error)}
+                if self.global_filters.after:
+                    self.global_filters.run_after(route, body, session, response, error)
+                self._answer(session, msg_id, route, response)
             else:
                 response, mark = result
+                if self.global_filters.after:
+                    self.global_filters.run_after(route, body, session, response)
                 if mark is None or app.bus is None or app.bus.delivered(mark):
                     self._answer(session, msg_id, route, response)
                 else:   # pushes the backend sent before answering are still on the bus

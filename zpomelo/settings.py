@@ -109,6 +109,21 @@ _DECLARED = [
             "seconds a forwarded request waits for its backend (default: rpcTimeout)"),
     Setting("maxInFlight", CONNECTOR, 1000, int,
             "unanswered requests one client may have; more are answered with an error at once"),
+    Setting("rateLimitRequests", CONNECTOR, None, _number,
+            "requests and notifies per second one connection may send (token bucket); unset = "
+            "no limit; over it a request is answered with code 429 and not handled"),
+    Setting("rateLimitRequestsBurst", CONNECTOR, None, _number,
+            "the request bucket's size: how many may come at once (default: one second's worth)"),
+    Setting("rateLimitBytes", CONNECTOR, None, _number,
+            "message bytes per second one connection may send (token bucket); unset = no limit"),
+    Setting("rateLimitBytesBurst", CONNECTOR, None, _number,
+            "the byte bucket's size (default: one second's worth); a bigger message is always "
+            "refused"),
+    Setting("rateLimitKickAfter", CONNECTOR, 50, int,
+            "refused messages within rateLimitKickWindow after which the connection is kicked "
+            "(reason 'rate limit exceeded') and closed; 0 = never kick"),
+    Setting("rateLimitKickWindow", CONNECTOR, 10.0, _number,
+            "seconds over which rateLimitKickAfter counts refusals"),
 ]
 
 DECLARED = {(s.scope, s.name): s for s in _DECLARED}

@@ -1,5 +1,6 @@
 """ConnectorConfig: everything a frontend's client listener needs to know, with safe defaults."""
 from zpomelo import settings
+from zpomelo.connector.ratelimit import RateLimits
 from zpomelo.errors import ConfigError
 from zpomelo.protocol.package import DEFAULT_MAX_BODY, MAX_BODY_LIMIT
 
@@ -32,6 +33,8 @@ class ConnectorConfig:
     handler_pool_size  local handler calls the frontend runs at once
     forward_timeout    seconds a forwarded request waits (None: the app's rpcTimeout)
     max_in_flight      unanswered requests one client may have
+    rate_limits        a connector.ratelimit.RateLimits (requests/s, bytes/s per connection; off
+                       unless rateLimitRequests / rateLimitBytes are set)
 
     Defaults are the declarations in zpomelo.settings (connectorConfig keys, config/README.md).
     """
@@ -44,7 +47,7 @@ class ConnectorConfig:
                  check_client=None, handshake_hook=None, use_dict=False, use_protobuf=False,
                  use_crypto=False, single_session=False,
                  handler_pool_size=settings.default("handlerPoolSize", _C), forward_timeout=None,
-                 max_in_flight=settings.default("maxInFlight", _C)):
+                 max_in_flight=settings.default("maxInFlight", _C), rate_limits=None):
         if heartbeat is not None and not heartbeat > 0:
             raise ConfigError("heartbeat must be a positive number of seconds or None, got %r"
                               % (heartbeat,), field="heartbeat")
@@ -85,6 +88,7 @@ class ConnectorConfig:
         self.handler_pool_size = handler_pool_size
         self.forward_timeout = forward_timeout
         self.max_in_flight = max_in_flight
+        self.rate_limits = rate_limits if rate_limits is not None else RateLimits()
 
     @property
     def heartbeat_timeout(self):
@@ -139,6 +143,7 @@ class ConnectorConfig:
             handler_pool_size=get("handlerPoolSize"),
             forward_timeout=get("forwardTimeout"),
             max_in_flight=get("maxInFlight"),
+            rate_limits=RateLimits.from_settings(get),
             codec=codec,
         )
         kwargs.update(overrides)

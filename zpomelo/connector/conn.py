@@ -8,11 +8,12 @@ the reader, so an idle connection costs no extra greenlet.
 """
 import enum
 import logging
+from time import monotonic
 
 import gevent
 
-from zpomelo.connector import badinput
-from zpomelo.errors import BodyError, ProtocolError
+from zpomelo.connector import badinput, ratelimit
+from zpomelo.errors import CODE_RATE_LIMITED, BodyError, ProtocolError
 from zpomelo.protocol import handshake
 from zpomelo.protocol import message
 from zpomelo.protocol.package import (
@@ -84,6 +85,8 @@ class Connection:
         self._reported = False      # frontend.on_connect accepted: on_close is owed once
         self._reader = None
         self._deadline = None       # the handshake deadline, then the heartbeat deadline
+        limits = getattr(config, "rate_limits", None)
+        self._limiter = limits.limiter(monotonic()) if limits is not None else None
         frame, frame_batch = self._framing()
         self._out = SocketWriter(sock, self._on_send_error, self._on_write_overflow, frame,
                                  frame_batch, max_bytes=config.write_queue_limit)
@@ -256,6 +259,13 @@ class Connection:
             timer.close()
 
     def _on_data(self, body):
+        limiter = self._limiter
+        if limiter is not None:
+            now = monotonic()
+            kind = limiter.admit(len(body), now)
+            if kind is not None:
+                self._refuse(body, kind, now)
+                return
         codec = self._codec
         try:
             mtype, msg_id, route, obj = codec.decode(body)
@@ -280,14 +290,42 @@ class Connection:
         except Exception:
             logger.exception("frontend.on_request failed for %r route %s", self, route)
 
+    def _refuse(self, body, kind, now):
+        """A message over the rate limit: never decoded past its header, never handled; a request
+        gets CODE_RATE_LIMITED, a notify is dropped; a connection that keeps at it is kicked."""
+        limiter = self._limiter
+        counts = self._connector.rate_limited
+        counts[kind] += 1
+        try:
+            mtype, msg_id, route = self._codec.peek(body)
+        except ProtocolError as exc:
+            self.note_bad_input(badinput.BAD_MESSAGE, exc)
+            msg_id = 0
+        if msg_id and mtype == message.REQUEST:
+            data = self._encode_error(msg_id, route, {
+                "code": CODE_RATE_LIMITED, "error": limiter.explain(kind, len(body))})
+            answer_in_order = getattr(self._frontend, "answer_in_order", None)
+            if answer_in_order is not None:
+                answer_in_order(self, msg_id, data)
+            else:
+                self.send(data)
+        if limiter.note_refusal(now):
+            counts[ratelimit.KICKED] += 1
+            logger.warning("%r kicked: %d messages over its rate limit within %gs",
+                           self, limiter.refused, limiter.limits.kick_window)
+            self.kick("rate limit exceeded")
+
     def note_bad_input(self, kind, detail):
         """Count bad input from this client (see connector.badinput); logged rate-limited."""
         self._connector.bad_input.note(kind, "%s:%s" % (self.address[0], self.address[1]), detail)
 
     def _error_response(self, msg_id, route):
+        return self._encode_error(msg_id, route, {"code": 500})
+
+    def _encode_error(self, msg_id, route, body):
         try:
-            return self._codec.encode_response(msg_id, route, {"code": 500})
-        except Exception:  # e.g. a protobuf route whose message cannot carry {"code": 500}
+            return self._codec.encode_response(msg_id, route, body)
+        except Exception:  # e.g. a protobuf route whose message cannot carry the error body
             return self._codec.encode_response_raw(msg_id, _BODY_ERROR_JSON)
 
     # ---- writing -------------------------------------------------------------------------

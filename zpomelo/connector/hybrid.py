@@ -14,7 +14,7 @@ from gevent import ssl as gevent_ssl
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from zpomelo.connector import badinput
+from zpomelo.connector import badinput, ratelimit
 from zpomelo.connector.conn import RECV_SIZE, Deadline, HandshakeTimeout, start_deadline
 from zpomelo.connector.tcp import TcpConnection
 from zpomelo.connector.ws import WsConnection, accept_upgrade
@@ -68,6 +68,9 @@ class Connector:
         self._server = None
         self._handlers = None
         self.bad_input = badinput.BadInputLog("connector %s:%s" % (host, port))
+        # messages refused by the per-connection rate limits, by kind, and connections kicked
+        self.rate_limited = {ratelimit.REQUESTS: 0, ratelimit.BYTES: 0, ratelimit.TOO_BIG: 0,
+                             ratelimit.KICKED: 0}
 
     @property
     def pending(self):

@@ -153,6 +153,15 @@ class ServerCodec:
             reply.update(self.protobuf.handshake_sys(client_sys.get("protoVersion")))
         return reply
 
+    def peek(self, data):
+        """(type, id, route) of a client message without decoding its body (what a refusal needs
+        to answer it); the route is None for a dictionary code we do not know. ProtocolError
+        for a malformed header."""
+        mtype, msg_id, route, _ = _decode_message(data)
+        if route.__class__ is int:
+            route = self._code_to_route.get(route)
+        return mtype, msg_id, route
+
     def decode(self, data):
         """Message bytes -> (type, id, route: str, body: dict).
 
