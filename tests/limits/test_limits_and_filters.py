@@ -94,13 +94,14 @@ def test_a_flooder_is_limited_then_kicked_while_others_keep_succeeding(cluster, 
         if n % 50 == 49:
             gevent.sleep(0.1)
     wait_until(lambda: flooder.closed.is_set(), timeout=10, message="the flooder to be kicked")
+    wait_until(lambda: len(other_results) >= 60, timeout=30, message="the others' requests")
     stop.append(True)
     gevent.joinall(loaders, timeout=20)
     assert kicked == ["rate limit exceeded"]
     codes = [body["code"] for error, body in answers if error is None]
     assert codes.count(200) >= 50                              # the burst went through
     limited = [body for error, body in answers if error is None and body["code"] == CODE_RATE_LIMITED]
-    assert len(limited) >= 90
+    assert len(limited) >= 50   # answers still queued behind slower ones die with the kick
     assert "rate limit: more than 50 requests/s" in limited[0]["error"]
     first_limited = codes.index(CODE_RATE_LIMITED)
     assert codes[:first_limited] == [200] * first_limited       # limited first, then the kick
