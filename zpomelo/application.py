@@ -431,8 +431,12 @@ class Application:
                     logger.exception("%s: filter %r failed to stop", self.server_id, f)
         if self.agent is not None:
             self.agent.stop()
+        if self.frontend is not None:
+            self.frontend.stopping = True       # closing connections get no resume window
         if self.connector is not None:
             self.connector.stop()
+        if self.frontend is not None:
+            self.frontend.resume.close_all("server stopping")
         if self.rpc_server is not None:
             self.rpc_server.close(timeout)
         if self.bus is not None:

@@ -17,6 +17,7 @@ from zpomelo.connector.config import ConnectorConfig
 from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, ProtocolError, RouteError, ZpomeloError
 from zpomelo.greenpool import GreenPool
 from zpomelo.protocol import rsa
+from zpomelo.resume import SessionResume
 from zpomelo.router import parse_route
 from zpomelo.session import SessionService
 from zpomelo.sysapi import FORWARD, SYS
@@ -53,6 +54,11 @@ class FrontendService:
         config.codec = self.codec = build_codec(app, config)
         self.connector_config = config
         self.sessions = SessionService(app.server_id, single_session=config.single_session)
+        self.sessions.end = self.close_session
+        keys = getattr(app, "keys", None)
+        self.resume = SessionResume(self, raw, keys.secret if keys is not None else None,
+                                    app.server_id)
+        self.stopping = False   # set when the server stops: closing connections get no window
         self.global_members = GlobalMembers()
         self.handshake_hook = config.handshake_hook      # fn(app, session, sys, user) -> reply user
         self.check_client = config.check_client          # fn(client_type, version) -> bool
@@ -94,7 +100,7 @@ class FrontendService:
                 logger.exception("checkClient hook failed")
                 return CODE_OLD_CLIENT, None
         reply_user = None
-        session = self.sessions.get(conn.id)
+        session = conn.session
         if self.use_crypto:
             try:
                 session.public_key = rsa.parse_public_key(sys.get("rsa") or {})
@@ -107,15 +113,43 @@ class FrontendService:
             except Exception as exc:
                 logger.info("handshake hook refused %s: %s", conn.address, exc)
                 return CODE_FAIL, None
+        resume = sys.get("resume")
+        if resume is not None and self.resume.enabled:
+            # only a client that asked: a stock Pomelo client's handshake reply is unchanged
+            resumed, reply = self.resume.on_handshake(conn, session, resume)
+            if resumed is not session and self.use_crypto:
+                resumed.public_key = session.public_key
+            conn.resumable = True
+            conn.handshake_extra = {"resume": reply}
         return CODE_OK, reply_user
 
+    def on_ready(self, conn):
+        """The client's handshake ACK: a resuming connection takes its session over here."""
+        if conn.resumable:
+            self.resume.on_ready(conn)
+
     def on_close(self, conn, reason):
-        session = self.sessions.close(conn.id, reason)
-        if session is not None and session.uid is not None and not self.sessions.get_by_uid(session.uid):
+        session = conn.session
+        if session is None or session.conn is not conn:
+            return      # a resume that never got its ACK, or a connection a resume replaced
+        if self.resume.holds(session, conn):
+            self.resume.drop(session, reason)
+            return
+        self.close_session(session, reason)
+
+    def close_session(self, session, reason):
+        """End a session for good: close callbacks, uid index, global channels."""
+        state = session.resume
+        if state is not None and state.timer is not None:
+            state.timer.kill(block=False)
+            state.timer = None
+        if self.sessions.close(session.id, reason) is None:
+            return
+        if session.uid is not None and not self.sessions.get_by_uid(session.uid):
             self.global_members.leave_all(session.uid)
 
     def on_request(self, conn, msg_id, route, body):
-        session = self.sessions.get(conn.id)
+        session = conn.session
         if session is None:
             return
         if msg_id:
@@ -150,7 +184,7 @@ class FrontendService:
 
     def answer_in_order(self, conn, msg_id, data):
         """An answer the connector made itself (a body it could not decode), kept in order."""
-        session = self.sessions.get(conn.id)
+        session = conn.session
         if session is None or session.in_flight >= self.max_in_flight:
             conn.send(data)
             return

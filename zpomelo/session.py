@@ -28,6 +28,32 @@ class SessionSettings:
         self.settings.pop(key, None)
 
 
+class DetachedConnection:
+    """Stands in for the connection of a session waiting for a resume (zpomelo.resume): what is
+    written to it goes nowhere (pushes wait in the session's replay buffer)."""
+
+    __slots__ = ("id", "address", "transport")
+    state = None
+    close_reason = "waiting for a resume"
+
+    def __init__(self, conn):
+        self.id = conn.id
+        self.address = conn.address
+        self.transport = conn.transport
+
+    def send(self, data):
+        return False
+
+    def kick(self, reason=""):
+        pass
+
+    def close(self, reason="", flush=True):
+        pass
+
+    def note_bad_input(self, kind, detail):
+        pass
+
+
 class Session(SessionSettings):
     """The frontend's view of one connected client.
 
@@ -36,7 +62,7 @@ class Session(SessionSettings):
     """
 
     __slots__ = ("id", "frontend_id", "uid", "settings", "conn", "_service", "_on_closed",
-                 "_order", "_ready", "closed", "public_key")
+                 "_order", "_ready", "closed", "public_key", "resume", "_hooks")
 
     def __init__(self, service, conn):
         self._service = service
@@ -50,6 +76,8 @@ class Session(SessionSettings):
         self._ready = None
         self.closed = False
         self.public_key = None  # (n, e) when the connector uses crypto
+        self.resume = None      # a zpomelo.resume.ResumeState when the client asked for resume
+        self._hooks = None      # {"drop": [fn], "resume": [fn]} once registered
 
     @property
     def address(self):
@@ -68,11 +96,62 @@ class Session(SessionSettings):
         self._service.unbind(self, uid)
 
     def kick(self, reason="kick"):
+        state = self.resume
+        if state is not None:
+            state.final = True          # a kicked session gets no resume window
+            if state.detached:
+                self._service.end(self, "kicked: %s" % (reason,))
+                return
         self.conn.kick(reason)
 
     def on_closed(self, fn):
-        """Call ``fn(session, reason)`` once when the client's connection closes."""
+        """Call ``fn(session, reason)`` once when the session closes: when its connection
+        closes, or, for a client that asked for resume, when its resume window ends unused."""
         self._on_closed.append(fn)
+
+    def on_drop(self, fn):
+        """Call ``fn(session)`` each time the connection of a resumable session is lost and its
+        resume window starts (the session keeps its uid, settings and channels meanwhile)."""
+        self._hook_list("drop").append(fn)
+
+    def on_resume(self, fn):
+        """Call ``fn(session)`` each time the client comes back within the window."""
+        self._hook_list("resume").append(fn)
+
+    def _hook_list(self, kind):
+        if self._hooks is None:
+            self._hooks = {"drop": [], "resume": []}
+        return self._hooks[kind]
+
+    def run_hooks(self, kind):
+        for fn in list(self._hooks[kind]) if self._hooks else ():
+            try:
+                fn(self)
+            except Exception:
+                logger.exception("on_%s callback of session %s failed", kind, self.id)
+
+    @property
+    def detached(self):
+        """True while the client is away and the session waits for a resume."""
+        return self.resume is not None and self.resume.detached
+
+    def send_push(self, data):
+        """Write one encoded push package; a resumable session numbers and keeps it for replay."""
+        state = self.resume
+        if state is not None:
+            state.buffer.append(data)
+            if state.detached:
+                return True
+        return self.conn.send(data)
+
+    def detach(self):
+        """The connection is gone: answers still owed are dropped, pushes only buffered."""
+        self.conn = DetachedConnection(self.conn)
+        self._order = []
+        self._ready = None
+
+    def attach(self, conn):
+        self.conn = conn
 
     def snapshot(self):
         """What a backend needs to rebuild this session: [sid, frontend_id, uid, settings]."""
@@ -121,6 +200,8 @@ class SessionService:
         self.single_session = single_session
         self.sessions = {}
         self.uid_map = {}
+        # ends a session for good (the frontend sets it: it also leaves global channels)
+        self.end = lambda session, reason: self.close(session.id, reason)
 
     def __len__(self):
         return len(self.sessions)
@@ -128,7 +209,14 @@ class SessionService:
     def create(self, conn):
         session = Session(self, conn)
         self.sessions[session.id] = session
+        conn.session = session
         return session
+
+    def discard(self, session):
+        """Forget a session that was never used (its connection resumed another one)."""
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        session.closed = True
 
     def get(self, sid):
         return self.sessions.get(sid)
@@ -201,7 +289,7 @@ class SessionService:
         uid_map = self.uid_map
         for uid in uids:
             for session in uid_map.get(uid, ()):
-                session.conn.send(data)
+                session.send_push(data)
                 sent += 1
         return sent
 
@@ -210,6 +298,6 @@ class SessionService:
         for session in list(self.sessions.values()):
             if bound_only and session.uid is None:
                 continue
-            session.conn.send(data)
+            session.send_push(data)
             sent += 1
         return sent

@@ -124,6 +124,14 @@ _DECLARED = [
             "(reason 'rate limit exceeded') and closed; 0 = never kick"),
     Setting("rateLimitKickWindow", CONNECTOR, 10.0, _number,
             "seconds over which rateLimitKickAfter counts refusals"),
+    Setting("resumeWindow", CONNECTOR, 30, _number,
+            "seconds a dropped client that asked for resume may come back and get its session "
+            "(uid, settings, channels, missed pushes); 0 turns resume off"),
+    Setting("resumeBuffer", CONNECTOR, 2048, int,
+            "pushes kept per resumable session for replay; a client that missed more gets a "
+            "fresh session"),
+    Setting("resumeBufferBytes", CONNECTOR, 2 << 20, int,
+            "bytes of pushes kept per resumable session for replay (the other bound)"),
 ]
 
 DECLARED = {(s.scope, s.name): s for s in _DECLARED}

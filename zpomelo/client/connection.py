@@ -19,6 +19,8 @@ from zpomelo.client.cache import HandshakeCache
 from zpomelo.client.errors import ClientTimeout, ConnectionClosed, HandshakeError
 from zpomelo.client.pushes import PushInbox
 from zpomelo.client.requests import PendingRequests
+from zpomelo.client.resume import (
+    _CLOSED, _INITED, _RESUMING, _WORKING, Reconnecting, ResumeTicket, is_push)
 from zpomelo.client.transport import Transport
 from zpomelo.errors import BodyError, ProtocolError
 from zpomelo.protocol import handshake, message, package
@@ -32,19 +34,18 @@ DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_PUSH_QUEUE = 10000
 DEFAULT_MAX_QUEUED = 100000          # packages waiting for the writer before we give up
 
-_INITED, _WORKING, _CLOSED = "inited", "working", "closed"
 _IN_READER = ("%s in a push handler or request_async callback would wait for the very greenlet "
               "that reads the answer: use request_async, or gevent.spawn the blocking work")
 _monotonic = time.monotonic
 
 
-class Client:
+class Client(Reconnecting):
     """One Pomelo connection. Build it with `Client.connect(...)`; see the module docstring."""
 
     def __init__(self, host, port, transport="tcp", user=None, ssl=None, verify=True, path="/",
                  cache=None, request_timeout=DEFAULT_REQUEST_TIMEOUT, heartbeat_timeout=None,
                  max_body=package.MAX_BODY_LIMIT, push_queue_size=DEFAULT_PUSH_QUEUE,
-                 max_queued=DEFAULT_MAX_QUEUED):
+                 max_queued=DEFAULT_MAX_QUEUED, resume=False, reconnect_for=None):
         if transport not in ("tcp", "ws"):
             raise ValueError("transport must be 'tcp' or 'ws', got %r" % (transport,))
         self.host = host
@@ -67,6 +68,15 @@ class Client:
         self.close_reason = None
         self.closed = Event()
         self.bad_messages = 0          # DATA messages that did not decode (dropped or failed)
+        # Session resume (docs/protocol.md): a lost connection is reconnected with backoff for
+        # `reconnect_for` seconds (default: the server's window + 10 s) and the session resumed
+        self.resume = ResumeTicket() if resume else None
+        self.reconnect_for = reconnect_for
+        self.reconnects = 0            # connections made after a loss (resumed or fresh)
+        self.connected = Event()       # set while the connection works (cleared while resuming)
+        self._leaving = False          # close() was called: no resume
+        self._reconnecting = False     # inside an attempt of the reconnect loop
+        self._resume_handlers = {"drop": [], "resumed": [], "session_lost": []}
 
         self._codec = ClientCodec()
         self._state = _INITED
@@ -77,7 +87,7 @@ class Client:
         self._pushes = PushInbox(push_queue_size)
         self._kick_handlers = []
         self._close_handlers = []
-        self._reader = self._heartbeater = None
+        self._reader = self._heartbeater = self._reconnector = None
         self._hub = get_hub()
 
     # ---- connecting --------------------------------------------------------------------------
@@ -97,6 +107,10 @@ class Client:
         """Connect and handshake (see `connect`); on any failure the client ends closed."""
         if self._state is not _INITED or self._connection is not None:
             raise RuntimeError("a Client opens once; make a new one to reconnect")
+        self._open_once(timeout)
+        return self
+
+    def _open_once(self, timeout):
         deadline = _monotonic() + timeout
         try:
             self._connection = Transport.connect(
@@ -113,6 +127,8 @@ class Client:
         self._reader = gevent.spawn(self._read_loop)
         sys = {"type": CLIENT_TYPE, "version": CLIENT_VERSION}
         sys.update(self.cache.request_sys())
+        if self.resume is not None:
+            sys["resume"] = self.resume.request()
         self._enqueue(handshake.encode_client_request(sys, self.user))
         self._handshake_reply.wait(max(0.0, deadline - _monotonic()))
         if not self._handshake_reply.ready():
@@ -120,7 +136,6 @@ class Client:
             raise ClientTimeout("no handshake reply from %s:%s within %s s: is it a Pomelo "
                                 "frontend's clientPort?" % (self.host, self.port, timeout))
         self._handshake_reply.get()   # raises HandshakeError / ConnectionClosed
-        return self
 
     # ---- public API --------------------------------------------------------------------------
 
@@ -178,7 +193,8 @@ class Client:
         self._kick_handlers.append(fn)
 
     def on_close(self, fn):
-        """Call `fn(reason)` once when the connection closes, for any reason."""
+        """Call `fn(reason)` once when the connection closes, for any reason (a resuming client:
+        when it closes for good, not at a loss it reconnects from)."""
         self._close_handlers.append(fn)
 
     def wait_push(self, route, timeout=5):
@@ -203,10 +219,17 @@ class Client:
         return self._state is _WORKING
 
     def close(self, timeout=1.0):
-        """Flush what is queued (up to `timeout`), close the socket, fail pending requests."""
+        """Flush what is queued (up to `timeout`), close the socket, fail pending requests.
+
+        A resuming client says goodbye first (a KICK package), so the server ends the session
+        at once instead of holding it for a resume."""
         if self._state is _CLOSED:
             return
+        self._leaving = True
+        self._reconnecting = False
         if self._connection is not None:
+            if self._state is _WORKING and self.resume is not None and self.resume.token:
+                self._write(package.encode(package.KICK, b""))
             self._connection.close_gracefully(timeout)
         self._finish("closed by the client")
 
@@ -224,6 +247,10 @@ class Client:
     def _send(self, pkg):
         """Write or queue a whole package (the hot path: no greenlet switch here)."""
         if self._state is not _WORKING:
+            if self._state is _RESUMING or self._reconnecting:
+                raise ConnectionClosed("connection to %s:%s lost (%s); reconnecting: wait for "
+                                       "wait_connected()" % (self.host, self.port,
+                                                             self.close_reason), self.close_reason)
             if self._state is _INITED:
                 raise ConnectionClosed("not connected yet: call open() (or use Client.connect)")
             raise ConnectionClosed("connection to %s:%s is closed (%s); connect again"
@@ -266,6 +293,8 @@ class Client:
                 return
 
     def _on_message(self, data):
+        if self.resume is not None and is_push(data):
+            self.resume.pushes += 1
         try:
             mtype, mid, route, body = self._codec.decode(data)
         except ProtocolError as exc:
@@ -297,7 +326,12 @@ class Client:
         self._codec.apply_handshake(sys)
         self.handshake_sys = sys
         self.handshake_user = reply.get("user")
+        resumed = reason = None
+        if self.resume is not None:
+            resumed, reason = self.resume.apply(sys.get("resume"))
         self._state = _WORKING
+        self._reconnecting = False
+        self.connected.set()
         self._enqueue(package.HANDSHAKE_ACK_PACKAGE)
         heartbeat = sys.get("heartbeat")
         if isinstance(heartbeat, (int, float)) and heartbeat > 0:
@@ -305,6 +339,8 @@ class Client:
             timeout = self.heartbeat_timeout or 2 * heartbeat
             self._heartbeater = gevent.spawn(self._heartbeat_loop, heartbeat, timeout)
         self._handshake_reply.set(reply)
+        if resumed is not None:
+            self._fire("resumed" if resumed else "session_lost", reason)
 
     def _on_kick(self, body):
         try:
@@ -350,10 +386,22 @@ class Client:
     # ---- closing -----------------------------------------------------------------------------
 
     def _finish(self, reason):
-        """Close for `reason` (idempotent): fail everything pending, stop the greenlets."""
+        """Close for `reason` (idempotent): fail everything pending, stop the greenlets.
+
+        A resuming client whose connection was lost (not closed by us, not kicked) reconnects
+        instead; a failed reconnect attempt only ends that attempt."""
         if self._state is _CLOSED:
             return
+        if self._reconnecting:
+            self._end_attempt(reason)
+            return
+        if (self._state is _WORKING and self.resume is not None and self.resume.token
+                and not self._leaving and self.kicked_reason is None):
+            self._lose(reason)
+            return
         self._state = _CLOSED
+        self._reconnecting = False
+        self.connected.clear()
         self.close_reason = reason
         logger.debug("%r: closed: %s", self, reason)
         text = "connection to %s:%s closed: %s" % (self.host, self.port, reason)
@@ -363,7 +411,7 @@ class Client:
         self._pending.fail_all(lambda: ConnectionClosed(text, reason))
         self._pushes.wake()
         current = gevent.getcurrent()
-        for greenlet in (self._reader, self._heartbeater):
+        for greenlet in (self._reader, self._heartbeater, self._reconnector):
             if greenlet is not None and greenlet is not current:
                 greenlet.kill(block=False)
         if self._connection is not None:

@@ -88,6 +88,12 @@ class PendingRequests:
         if sweeper is not None and sweeper is not gevent.getcurrent():
             sweeper.kill(block=False)
 
+    def reopen(self):
+        """A resumed connection: take requests again (fail_all failed the old ones)."""
+        self.closed = False
+        self._sweeper = None
+        self._sweep_interval = self._sweep_tick = _INF
+
     def _fail(self, entry, error):
         if entry[1] is not None:
             self._run_soon(entry[1].throw, error)

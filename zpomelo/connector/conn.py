@@ -17,7 +17,7 @@ from zpomelo.errors import CODE_RATE_LIMITED, BodyError, ProtocolError
 from zpomelo.protocol import handshake
 from zpomelo.protocol import message
 from zpomelo.protocol.package import (
-    DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, HEARTBEAT_PACKAGE, PackageDecoder)
+    DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, HEARTBEAT_PACKAGE, KICK, PackageDecoder)
 from zpomelo.socket_writer import SocketWriter
 
 logger = logging.getLogger(__name__)
@@ -76,6 +76,9 @@ class Connection:
         self.state = INITED
         self.close_reason = None
         self.session = None
+        self.resumable = False      # the client asked for session resume (zpomelo.resume)
+        self.client_left = False    # the client said goodbye: its session gets no resume window
+        self.handshake_extra = None  # more handshake reply sys keys, set by the frontend
         self._connector = connector
         self._frontend = connector.frontend
         self._config = config
@@ -179,8 +182,12 @@ class Connection:
         elif ptype == HANDSHAKE_ACK:
             if self.state is WAIT_ACK:
                 self._on_ack()
-        # Anything else (a KICK from a client, a package in the wrong state) is ignored, as
-        # Pomelo does.
+        elif ptype == KICK and self.resumable:
+            # a resume client's goodbye (docs/protocol.md "Session resume"): close, no window
+            self.client_left = True
+            self.close("client left")
+        # Anything else (a KICK from a stock client, a package in the wrong state) is ignored,
+        # as Pomelo does.
 
     # ---- the Pomelo state machine --------------------------------------------------------
 
@@ -229,6 +236,8 @@ class Connection:
                 protobuf = getattr(codec, "protobuf", None)
                 if protobuf is not None:
                     reply.update(protobuf.handshake_sys(client_sys.get("protoVersion")))
+        if self.handshake_extra:
+            reply.update(self.handshake_extra)
         return reply
 
     def _on_ack(self):
@@ -236,6 +245,11 @@ class Connection:
         self._stop_deadline()
         self.send(HEARTBEAT_PACKAGE)
         self._arm_heartbeat_deadline()
+        if self.resumable:
+            try:
+                self._frontend.on_ready(self)
+            except Exception:
+                logger.exception("frontend.on_ready failed for %r", self)
 
     def _on_heartbeat(self):
         self.send(HEARTBEAT_PACKAGE)

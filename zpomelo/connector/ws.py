@@ -76,6 +76,7 @@ class WsConnection(Connection):
                         code, _ = wsproto.parse_close(payload)
                         if code is not None:
                             self._close_frame = wsproto.encode_close(code)
+                        self.client_left = True     # a close frame is a goodbye, not a drop
                         return "client closed"
             data = recv(RECV_SIZE)
             if not data:

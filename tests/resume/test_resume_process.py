@@ -1,0 +1,237 @@
+"""Session resume with real processes and real clients: a frontend process (tests/apps/resume),
+a TCP proxy in the test that cuts or freezes the link, zpomelo's Python client with resume on.
+
+Every scenario floods the room with 1,000 numbered pushes from a second client while the first
+is cut off, and checks the first gets each exactly once, in order, without a new login."""
+import gevent
+import pytest
+
+from zpomelo.client import Client
+from zpomelo.testing import wait_until
+
+from .conftest import WINDOW
+
+pytestmark = pytest.mark.timeout(90)
+PUSHES = 1000
+ROOM = "connector.roomHandler."
+
+
+def resuming_client(proxy, uid):
+    client = Client.connect("127.0.0.1", proxy.port, resume=True)
+    seen = []
+    client.on("onRoom", lambda body: seen.append(body["n"]))
+    login = client.request(ROOM + "login", {"uid": uid, "color": "red"})
+    assert login["code"] == 200
+    return client, seen, login["sid"]
+
+
+def other_client(frontend, uid):
+    client = Client.connect("127.0.0.1", frontend[1])
+    assert client.request(ROOM + "login", {"uid": uid})["code"] == 200
+    return client
+
+
+def events_of(client, sid):
+    return [e for e in client.request(ROOM + "events")["events"] if e[1] == sid]
+
+
+def flood_async(client, count=PUSHES, start=0, pause=0.005):
+    answers = []
+    client.request_async(ROOM + "flood", {"count": count, "start": start, "pause": pause},
+                         lambda err, body: answers.append((err, body)), timeout=60)
+    return answers
+
+
+def cut_when(seen, at, action):
+    """Run ``action`` once the client has read ``at`` pushes (from a greenlet, not the reader)."""
+    def watch():
+        wait_until(lambda: len(seen) >= at, 30, interval=0.001, message="%d pushes" % at)
+        action()
+    return gevent.spawn(watch)
+
+
+def assert_resumed(client, seen, sid, room_sender, answers, count=PUSHES):
+    wait_until(lambda: answers, 60, message="the flood to finish")
+    assert answers[0][0] is None and answers[0][1]["sent"] == count
+    wait_until(lambda: len(seen) >= count, 30, message="every push after the resume")
+    assert seen == list(range(count)), "pushes lost, repeated or out of order"
+    assert client.wait_connected(10)
+    me = client.request(ROOM + "whoami")          # no new login: the session came back
+    assert me == {"uid": me["uid"], "sid": sid, "color": "red", "inRoom": True}
+    kinds = [e[0] for e in events_of(room_sender, sid)]
+    assert kinds[:2] == ["drop", "resume"] and "closed" not in kinds
+
+
+def test_socket_closed_mid_flood_resumes_with_every_push_once_in_order(frontend, proxy):
+    alice, seen, sid = resuming_client(proxy, "alice")
+    resumed = []
+    alice.on_resumed(resumed.append)
+    bob = other_client(frontend, "bob")
+    try:
+        cutter = cut_when(seen, 200, proxy.cut)
+        answers = flood_async(bob)
+        cutter.get(timeout=30)
+        assert_resumed(alice, seen, sid, bob, answers)
+        assert alice.reconnects == 1 and resumed == [None]
+        stats = bob.request(ROOM + "stats")["resume"]
+        assert stats["resumed"] >= 1
+        print("replayed after the cut:", stats["replayed"])
+        # requests and pushes keep working on the resumed session
+        assert bob.request(ROOM + "flood", {"count": 3, "start": PUSHES})["code"] == 200
+        wait_until(lambda: len(seen) == PUSHES + 3, 10, message="pushes after the resume")
+        assert seen[PUSHES:] == [PUSHES, PUSHES + 1, PUSHES + 2]
+    finally:
+        alice.close()
+        bob.close()
+
+
+@pytest.mark.parametrize("client_timeout", [0.6, 2.0], ids=["client-notices-first", "server-notices-first"])
+def test_stalled_link_is_detected_by_heartbeats_and_resumed(frontend, proxy, client_timeout):
+    """The proxy stops moving bytes, sockets open. Heartbeats (0.5 s; the server gives up after
+    1 s of silence) find it: with 0.6 s the client gives up first and takes its session over
+    from a connection the server still thinks alive; with 2 s the server has dropped it first."""
+    alice = Client.connect("127.0.0.1", proxy.port, resume=True, heartbeat_timeout=client_timeout)
+    seen = []
+    alice.on("onRoom", lambda body: seen.append(body["n"]))
+    sid = alice.request(ROOM + "login", {"uid": "alice-stall", "color": "red"})["sid"]
+    bob = other_client(frontend, "bob-stall")
+    try:
+        freezer = cut_when(seen, 200, proxy.freeze)
+        answers = flood_async(bob)
+        freezer.get(timeout=30)
+        assert_resumed(alice, seen, sid, bob, answers)
+        assert alice.reconnects == 1
+        assert alice.close_reason.startswith("heartbeat timeout")
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_after_the_window_the_client_gets_a_fresh_session_and_the_app_saw_the_close(frontend, proxy):
+    alice, seen, sid = resuming_client(proxy, "alice-late")
+    lost = []
+    alice.on_session_lost(lost.append)
+    old_token = alice.resume.token
+    bob = other_client(frontend, "bob-late")
+    try:
+        proxy.refusing = True           # the client cannot come back until the window is over
+        proxy.cut()
+        wait_until(lambda: [e for e in events_of(bob, sid) if e[0] == "closed"], WINDOW + 10,
+                   message="the window to expire")
+        events = events_of(bob, sid)
+        assert [e[0] for e in events] == ["drop", "closed"]
+        assert events[1][3] == "resume window expired"
+        proxy.refusing = False
+        assert alice.wait_connected(15)
+        wait_until(lambda: lost, 5, message="on_session_lost")
+        assert "no session to resume" in lost[0]
+        me = alice.request(ROOM + "whoami")
+        assert me["uid"] is None and me["sid"] != sid and not me["inRoom"]
+        assert alice.resume.token != old_token
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_forged_used_and_foreign_tokens_are_refused_without_touching_the_session(frontend, proxy):
+    alice, seen, sid = resuming_client(proxy, "alice-victim")
+    bob = other_client(frontend, "bob-forger")
+    token = alice.resume.token
+    prefix, fid, tsid, nonce, mac = token.split(".")
+    forged = [
+        ".".join([prefix, fid, tsid, nonce, "0" * len(mac)]),                # wrong signature
+        ".".join([prefix, fid, str(int(tsid) + 1), nonce, mac]),             # another session
+        ".".join([prefix, fid, tsid, "00" * 8, mac]),                        # guessed nonce
+        "not a token", "r1." * 200,
+    ]
+    try:
+        for fake in forged:
+            mallory = Client("127.0.0.1", frontend[1], resume=True)
+            mallory.resume.token, mallory.resume.pushes = fake, 0
+            lost = []
+            mallory.on_session_lost(lost.append)
+            mallory.open()
+            try:
+                reply = mallory.handshake_sys["resume"]
+                assert reply["resumed"] is False and reply["reason"], fake
+                assert lost, fake
+                assert mallory.request(ROOM + "whoami")["uid"] is None
+            finally:
+                mallory.close()
+        # a token the client claims more pushes for than were sent is refused too
+        greedy = Client("127.0.0.1", frontend[1], resume=True)
+        greedy.resume.token, greedy.resume.pushes = token, 10 ** 6
+        greedy.open()
+        assert greedy.handshake_sys["resume"]["resumed"] is False
+        greedy.close()
+        # the victim never noticed
+        assert alice.request(ROOM + "whoami")["uid"] == "alice-victim"
+        assert events_of(bob, sid) == []
+        # a used token is dead: after a resume the old one no longer works
+        proxy.cut()
+        wait_until(lambda: alice.reconnects == 1 and alice.is_open, 15, message="the resume")
+        replay = Client("127.0.0.1", frontend[1], resume=True)
+        replay.resume.token, replay.resume.pushes = token, 0
+        replay.open()
+        assert replay.handshake_sys["resume"]["resumed"] is False
+        assert "no session to resume" in replay.handshake_sys["resume"]["reason"]
+        replay.close()
+        assert alice.request(ROOM + "whoami")["uid"] == "alice-victim"
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_clients_that_do_not_ask_for_resume_close_at_once(frontend, proxy):
+    plain = Client.connect("127.0.0.1", proxy.port)
+    assert plain.request(ROOM + "login", {"uid": "carol"})["code"] == 200
+    sid = plain.request(ROOM + "whoami")["sid"]
+    assert "resume" not in plain.handshake_sys          # nothing new on a stock handshake
+    bob = other_client(frontend, "bob-plain")
+    try:
+        proxy.cut()
+        wait_until(lambda: events_of(bob, sid), 10, message="carol's close")
+        assert [e[0] for e in events_of(bob, sid)] == ["closed"]    # no drop, no window
+        assert plain.closed.wait(5)
+    finally:
+        bob.close()
+
+
+def test_a_resuming_client_that_closes_on_purpose_gets_no_window(frontend, proxy):
+    dave, _, sid = resuming_client(proxy, "dave")
+    bob = other_client(frontend, "bob-goodbye")
+    try:
+        dave.close()            # sends the goodbye (a KICK package) before closing
+        wait_until(lambda: events_of(bob, sid), 10, message="dave's close")
+        events = events_of(bob, sid)
+        assert [e[0] for e in events] == ["closed"] and events[0][3] == "client left"
+        assert dave.reconnects == 0
+    finally:
+        bob.close()
+
+
+def test_a_replay_buffer_overflow_refuses_the_resume_and_closes_the_old_session(tmp_path):
+    from .conftest import start_frontend, stop
+    from .proxy import TcpProxy
+    proc, port = start_frontend(tmp_path, window=10, buffer=300)
+    proxy = TcpProxy("127.0.0.1", port)
+    try:
+        alice, seen, sid = resuming_client(proxy, "alice-overflow")
+        lost = []
+        alice.on_session_lost(lost.append)
+        bob = other_client((proc, port), "bob-overflow")
+        proxy.refusing = True
+        proxy.cut()
+        assert bob.request(ROOM + "flood", {"count": 500, "pause": 0})["code"] == 200
+        proxy.refusing = False
+        assert alice.wait_connected(15)
+        wait_until(lambda: lost, 5, message="the refused resume")
+        assert "more than the replay buffer keeps" in lost[0]
+        kinds = [e[0] for e in events_of(bob, sid)]
+        assert kinds == ["drop", "closed"]
+        assert alice.request(ROOM + "whoami")["uid"] is None
+        alice.close()
+        bob.close()
+    finally:
+        proxy.close()
+        stop(proc)
