@@ -206,3 +206,53 @@ test('garbage from the server closes the connection instead of throwing into the
   assert.match(errors[0], /unknown package type 9/);
   assert.equal(client.connected, false);
 });
+
+test('resume: asks for a token, counts pushes, reconnects with them after a drop', async () => {
+  mock.timers.enable({ apis: ['setTimeout'] });
+  const client = new PomeloClient({ resume: true });
+  const events = [];
+  for (const name of ['drop', 'resumed', 'sessionLost', 'disconnect']) {
+    client.on(name, (arg) => events.push(name));
+  }
+  const seen = [];
+  client.on('onRoom', (body) => seen.push(body.n));
+  const connecting = client.connect({ host: 'h', port: 1 });
+  let socket = FakeSocket.last;
+  socket.open();
+  assert.deepEqual(JSON.parse(strdecode(socket.takeSent()[0].body)).sys.resume, {});
+  socket.deliver(handshakeReply({ code: 200, sys: { resume: { token: 't1', window: 5, resumed: false } } }));
+  await connecting;
+  const push = (n) => encodePackage(Package.DATA,
+    encodeMessage(0, Message.PUSH, 'onRoom', strencode(JSON.stringify({ n }))));
+  socket.deliver(push(0), push(1));
+  const inFlight = client.request('x.y.z', {});
+  socket.serverClose();
+  await assert.rejects(inFlight, /connection lost/);
+  assert.deepEqual(events, ['drop']);
+
+  mock.timers.tick(100); // the first backoff is at most 50 ms
+  socket = FakeSocket.last;
+  socket.open();
+  const hello = JSON.parse(strdecode(socket.takeSent()[0].body));
+  assert.deepEqual(hello.sys.resume, { token: 't1', pushes: 2 });
+  socket.deliver(handshakeReply({ code: 200, sys: { resume: { token: 't2', window: 5, resumed: true } } }), push(2));
+  assert.deepEqual(events, ['drop', 'resumed']);
+  assert.deepEqual(seen, [0, 1, 2]);
+  assert.equal(client.resume.pushes, 3);
+
+  // too late: the server gives a fresh session and the count starts again
+  socket.serverClose();
+  mock.timers.tick(100);
+  FakeSocket.last.open();
+  FakeSocket.last.deliver(handshakeReply({ code: 200, sys: { resume: { token: 't3', window: 5, resumed: false, reason: 'expired' } } }));
+  assert.deepEqual(events, ['drop', 'resumed', 'drop', 'sessionLost']);
+  assert.equal(client.resume.pushes, 0);
+
+  // a kick is final: no reconnect
+  FakeSocket.last.deliver(encodePackage(Package.KICK, strencode('{"reason":"bye"}')));
+  FakeSocket.last.serverClose();
+  const sockets = FakeSocket.last;
+  mock.timers.tick(5000);
+  assert.equal(FakeSocket.last, sockets);
+  assert.equal(events.at(-1), 'disconnect');
+});

@@ -10,6 +10,7 @@ const ERRORS = {
   badName: 'Name and room: 1 to 20 letters, digits or "_".',
   nameTaken: 'That name is already in this room; please pick another.',
   disconnected: 'The connection to the server was lost; please enter again.',
+  reconnecting: 'Connection lost; reconnecting...',
 };
 
 const $ = (id) => document.getElementById(id);
@@ -30,7 +31,8 @@ const ui = {
   composer: document.querySelector('form.composer'),
 };
 
-const chat = new PomeloClient();
+// resume: a lost link is reconnected and the session (room, missed messages) comes back
+const chat = new PomeloClient({ resume: true });
 let me = null; // {username, rid} once in a room
 
 // ---------------------------------------------------------------------------------- views
@@ -203,6 +205,24 @@ chat.on('onLeave', (data) => {
   addNotice(`${data.user} left`);
 });
 chat.on('kick', (data) => showError(`Kicked by the server: ${data.reason || 'no reason given'}`));
+chat.on('drop', () => showError(ERRORS.reconnecting));
+chat.on('resumed', () => showError(''));
+chat.on('sessionLost', () => {
+  // Came back too late (or to a server that forgot us): enter the room again as a new session.
+  const was = me;
+  if (!was) return;
+  chat.request('connector.entryHandler.enter', { username: was.username, rid: was.rid })
+    .then((reply) => {
+      if (reply.error) {
+        showError(ERRORS.disconnected);
+        chat.disconnect();
+        return;
+      }
+      showError('');
+      showChat(reply.users || []);
+    })
+    .catch(() => chat.disconnect());
+});
 chat.on('disconnect', () => {
   if (me) {
     if (!ui.error.textContent) showError(ERRORS.disconnected);

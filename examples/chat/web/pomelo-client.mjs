@@ -8,6 +8,13 @@
 //
 // Events besides push routes: 'disconnect' (event), 'kick' ({reason}), 'heartbeatTimeout',
 // 'error' (Error).
+//
+// Session resume (zpomelo's extension, docs/protocol.md section 12), with `resume: true`: a lost
+// connection is reconnected with backoff and the session comes back with the pushes missed
+// meanwhile. Events: 'drop' (reason) when the link is lost, 'resumed' when the session is back,
+// 'sessionLost' (reason) when the server gave a fresh session instead (log in again);
+// 'disconnect' only when the client gives up or disconnect() is called. Requests in flight when
+// the link dropped are rejected. A stock Pomelo server ignores `resume` and nothing changes.
 
 import {
   Message, Package, Protobuf, decodeMessage, decodePackages, encodeMessage, encodePackage,
@@ -18,18 +25,28 @@ const CLIENT_SYS = { type: 'js-websocket', version: '0.0.1', rsa: {} };
 const HANDSHAKE_OK = 200;
 const HANDSHAKE_OLD_CLIENT = 501;
 const MAX_REQUEST_ID = 2 ** 31 - 1;
+const PUSH_FLAG = Message.PUSH << 1; // message flag byte: the type sits in bits 1..3
+const TYPE_BITS = 0x7 << 1;
 
 export class PomeloClient {
-  constructor({ handshakeUser = {}, connectTimeoutMs = 10000 } = {}) {
+  constructor({
+    handshakeUser = {}, connectTimeoutMs = 10000, resume = false, WebSocketClass = undefined,
+  } = {}) {
     this.handshakeUser = handshakeUser;
     this.connectTimeoutMs = connectTimeoutMs;
+    this.WebSocketClass = WebSocketClass;
     this.listeners = new Map();
     this.socket = null;
+    // resume: the token of our session, its window (s) and the pushes read on it
+    this.resume = resume ? { token: null, window: 0, pushes: 0 } : null;
+    this.target = null; // {host, port, secure, path} of the last connect()
+    this.reconnectTimer = null;
     this.resetConnectionState();
   }
 
   resetConnectionState() {
-    this.nextRequestId = 1;
+    if (!this.reconnecting) this.nextRequestId = 1; // ids go on across a resume
+    this.kicked = false;
     this.pending = new Map(); // request id -> {route, resolve, reject}
     this.routeToCode = {};
     this.codeToRoute = {};
@@ -70,10 +87,18 @@ export class PomeloClient {
   /** Opens the socket and completes the handshake; resolves with the handshake's user data. */
   connect({ host, port, secure = false, path = '/' }) {
     this.disconnect();
+    if (this.resume) this.resume = { token: null, window: 0, pushes: 0 };
+    this.target = { host, port, secure, path };
+    return this.open();
+  }
+
+  open() {
     this.resetConnectionState();
+    const { host, port, secure, path } = this.target;
     const url = `${secure ? 'wss' : 'ws'}://${host}:${port}${path}`;
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(url);
+      const Socket = this.WebSocketClass || WebSocket;
+      const socket = new Socket(url);
       socket.binaryType = 'arraybuffer';
       this.socket = socket;
       let settled = false;
@@ -85,13 +110,19 @@ export class PomeloClient {
       };
       const timer = setTimeout(() => {
         settle(reject, new Error(`no handshake from ${url} within ${this.connectTimeoutMs} ms`));
-        this.disconnect();
+        if (this.reconnecting) this.lost({ code: 4000, reason: 'handshake timeout' });
+        else this.disconnect();
       }, this.connectTimeoutMs);
       this.onHandshake = (reply) => settle(resolve, reply);
       this.onHandshakeError = (err) => settle(reject, err);
 
       socket.onopen = () => {
-        const handshake = { sys: CLIENT_SYS, user: this.handshakeUser };
+        const sys = { ...CLIENT_SYS };
+        if (this.resume) {
+          sys.resume = this.resume.token
+            ? { token: this.resume.token, pushes: this.resume.pushes } : {};
+        }
+        const handshake = { sys, user: this.handshakeUser };
         this.sendPackage(Package.HANDSHAKE, strencode(JSON.stringify(handshake)));
       };
       socket.onmessage = (event) => {
@@ -110,14 +141,67 @@ export class PomeloClient {
       socket.onclose = (event) => {
         if (socket !== this.socket) return;
         settle(reject, new Error(`${url} closed the connection during the handshake`));
-        this.closed(event);
+        this.lost(event);
       };
     });
   }
 
-  disconnect() {
+  // The link is gone without us asking: a resumable session reconnects, anything else closes.
+  lost(event) {
+    if (!this.resume || !this.resume.token || this.kicked) {
+      this.closed(event);
+      return;
+    }
+    this.abandonSocket();
+    clearTimeout(this.heartbeatTimer);
+    clearTimeout(this.heartbeatDeadline);
+    for (const { reject } of this.pending.values()) reject(new Error('connection lost'));
+    this.pending.clear();
+    const reason = event && event.reason ? event.reason : 'connection lost';
+    if (!this.reconnecting) {
+      this.reconnecting = { until: Date.now() + (this.resume.window + 10) * 1000, delay: 50 };
+      this.emit('drop', reason);
+    }
+    this.scheduleReconnect();
+  }
+
+  scheduleReconnect() {
+    const state = this.reconnecting;
+    if (Date.now() >= state.until) {
+      this.reconnecting = null;
+      this.closed({ code: 1006, reason: 'could not reconnect' });
+      return;
+    }
+    const wait = state.delay * (0.5 + Math.random() / 2); // jitter: not all clients at once
+    state.delay = Math.min(state.delay * 2, 2000);
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.open().catch(() => {}); // a failed attempt ends in lost() again, which reschedules
+    }, wait);
+  }
+
+  abandonSocket() {
     const socket = this.socket;
+    this.socket = null;
     if (!socket) return;
+    socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
+    // No close frame: if it got through, the server would take it as a goodbye and end the
+    // session. Node's ws can drop the socket without one; a browser's dies with the link.
+    try {
+      if (socket.readyState <= 1 && socket.terminate) socket.terminate();
+    } catch (err) { /* already gone */ }
+  }
+
+  disconnect() {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = null;
+    const wasReconnecting = this.reconnecting;
+    this.reconnecting = null;
+    const socket = this.socket;
+    if (!socket) {
+      if (wasReconnecting) this.closed({ code: 1000, reason: 'disconnected by the client' });
+      return;
+    }
     this.socket = null;
     socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
     if (socket.readyState <= 1) socket.close();
@@ -208,8 +292,29 @@ export class PomeloClient {
         decoderProtos: sys.protos.server,
       });
     }
+    let resumed = null;
+    if (this.resume) resumed = this.applyResume(sys.resume);
     this.sendPackage(Package.HANDSHAKE_ACK);
     this.onHandshake(reply.user || {});
+    if (resumed === true) this.emit('resumed');
+    else if (resumed === false) this.emit('sessionLost', (sys.resume && sys.resume.reason) || 'no resume');
+  }
+
+  // The server's sys.resume -> true (session back), false (a fresh one), null (none was asked).
+  applyResume(reply) {
+    const asked = Boolean(this.resume.token);
+    this.reconnecting = null;
+    if (!reply || typeof reply.token !== 'string') {
+      this.resume = { token: null, window: 0, pushes: 0 };
+      return asked ? false : null;
+    }
+    const resumed = reply.resumed === true;
+    this.resume = {
+      token: reply.token,
+      window: typeof reply.window === 'number' && reply.window > 0 ? reply.window : 0,
+      pushes: resumed ? this.resume.pushes : 0,
+    };
+    return asked ? resumed : null;
   }
 
   // The server answers each heartbeat at once; we send ours every `heartbeat` seconds and give
@@ -225,12 +330,14 @@ export class PomeloClient {
       this.sendPackage(Package.HEARTBEAT);
       this.heartbeatDeadline = setTimeout(() => {
         this.emit('heartbeatTimeout');
-        this.disconnect();
+        if (this.resume && this.resume.token) this.lost({ code: 4000, reason: 'heartbeat timeout' });
+        else this.disconnect();
       }, this.heartbeatMs * 2);
     }, this.heartbeatMs);
   }
 
   handleData(body) {
+    if (this.resume && body.length && (body[0] & TYPE_BITS) === PUSH_FLAG) this.resume.pushes += 1;
     const message = decodeMessage(body);
     if (message.type === Message.RESPONSE) {
       const pending = this.pending.get(message.id);
@@ -257,6 +364,7 @@ export class PomeloClient {
     } catch (err) {
       reason = { reason: 'kicked' };
     }
+    this.kicked = true;
     this.emit('kick', reason);
   }
 }
