@@ -151,6 +151,12 @@ class SessionResume:
             raise ConfigError("resumeWindow must be >= 0 and resumeBuffer / resumeBufferBytes "
                               "at least 1, got %r / %r / %r"
                               % (self.window, self.max_pushes, self.max_bytes), field="resumeWindow")
+        queue = getattr(getattr(frontend, "connector_config", None), "write_queue_limit", None)
+        if queue is not None and self.max_bytes > queue:
+            logger.warning("resumeBufferBytes %d is more than a connection may queue (%d): "
+                           "using %d, so a replay cannot close its own connection",
+                           self.max_bytes, queue, queue)
+            self.max_bytes = queue
         self.tokens = ResumeTokens(secret, frontend_id) if self.window else None
         self.stats = {"resumed": 0, "refused": 0, "dropped": 0, "expired": 0, "replayed": 0}
 

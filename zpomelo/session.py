@@ -289,7 +289,10 @@ class SessionService:
         uid_map = self.uid_map
         for uid in uids:
             for session in uid_map.get(uid, ()):
-                session.send_push(data)
+                if session.resume is None:
+                    session.conn.send(data)
+                else:
+                    session.send_push(data)
                 sent += 1
         return sent
 

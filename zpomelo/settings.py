@@ -130,8 +130,9 @@ _DECLARED = [
     Setting("resumeBuffer", CONNECTOR, 2048, int,
             "pushes kept per resumable session for replay; a client that missed more gets a "
             "fresh session"),
-    Setting("resumeBufferBytes", CONNECTOR, 2 << 20, int,
-            "bytes of pushes kept per resumable session for replay (the other bound)"),
+    Setting("resumeBufferBytes", CONNECTOR, 1 << 20, int,
+            "bytes of pushes kept per resumable session for replay (the other bound; at most "
+            "the 1 MiB a connection may queue, so a replay never overflows its write queue)"),
 ]
 
 DECLARED = {(s.scope, s.name): s for s in _DECLARED}

@@ -235,3 +235,31 @@ def test_a_replay_buffer_overflow_refuses_the_resume_and_closes_the_old_session(
     finally:
         proxy.close()
         stop(proc)
+
+
+def test_a_stock_handshake_gets_the_same_bytes_as_without_resume(frontend):
+    """Byte for byte: a client that does not ask for resume sees nothing of it, and its KICK
+    packages are ignored as Pomelo ignores them."""
+    import socket
+    from zpomelo.protocol import handshake, package
+    sock = socket.create_connection(("127.0.0.1", frontend[1]), timeout=5)
+    try:
+        sock.sendall(handshake.encode_client_request({"type": "js-websocket", "version": "0.0.1"}))
+        expected = package.encode(package.HANDSHAKE, b'{"code":200,"sys":{"heartbeat":0.5}}')
+        got = b""
+        while len(got) < len(expected):
+            chunk = sock.recv(4096)
+            assert chunk, "closed during the handshake"
+            got += chunk
+        assert got == expected
+        sock.sendall(package.HANDSHAKE_ACK_PACKAGE + package.encode(package.KICK, b"{}")
+                     + package.HEARTBEAT_PACKAGE)
+        # still open: the heartbeat after the ACK and the answer to ours both come back
+        beats = b""
+        while len(beats) < 2 * len(package.HEARTBEAT_PACKAGE):
+            chunk = sock.recv(4096)
+            assert chunk, "a stock client's KICK closed the connection"
+            beats += chunk
+        assert beats == package.HEARTBEAT_PACKAGE * 2
+    finally:
+        sock.close()
