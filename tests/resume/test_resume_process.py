@@ -16,8 +16,8 @@ PUSHES = 1000
 ROOM = "connector.roomHandler."
 
 
-def resuming_client(proxy, uid):
-    client = Client.connect("127.0.0.1", proxy.port, resume=True)
+def resuming_client(proxy, uid, transport="tcp", **options):
+    client = Client.connect("127.0.0.1", proxy.port, transport=transport, resume=True, **options)
     seen = []
     client.on("onRoom", lambda body: seen.append(body["n"]))
     login = client.request(ROOM + "login", {"uid": uid, "color": "red"})
@@ -62,8 +62,9 @@ def assert_resumed(client, seen, sid, room_sender, answers, count=PUSHES):
     assert kinds[:2] == ["drop", "resume"] and "closed" not in kinds
 
 
-def test_socket_closed_mid_flood_resumes_with_every_push_once_in_order(frontend, proxy):
-    alice, seen, sid = resuming_client(proxy, "alice")
+@pytest.mark.parametrize("transport", ["tcp", "ws"])
+def test_socket_closed_mid_flood_resumes_with_every_push_once_in_order(frontend, proxy, transport):
+    alice, seen, sid = resuming_client(proxy, "alice-" + transport, transport)
     resumed = []
     alice.on_resumed(resumed.append)
     bob = other_client(frontend, "bob")
@@ -263,3 +264,21 @@ def test_a_stock_handshake_gets_the_same_bytes_as_without_resume(frontend):
         assert beats == package.HEARTBEAT_PACKAGE * 2
     finally:
         sock.close()
+
+
+def test_a_client_that_cannot_come_back_gives_up_and_one_closed_meanwhile_stops(frontend, proxy):
+    quitter, _, _ = resuming_client(proxy, "erin", reconnect_for=0.5)
+    closing, _, _ = resuming_client(proxy, "frank")
+    closed = []
+    quitter.on_close(closed.append)
+    proxy.refusing = True
+    proxy.cut()
+    assert quitter.closed.wait(10)
+    assert closed and closed[0].startswith("could not reconnect within 0.5 s")
+    with pytest.raises(Exception):
+        quitter.request(ROOM + "whoami")
+    wait_until(lambda: not closing.is_open and closing.reconnects == 0, 5)
+    closing.close()                 # while it is reconnecting: stops for good
+    assert closing.closed.is_set() and closing.close_reason == "closed by the client"
+    wait_until(lambda: closing._reconnector.dead, 5, message="the reconnect loop to stop")
+    assert closing.reconnects == 0 and not closing.is_open
