@@ -85,6 +85,7 @@ class Application:
         self.db = None           # zpomelo.db.Database when the project configures a store
         self.remotes = None
         self.crons = CronScheduler(self)   # config/crons.json, app.add_crons
+        self._watcher = None     # reloadOnChange: zpomelo.reload.FileWatcher
         self._stopped = gevent.event.Event()
 
         app_module = loader.load_app_module(self.base_dir)
@@ -255,6 +256,10 @@ class Application:
             if self.connector is not None:
                 self.connector.start()
             self.crons.start()
+            if self.setting("reloadOnChange"):
+                from zpomelo.reload import FileWatcher
+                self._watcher = FileWatcher(self)
+                self._watcher.start()
         except BaseException:
             logger.error("%s: start failed; stopping what was started", self.server_id)
             self._close(1.0)
@@ -352,6 +357,9 @@ class Application:
             return True
         if name == "info":
             return self.info()
+        if name == "reload":
+            from zpomelo.reload import reload_code
+            return reload_code(self)
         if name == "after_start_all":
             self._hook("after_start_all")
             for component in self.components:
@@ -389,6 +397,8 @@ class Application:
         except Exception:
             logger.exception("%s: before_shutdown failed", self.server_id)
         self.crons.stop()
+        if self._watcher is not None:
+            self._watcher.stop()
         if self.connector is not None:
             self.connector.stop_accepting()
         if self.rpc_server is not None:

@@ -1,4 +1,4 @@
-"""The zpomelo command: Pomelo's verbs (init, start, list, add, stop, kill, restart) and keys.
+"""The zpomelo command: Pomelo's verbs (init, start, list, add, stop, kill, restart), reload, keys.
 
 Admin verbs find the master through -h/-P, else (masterHA) through ZooKeeper's leader record,
 else through the running cluster's state file under logs/ of the project (-d, default the
@@ -401,7 +401,9 @@ def restart(server_type, server_id, **opts):
 
 def _add_bench():
     from zpomelo.bench.cli import bench
+    from zpomelo.reload import reload_command
     main.add_command(bench)
+    main.add_command(reload_command(admin_options, call, emit))
     main.add_command(cli_ha.masterha_command(spawn_master, fail, project_dir))
 
 

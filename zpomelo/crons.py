@@ -162,6 +162,7 @@ class CronScheduler:
         self.app = app
         self.crons = {}         # id -> Cron
         self._actions = None
+        self._added = {}        # id -> entry given to add() at run time (kept across reloads)
         self._loop = None
         self._wake = gevent.event.Event()
 
@@ -187,14 +188,45 @@ class CronScheduler:
             if self._loop is not None:
                 cron.next_at = next_run(cron.time, now)
             self.crons[cron.id] = cron
+        self._added.update((e["id"], dict(e)) for e in entries if e.get("id") in self.crons)
         self._wake.set()
         return [cron.id for cron in added]
 
     def remove(self, ids):
         """Remove crons by id (unknown ids are ignored); a run in progress finishes."""
         removed = [self.crons.pop(cron_id).id for cron_id in ids if cron_id in self.crons]
+        for cron_id in removed:
+            self._added.pop(cron_id, None)
         self._wake.set()
         return removed
+
+    def prepare_reload(self):
+        """(actions, {id: Cron}) from crons.json and the cron/ files imported again, plus the
+        crons added at run time bound to the new functions (zpomelo.reload).
+
+        Raises (ConfigError, or what an import raises) without changing anything."""
+        app = self.app
+        path, entries = load_entries(app.base_dir, app.env, app.server_type)
+        added = list(self._added.values())
+        actions = loader.load_services(app.base_dir, app.server_type, CRON_DIR,
+                                       from_source=True) if entries or added else None
+        crons = check_entries(entries, path, app.server_type, actions or {}, app.server_id)
+        crons += check_entries(added, "app.add_crons", app.server_type, actions or {},
+                               app.server_id, known_ids=[c["id"] for c in entries
+                                                         if isinstance(c, dict)])
+        return actions, {cron.id: cron for cron in crons}
+
+    def swap(self, prepared):
+        """Run the prepared crons from now on. A cron whose id and time are unchanged keeps its
+        next due time (and its run in progress, which finishes on the old code)."""
+        actions, crons = prepared
+        for cron in crons.values():
+            old = self.crons.get(cron.id)
+            if old is not None and old.time == cron.time:
+                cron.next_at, cron.running = old.next_at, old.running
+        self._actions = actions
+        self.crons = crons
+        self._wake.set()
 
     def start(self):
         """Schedule the crons; the loop runs even with none, so that add() later schedules."""

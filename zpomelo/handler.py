@@ -66,10 +66,19 @@ class HandlerService:
         self.expose_errors = expose_errors
         self.error_handler = None
         self.invoke = None   # fn(handler, route, msg, session) around the call (app.db: a transaction)
-        self.routes = {}
-        for name, functions in services.items():
-            for fn_name, fn in functions.items():
-                self.routes["%s.%s.%s" % (server_type, name, fn_name)] = fn
+        self.server_type = server_type
+        self.routes = self.route_table(services)
+
+    def route_table(self, services):
+        """{route: function} for {file name: {function name: function}} of this server type."""
+        return {"%s.%s.%s" % (self.server_type, name, fn_name): fn
+                for name, functions in services.items() for fn_name, fn in functions.items()}
+
+    def replace(self, routes):
+        """Serve ``routes`` (a route_table) from the next request on (zpomelo.reload): one
+        assignment, so a request sees the old table or the new one, never a mix; a request
+        already running keeps the function it looked up."""
+        self.routes = routes
 
     def has(self, route):
         return route in self.routes

@@ -38,12 +38,21 @@ def _module_files(directory):
     )
 
 
-def _import_file(path, module_name):
+def _import_file(path, module_name, from_source=False):
+    """A new module object for ``path``, registered in sys.modules as ``module_name``.
+
+    ``from_source``: compile the file as it is now, never a cached .pyc (a hot reload: an edit
+    that keeps the file's size within the same second would otherwise look unchanged)."""
     spec = importlib.util.spec_from_file_location(module_name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        if from_source:
+            with open(path, "rb") as f:
+                source = f.read()
+            exec(compile(source, path, "exec", dont_inherit=True), module.__dict__)
+        else:
+            spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
         raise ConfigError("cannot import %s: %s: %s" % (path, type(exc).__name__, exc)) from exc
@@ -62,14 +71,14 @@ def public_functions(module):
     return found
 
 
-def load_services(base_dir, server_type, kind):
+def load_services(base_dir, server_type, kind, from_source=False):
     """Import every ``<kind>/*.py`` of one server type: {file name: {function name: function}}."""
     directory = os.path.join(servers_dir(base_dir), server_type, kind)
     services = {}
     for filename in _module_files(directory):
         name = filename[:-3]
         module_name = "zpomelo_app.%s.%s.%s" % (server_type, kind, name)
-        module = _import_file(os.path.join(directory, filename), module_name)
+        module = _import_file(os.path.join(directory, filename), module_name, from_source)
         services[name] = public_functions(module)
         logger.debug("loaded %s %s.%s: %s", kind, server_type, name, sorted(services[name]))
     return services

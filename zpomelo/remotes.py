@@ -14,6 +14,10 @@ class RemoteDispatcher:
         self.remotes = remotes  # {remote name: {function name: function}}
         self.sys = SysService(app)
 
+    def replace(self, remotes):
+        """Serve ``remotes`` from the next call on (zpomelo.reload); calls running keep theirs."""
+        self.remotes = remotes
+
     def dispatch(self, service, method, args):
         if service == SYS:
             return self.sys.dispatch(method, args)

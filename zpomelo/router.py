@@ -56,6 +56,14 @@ class Router:
     def set_route(self, server_type, fn):
         self._route_fns[server_type] = fn
 
+    def route_functions(self):
+        """A copy of {server type: route function}."""
+        return dict(self._route_fns)
+
+    def replace_routes(self, route_fns):
+        """Route with ``route_fns`` from the next pick on (zpomelo.reload), in one assignment."""
+        self._route_fns = route_fns
+
     def pick(self, server_type, route_param, msg=None, route=None):
         """The server id for ``route_param`` (a session for forwarded requests, else a key).
 

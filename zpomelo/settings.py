@@ -74,6 +74,9 @@ _DECLARED = [
             "(backpressure on the callers)"),
     Setting("drainTimeout", APP, 5.0, _number,
             "seconds a graceful stop waits for in-flight requests before closing sockets"),
+    Setting("reloadOnChange", APP, False, _bool,
+            "reload handlers, remotes, crons and routes when their files change (development; "
+            "files polled once a second; `zpomelo reload` does it on demand)"),
     Setting("exposeErrors", APP, None, _bool,
             "put handler exception text in error responses (default: on unless env is production)"),
     # -- connector settings: keys of app.set("connectorConfig", {...}) -------------------------

@@ -19,7 +19,7 @@ from zpomelo.router import crc32_key, default_route_key
 from zpomelo.errors import ServerGone
 
 
-def load_routes(base_dir):
+def load_routes(base_dir, from_source=False):
     """{server type: module} for every app/routes/<type>.py of the project."""
     from zpomelo.loader import _import_file, _module_files
     directory = os.path.join(base_dir, "app", "routes")
@@ -27,7 +27,7 @@ def load_routes(base_dir):
     for filename in _module_files(directory):
         server_type = filename[:-3]
         found[server_type] = _import_file(os.path.join(directory, filename),
-                                          "zpomelo_app_routes_%s" % server_type)
+                                          "zpomelo_app_routes_%s" % server_type, from_source)
     return found
 
 
@@ -46,6 +46,7 @@ def route_function(module, server_type):
         return servers[crc32_key(key) % len(servers)].id
     pick.with_route = True
     pick.module = module
+    pick.from_routes_file = True     # replaced by a reload; app.route() functions are not
     return pick
 
 
@@ -58,3 +59,16 @@ def install_routes(app):
         app.route(server_type, route_function(module, server_type))
         installed.append(server_type)
     return installed
+
+
+def reloaded_route_functions(app):
+    """The router's functions with every routes file imported again (zpomelo.reload).
+
+    Raises what the import raises; nothing is changed until the caller swaps the result in.
+    Functions set with ``app.route()`` stay; a type whose routes file is gone loses its route."""
+    fns = {server_type: fn for server_type, fn in app.router.route_functions().items()
+           if not getattr(fn, "from_routes_file", False)}
+    for server_type, module in load_routes(app.base_dir, from_source=True).items():
+        if server_type not in fns:
+            fns[server_type] = route_function(module, server_type)
+    return fns

@@ -1,4 +1,4 @@
-"""Admin verbs of the master (what `zpomelo list/add/stop/kill/restart/start` ask for).
+"""Admin verbs of the master (what `zpomelo list/add/stop/kill/restart/start/reload` ask for).
 
 Every request is authenticated against config/adminUser.json first (its frame was already
 opened with the cluster secret by the master); failed logins are throttled per peer address. A verb either does all of its
@@ -145,6 +145,10 @@ class AdminControl:
             self._launch([proc], "restart", forget_on_failure=False)
         m.save_state()
         return [m.registry.get(p.server_id).record for p in procs]
+
+    def verb_reload(self, args):
+        from zpomelo.reload import reload_servers    # the verb lives with its CLI and server halves
+        return reload_servers(self, args)
 
     def verb_stop(self, args):
         return self._stop_verb(args, graceful=True)

@@ -7,7 +7,7 @@ Server agent (DEALER) -> master:
     ["result", req_id, ok, value]   the answer to a "cmd"
 Master -> server agent:
     ["add", record]  ["remove", server_id]  ["sync", [records]]  (sync = the whole membership)
-    ["cmd", req_id, name, args]     name: "stop", "kill", "info", "after_start_all"
+    ["cmd", req_id, name, args]     name: "stop", "kill", "info", "after_start_all", "reload"
 Admin client (DEALER) -> master:
     ["admin", username, password, verb, args]   -> ["ok", result] or ["error", message]
 
