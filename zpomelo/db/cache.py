@@ -36,6 +36,10 @@ class DocumentCache:
         for key in keys:
             self._entries.pop(key, None)
 
+    def drop_range(self, low, high):
+        """Forget every key in [low, high) (records the store deleted)."""
+        self.drop([key for key in self._entries if low <= key < high])
+
     def clear(self):
         self._entries.clear()
 

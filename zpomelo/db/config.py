@@ -31,6 +31,7 @@ DEFAULTS = {
     "commitTimeout": 30.0,
     "transactions": None,       # {"serverTypes": [...], "exclude": [...]}; see TransactionFilter
     "requestIdField": None,     # body field carrying a client's request id (idempotent retries)
+    "requestTtl": 86400,        # seconds a request id's record is kept at least (0: forever)
 }
 
 
@@ -83,4 +84,5 @@ def make_engine(options, base_dir, env):
 def open_database(options, base_dir, env):
     return Database(make_engine(options, base_dir, env), lock_timeout=float(options["lockTimeout"]),
                     max_retries=int(options["maxRetries"]), cache_size=int(options["cacheSize"]),
-                    commit_timeout=float(options["commitTimeout"]))
+                    commit_timeout=float(options["commitTimeout"]),
+                    request_ttl=float(options["requestTtl"] or 0))

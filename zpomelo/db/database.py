@@ -26,7 +26,9 @@ from zpomelo.db.model import SEP
 
 logger = logging.getLogger(__name__)
 
-REQUEST_PREFIX = "$req" + SEP
+REQUEST_PREFIX = "$req" + SEP      # records without expiry (requestTtl 0), and before it existed
+BUCKET_PREFIX = "$rq" + SEP        # "$rq|<bucket>|<request id>": records that expire
+PURGE_EVERY_MAX = 600.0            # seconds between purges of expired records, at most
 
 
 class Models(dict):
@@ -42,8 +44,18 @@ class Models(dict):
 
 class Database:
     def __init__(self, engine, lock_timeout=5.0, max_retries=100, cache_size=100000,
-                 commit_timeout=30.0):
+                 commit_timeout=30.0, request_ttl=86400.0, clock=time.time):
+        """request_ttl: seconds a request id's record is kept (a retry within it applies once);
+        0 or None keeps records forever. clock: the wall clock of the buckets (tests set it)."""
         self.engine = engine
+        self.clock = clock
+        self.request_ttl = float(request_ttl) if request_ttl else None
+        self._purger = None
+        if self.request_ttl:
+            # Redis expires the records itself; SQLite deletes buckets nobody reads any more
+            engine.expire_prefix(BUCKET_PREFIX, 2 * self.request_ttl + 1)
+            if getattr(engine, "delete_range_async", None) is not None:
+                self._purger = gevent.spawn(self._purge_loop)
         self.lock_timeout = lock_timeout
         self.max_retries = max_retries
         self.commit_timeout = commit_timeout
@@ -149,14 +161,50 @@ class Database:
         if request_id is None:
             return fn(*args, **kwargs)
         tx = txmod.current_or_fail()
-        key = REQUEST_PREFIX + str(request_id)
-        record = tx.raw_get(key)
-        if record is not None:
-            self.stats["replays"] += 1
-            return record["r"]
+        keys = self.request_keys(request_id, self.clock())
+        for key in keys:
+            record = tx.raw_get(key)
+            if record is not None:
+                self.stats["replays"] += 1
+                return record["r"]
         result = fn(*args, **kwargs)
-        tx.raw_put(key, {"r": result, "t": time.time()})
+        tx.raw_put(keys[0], {"r": result, "t": self.clock()})
         return result
+
+    # -- request records: kept request_ttl seconds at least, 2 x request_ttl at most ----------
+    def bucket(self, now):
+        return int(now // self.request_ttl)
+
+    def request_keys(self, request_id, now):
+        """Where a request id's record may be: this time bucket's key (written), then the
+        previous bucket's. A bucket older than that is never read again, so deleting it cannot
+        race a transaction that read it."""
+        if self.request_ttl is None:
+            return [REQUEST_PREFIX + str(request_id)]
+        bucket = self.bucket(now)
+        return ["%s%012d%s%s" % (BUCKET_PREFIX, b, SEP, request_id) for b in (bucket, bucket - 1)]
+
+    def purge_requests(self, now=None):
+        """Delete the records of buckets no transaction reads any more (and records of
+        REQUEST_PREFIX, from before expiry existed): the number of records deleted."""
+        dead_below = "%s%012d%s" % (BUCKET_PREFIX, self.bucket(self.clock() if now is None else now) - 1, SEP)
+        deleted = self._wait(self.engine.delete_range_async(BUCKET_PREFIX, dead_below),
+                             "purging expired request records")
+        deleted += self._wait(self.engine.delete_range_async(
+            REQUEST_PREFIX, REQUEST_PREFIX[:-1] + chr(ord(SEP) + 1)), "purging request records")
+        self.cache.drop_range(BUCKET_PREFIX, dead_below)
+        return deleted
+
+    def _purge_loop(self):
+        every = min(max(self.request_ttl / 2, 0.5), PURGE_EVERY_MAX)
+        while True:
+            gevent.sleep(every)
+            try:
+                deleted = self.purge_requests()
+                if deleted:
+                    logger.info("deleted %d expired request records", deleted)
+            except Exception as exc:    # the store is down: the next round tries again
+                logger.warning("purging expired request records failed: %s", exc)
 
     def commit(self, tx):
         if tx.state != "active":
@@ -209,4 +257,6 @@ class Database:
         return result.get()
 
     def close(self):
+        if self._purger is not None:
+            self._purger.kill()
         self.engine.close()

@@ -28,7 +28,7 @@ from zpomelo.db.offload import Offloader
 logger = logging.getLogger(__name__)
 
 # KEYS: every document read. ARGV: n, then n versions read, then n ops ("" check only,
-# "w" write, "d" delete), then n payloads ("" unless written).
+# "w" write, "d" delete), then n payloads ("" unless written), then n expiries in ms ("" none).
 COMMIT_SCRIPT = """
 local n = tonumber(ARGV[1])
 local stale = {}
@@ -44,6 +44,7 @@ for i = 1, n do
     local v = tonumber(ARGV[1 + i]) + 1
     if op == 'w' then
       redis.call('HSET', KEYS[i], 'v', v, 'd', ARGV[1 + 2 * n + i])
+      if ARGV[1 + 3 * n + i] ~= '' then redis.call('PEXPIRE', KEYS[i], ARGV[1 + 3 * n + i]) end
     else
       redis.call('HSET', KEYS[i], 'v', v)
       redis.call('HDEL', KEYS[i], 'd')
@@ -74,6 +75,7 @@ class RedisEngine:
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
         self._script = self.client.register_script(COMMIT_SCRIPT)
         self._offload = Offloader(8)
+        self._expiring = []         # (key prefix, ms): written documents there expire
         self.stats = {"commits": 0, "conflicts": 0}
         self._commits = GroupCommitter(self._apply, max_batch, lambda: StoreUnavailable(
             "the Redis store %s is closed" % self.url))
@@ -92,6 +94,18 @@ class RedisEngine:
         version, data = self.client.hmget(self.prefix + key, "v", "d")
         return (int(version) if version is not None else 0), data
 
+    def expire_prefix(self, prefix, seconds):
+        """Documents written under ``prefix`` expire ``seconds`` after their last write (set in
+        the commit script, so a write and its expiry are one step)."""
+        self._expiring.append((prefix, int(seconds * 1000)))
+
+    def _expiry(self, key, op):
+        if op == "w":
+            for prefix, ms in self._expiring:
+                if key.startswith(prefix):
+                    return ms
+        return ""
+
     def commit_async(self, checks, writes):
         return self._commits.submit(checks, writes)
 
@@ -107,8 +121,10 @@ class RedisEngine:
             n = len(keys)
             args = [n]
             args.extend(checks[k] for k in keys)
-            args.extend(("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys)
+            ops = [("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys]
+            args.extend(ops)
             args.extend((writes.get(k) or b"") for k in keys)
+            args.extend(self._expiry(k, op) for k, op in zip(keys, ops))
             self._script(keys=[self.prefix + k for k in keys], args=args, client=pipe)
         replies = pipe.execute(raise_on_error=False)
         outcomes = [self._outcome(reply, writes) for reply, (_, writes) in zip(replies, batch)]

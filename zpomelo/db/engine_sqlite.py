@@ -37,6 +37,7 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS docs (k TEXT PRIMARY KEY, v INTEGER NOT NUL
 SWITCH_INTERVAL = 0.001
 CHECKPOINT_EVERY = 2000   # commits between checkpoints (WAL pages back into the database file)
 SYNC_MODES = ("FULL", "NORMAL", "EXTRA")
+DELETE_SLICE = 1000       # rows per DELETE of delete_range (the write lock is held that long)
 
 
 class SqliteEngine:
@@ -98,6 +99,27 @@ class SqliteEngine:
             return fn(*args)
         except sqlite3.Error as exc:
             raise StoreUnavailable("SQLite %s failed: %s" % (self.path, exc)) from None
+
+    # -- expiring records (Database.request_ttl) --------------------------------------------
+    def expire_prefix(self, prefix, seconds):
+        """Nothing to do here: the Database deletes what expired with delete_range_async."""
+
+    def delete_range_async(self, low, high):
+        """Delete every document whose key is in [low, high), versions too (for records nobody
+        reads again); the number deleted. In a thread, in slices, so commits interleave."""
+        if self._commits.closed:
+            raise StoreUnavailable("the SQLite store %s is closed" % self.path)
+        return self._offload.thread(self._guarded, self._delete_range, low, high)
+
+    def _delete_range(self, low, high):
+        conn = self._reader()
+        deleted = 0
+        while True:
+            count = conn.execute("DELETE FROM docs WHERE k IN (SELECT k FROM docs WHERE k >= ? "
+                                 "AND k < ? LIMIT ?)", (low, high, DELETE_SLICE)).rowcount
+            deleted += count
+            if count < DELETE_SLICE:
+                return deleted
 
     # -- commits ----------------------------------------------------------------------------
     def commit_async(self, checks, writes):
