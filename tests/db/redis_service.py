@@ -20,9 +20,11 @@ def free_port():
 class RedisServer:
     """A redis-server we start (AOF on) and stop by pid; ``kill()`` is kill -9, ``start()`` again reuses the dir."""
 
-    def __init__(self, directory, appendfsync="always"):
+    def __init__(self, directory, appendfsync="always", extra=()):
+        """extra: more redis-server arguments, e.g. ("--replicaof", "127.0.0.1", "6379")."""
         self.directory = str(directory)
         self.appendfsync = appendfsync
+        self.extra = list(extra)
         self.port = None
         self.proc = None
 
@@ -36,7 +38,8 @@ class RedisServer:
             self.proc = subprocess.Popen(
                 [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                  "--appendonly", "yes", "--appendfsync", self.appendfsync, "--dir", self.directory,
-                 "--daemonize", "no", "--logfile", os.path.join(self.directory, "redis.log")],
+                 "--daemonize", "no", "--logfile", os.path.join(self.directory, "redis.log")]
+                + self.extra,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and self.proc.poll() is None:
