@@ -21,6 +21,7 @@ from zpomelo.errors import ConfigError
 from zpomelo.global_filters import GlobalFilters
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
+from zpomelo.metrics import AppMetrics
 from zpomelo.pushes import Pushes
 from zpomelo.remotes import RemoteDispatcher
 from zpomelo.router import Router
@@ -86,6 +87,7 @@ class Application:
         self.remotes = None
         self.crons = CronScheduler(self)   # config/crons.json, app.add_crons
         self._watcher = None     # reloadOnChange: zpomelo.reload.FileWatcher
+        self.metrics = AppMetrics(self)     # /metrics (the [metrics] extra); bound in start()
         self._stopped = gevent.event.Event()
 
         app_module = loader.load_app_module(self.base_dir)
@@ -247,6 +249,7 @@ class Application:
                     component.start(self)
             self.rpc_server.start()
             self.bus.start()
+            self.metrics.start()
             self._join_cluster(static_peers)
             self.state = "started"
             self._hook("after_startup")
@@ -291,6 +294,11 @@ class Application:
         extra = dict(record.extra)
         extra["busPort"] = self.bus.port
         extra["pid"] = os.getpid()
+        metrics_port = self.metrics.bind()
+        if metrics_port is None:
+            extra.pop("metricsPort", None)      # nothing listens: no one should scrape it
+        else:
+            extra["metricsPort"] = metrics_port
         if self.is_frontend:
             from zpomelo.frontend import FrontendService
             self.frontend = FrontendService(self)
@@ -360,6 +368,8 @@ class Application:
         if name == "reload":
             from zpomelo.reload import reload_code
             return reload_code(self)
+        if name == "metrics":
+            return self.metrics.snapshot()
         if name == "after_start_all":
             self._hook("after_start_all")
             for component in self.components:
@@ -451,6 +461,7 @@ class Application:
             self.rpc_server.close(timeout)
         if self.bus is not None:
             self.bus.close()
+        self.metrics.close()
         if self.rpc_client is not None:
             self.rpc_client.close()
         if self.db is not None:

@@ -292,7 +292,7 @@ def _report_ready(info, as_json, foreground):
 # ---------------------------------------------------------------------- list
 
 COLUMNS = (("id", "id"), ("type", "serverType"), ("pid", "pid"), ("address", None),
-           ("clientPort", "clientPort"), ("state", "state"), ("uptime", "uptime"),
+           ("clientPort", "clientPort"), ("metrics", "metricsPort"), ("state", "state"), ("uptime", "uptime"),
            ("RSS", "rss"), ("CPU%", "cpu"), ("conns", "connections"), ("bad input", "badInput"),
            ("restarts", "restarts"))
 

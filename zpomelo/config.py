@@ -24,6 +24,7 @@ MASTER_FILE = "master.json"
 ADMIN_USERS_FILE = "adminUser.json"
 
 CLUSTER_COUNT = "clusterCount"
+METRICS_PORT = "metricsPort"    # the /metrics endpoint (zpomelo/metrics); 0 = any free port
 CLUSTER_SIGNAL = "++"
 MAX_PORT = 65535
 
@@ -237,6 +238,8 @@ class ServerRecord:
         _check_host_fields(d, path, label)
         extra = {k: v for k, v in d.items()
                  if k not in _KNOWN_KEYS and k != CLUSTER_COUNT}
+        if extra.get(METRICS_PORT) is not None:
+            extra[METRICS_PORT] = _as_int(extra[METRICS_PORT], path, label, METRICS_PORT, 0, MAX_PORT)
         return cls(
             id=server_id,
             server_type=server_type,
@@ -422,7 +425,8 @@ def _check_unique(record, place, where, bound, path):
               " server its own id"
               % (where[record.id], place), path, record.id, "id")
     where[record.id] = place
-    for key, port in (("port", record.port), ("clientPort", record.client_port)):
+    for key, port in (("port", record.port), ("clientPort", record.client_port),
+                      (METRICS_PORT, record.extra.get(METRICS_PORT))):
         if not port:    # None, or 0 = any free port
             continue
         addr = (record.host.lower(), port)
@@ -449,6 +453,10 @@ def load_master(base_dir, env):
     port = _as_int(section["port"], path, master_id, "port", 0, MAX_PORT)
     _check_host_fields(section, path, master_id)
     extra = {k: v for k, v in section.items() if k not in ("id", "host", "port")}
+    if extra.get(METRICS_PORT) is not None:
+        extra[METRICS_PORT] = _as_int(extra[METRICS_PORT], path, master_id, METRICS_PORT, 0, MAX_PORT)
+    if extra.get("metricsSdFile") is not None:
+        _as_str(extra["metricsSdFile"], path, master_id, "metricsSdFile")
     return MasterRecord(master_id, host, port, MappingProxyType(extra) if extra else _EMPTY)
 
 

@@ -16,6 +16,7 @@ from zpomelo.config import load_json_config
 from zpomelo.connector.config import ConnectorConfig
 from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, ProtocolError, RouteError, ZpomeloError
 from zpomelo.greenpool import GreenPool
+from zpomelo.metrics.stats import ReasonCounter
 from zpomelo.protocol import rsa
 from zpomelo.resume import SessionResume
 from zpomelo.router import parse_route
@@ -23,6 +24,8 @@ from zpomelo.session import SessionService
 from zpomelo.sysapi import FORWARD, SYS
 
 logger = logging.getLogger(__name__)
+
+KICKED = "kicked: "     # how the connector's close reason starts for a kick (Connection.kick)
 
 
 
@@ -69,6 +72,8 @@ class FrontendService:
         self.use_crypto = config.use_crypto
         self.global_filters = app.global_filters   # run only when the game registered some
         self.forwarding = 0     # forwarded requests waiting for their backend's answer
+        self.handshakes = {}    # result code -> count (metrics, the console)
+        self.kicks = ReasonCounter()
         self._drained = None    # set by the last answer once drain() waits
 
     def bind_connector(self):
@@ -92,6 +97,11 @@ class FrontendService:
         return True
 
     def on_handshake(self, conn, sys, user):
+        code, reply_user = self._handshake(conn, sys, user)
+        self.handshakes[code] = self.handshakes.get(code, 0) + 1
+        return code, reply_user
+
+    def _handshake(self, conn, sys, user):
         if self.check_client is not None:
             try:
                 if not self.check_client(sys.get("type"), sys.get("version")):
@@ -129,6 +139,8 @@ class FrontendService:
             self.resume.on_ready(conn)
 
     def on_close(self, conn, reason):
+        if isinstance(reason, str) and reason.startswith(KICKED):
+            self.kicks.add(reason[len(KICKED):])
         session = conn.session
         if session is None or session.conn is not conn:
             return      # a resume that never got its ACK, or a connection a resume replaced

@@ -4,6 +4,7 @@ docs/protocol.md section 8: one response per request; ``{}`` when the handler re
 body always carries ``code`` (500 unless the error says otherwise).
 """
 import logging
+from time import monotonic
 
 from zpomelo.errors import CODE_FAIL, HandlerError
 
@@ -66,6 +67,7 @@ class HandlerService:
         self.expose_errors = expose_errors
         self.error_handler = None
         self.invoke = None   # fn(handler, route, msg, session) around the call (app.db: a transaction)
+        self.stats = None    # metrics.stats.HandlerStats while metrics are on
         self.server_type = server_type
         self.routes = self.route_table(services)
 
@@ -85,6 +87,9 @@ class HandlerService:
 
     def handle(self, route, msg, session):
         """Run filters and handler in the calling greenlet; always returns a JSON-able body."""
+        stats = self.stats
+        if stats is not None:
+            started = monotonic()
         response = None
         error = None
         try:
@@ -114,6 +119,8 @@ class HandlerService:
                 if error is None:
                     error = exc
                     response = self._on_error(exc, route, msg, session)
+        if stats is not None:
+            stats.observe(route, error is not None, monotonic() - started)
         if response is None:
             return {}
         if error is not None and isinstance(response, dict) and "code" not in response:

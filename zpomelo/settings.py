@@ -79,6 +79,10 @@ _DECLARED = [
             "files polled once a second; `zpomelo reload` does it on demand)"),
     Setting("exposeErrors", APP, None, _bool,
             "put handler exception text in error responses (default: on unless env is production)"),
+    Setting("metrics", APP, None, _bool,
+            "serve Prometheus metrics on /metrics (port: metricsPort of the server record); "
+            "default: on when prometheus_client is installed (the [metrics] extra), false turns "
+            "them off"),
     # -- connector settings: keys of app.set("connectorConfig", {...}) -------------------------
     Setting("heartbeat", CONNECTOR, None, _number,
             "seconds between client heartbeats announced in the handshake; unset = off"),

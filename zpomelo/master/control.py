@@ -80,7 +80,8 @@ class AdminControl:
         return {"id": m.record.id, "pid": os.getpid(), "host": m.record.host, "port": m.port,
                 "env": m.env, "base_dir": m.base_dir, "ready": m.ready.is_set(),
                 "start_error": m.start_error, "start_elapsed": m.start_elapsed,
-                "registered": len(m.registry), "expected": len(m.selected)}
+                "registered": len(m.registry), "expected": len(m.selected),
+                "metricsPort": m.exporter.port, "metricsTargets": str(m.exporter.sd_path)}
 
     def verb_list(self, args):
         m = self.master
@@ -102,6 +103,7 @@ class AdminControl:
                 "id": p.server_id, "serverType": record.get("serverType"),
                 "pid": pid if alive else None, "host": record.get("host"),
                 "port": record.get("port"), "clientPort": record.get("clientPort"),
+                "metricsPort": record.get("metricsPort"),
                 "frontend": bool(record.get("frontend")), "state": p.state,
                 "uptime": round(time.time() - p.started_at, 1) if alive and p.started_at
                 else None,
@@ -319,7 +321,8 @@ class AdminControl:
         m = self.master
         pid = os.getpid()
         return {"id": m.record.id, "serverType": "master", "pid": pid, "host": m.record.host,
-                "port": m.port, "clientPort": None, "frontend": False,
+                "port": m.port, "clientPort": None, "metricsPort": m.exporter.port,
+                "frontend": False,
                 "state": "leading (epoch %d)" % m.epoch if m.ha is not None else "running",
                 "uptime": round(time.monotonic() - m._t0, 1), "rss": procinfo.rss_bytes(pid),
                 "cpu": self._cpu.percent(("master", pid), procinfo.cpu_seconds(pid), None), "connections": None, "restarts": 0,

@@ -22,6 +22,7 @@ from zpomelo import config
 from zpomelo.errors import ZpomeloError
 from zpomelo.master import procinfo, runstate, wire
 from zpomelo.master.control import AdminControl, select_servers
+from zpomelo.master.exporter import MasterExporter
 from zpomelo.master.registry import Registry
 from zpomelo.master.launcher import HostAccess
 from zpomelo.master.supervisor import RUNNING, UNRESPONSIVE, Supervisor, log_tail
@@ -76,6 +77,7 @@ class Master:
         self._greenlets = []
         self._t0 = None
         self.supervisor = None
+        self.exporter = MasterExporter(self)    # its /metrics and the Prometheus targets file
 
     @property
     def epoch(self):
@@ -104,6 +106,7 @@ class Master:
                                " stop it first (zpomelo stop)"
                                % (self.base_dir, self.env, other, state["master"].get("port")))
         self._bind(state["master"])
+        self.exporter.start()
         self.hosts = HostAccess(self.base_dir, self.env, self.record, self._server_command)
         self.supervisor = Supervisor(
             self.base_dir, self.env, self.endpoint, self._on_exit, on_spawn=lambda p:
@@ -346,6 +349,7 @@ class Master:
                         else "")
             self.broadcast(wire.ADD, member.record, exclude=sid)
             self.save_state()
+            self.exporter.refresh()
         if self._all_started and first:
             self.command_async(sid, wire.CMD_AFTER_START_ALL)
         self._check_all_started()
@@ -369,6 +373,7 @@ class Master:
             return False
         logger.info("server %s left the cluster: %s", sid, reason)
         self.broadcast(wire.REMOVE, sid)
+        self.exporter.refresh()
         return True
 
     def _on_exit(self, proc, reason):
@@ -464,6 +469,7 @@ class Master:
         if self.control.exit_after_reply:
             self._record_stopped()
             runstate.remove(self.base_dir, self.env)
+            self.exporter.clear()
             self.done.set()
 
     # ------------------------------------------------------------------ state and shutdown
@@ -483,6 +489,7 @@ class Master:
         self.control.stop_servers(list(self.supervisor.procs), graceful, timeout)
         self._record_stopped()
         runstate.remove(self.base_dir, self.env)
+        self.exporter.clear()
         self.done.set()
 
     def _record_stopped(self):
@@ -492,6 +499,7 @@ class Master:
 
     def close(self):
         gevent.killall(self._greenlets)
+        self.exporter.close()
         if self.supervisor is not None:
             self.supervisor.close()
         if self._socket is not None:

@@ -66,7 +66,7 @@ class Registry:
         """(host, port) -> "server <id> <key>" for every bound port of every member."""
         taken = {}
         for sid, m in self.members.items():
-            for key in ("port", "clientPort", "busPort"):
+            for key in ("port", "clientPort", "busPort", "metricsPort"):
                 port = m.record.get(key)
                 if port:
                     taken[(str(m.record.get("host", "")).lower(), port)] = \

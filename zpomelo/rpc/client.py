@@ -55,13 +55,16 @@ class RpcClient:
         self._max_queued = max_queued
         self._packer = EnvelopePacker()
         self._peers = {}
-        self._pending = {}  # call id -> (peer, service, method, timeout, callback)
+        self._pending = {}  # call id -> (peer, service, method, timeout, callback, sent at)
         self._call_ids = itertools.count(1)
         self._socket_ids = itertools.count(1)
         self._wheel = {}  # tick number -> [call id, ...]
         self._swept_tick = int(time.monotonic() / TICK)
         self._closed = False
         self.stats = {"late_replies": 0, "timeouts": 0}
+        # metrics.stats.RpcStats while metrics are on: reply(server_id, service, method,
+        # seconds, ok), timeout(...), gone(...)
+        self.observer = None
         self._sweeper = gevent.spawn(self._sweep_loop)
 
     # -- peers ---------------------------------------------------------------------------------
@@ -122,6 +125,8 @@ class RpcClient:
         """Send a call; `callback(error_or_None, result)` runs when it settles (see module doc)."""
         peer = self._peers.get(server_id)
         if peer is None or peer.state == DOWN:
+            if self.observer is not None:
+                self.observer.gone(server_id, service, method)
             callback(self._gone(server_id, service, method, peer), None)
             return
         if len(peer.outgoing) >= self._max_queued:
@@ -133,8 +138,9 @@ class RpcClient:
         packed = self._packer.request(call_id, service, method, args)  # raises for bad args
         if timeout is None:
             timeout = self.default_timeout
-        self._pending[call_id] = (peer, service, method, timeout, callback)
-        tick = -(-(time.monotonic() + timeout) // TICK)  # ceil: never fire early
+        now = time.monotonic()
+        self._pending[call_id] = (peer, service, method, timeout, callback, now)
+        tick = -(-(now + timeout) // TICK)  # ceil: never fire early
         if tick <= self._swept_tick:
             tick = self._swept_tick + 1
         bucket = self._wheel.get(tick)
@@ -173,11 +179,16 @@ class RpcClient:
     def _on_replies(self, peer, replies):
         """Called by a peer's reader with validated reply envelopes."""
         pending = self._pending
+        observer = self.observer
+        if observer is not None:
+            now = time.monotonic()
         for _kind, call_id, ok, value in replies:
             entry = pending.pop(call_id, None)
             if entry is None:
                 self.stats["late_replies"] += 1
                 continue
+            if observer is not None:
+                observer.reply(peer.server_id, entry[1], entry[2], now - entry[5], ok)
             if ok:
                 self._settle(entry[4], None, value)
             else:
@@ -192,7 +203,9 @@ class RpcClient:
         if failed:
             logger.warning("%s: failing %d pending calls", reason, len(failed))
         for call_id in failed:
-            _peer, service, method, _timeout, callback = self._pending.pop(call_id)
+            _peer, service, method, _timeout, callback, _sent = self._pending.pop(call_id)
+            if self.observer is not None:
+                self.observer.gone(peer.server_id, service, method)
             error = ServerGone("rpc %s.%s failed: %s" % (service, method, reason), server_id=peer.server_id)
             self._settle(callback, error, None)
 
@@ -219,8 +232,10 @@ class RpcClient:
             entry = pending.pop(call_id, None)
             if entry is None:
                 continue  # already settled
-            peer, service, method, timeout, callback = entry
+            peer, service, method, timeout, callback, _sent = entry
             self.stats["timeouts"] += 1
+            if self.observer is not None:
+                self.observer.timeout(peer.server_id, service, method)
             error = RpcTimeout(
                 "rpc %s.%s to server %s got no reply within %.3g s" % (service, method, peer.server_id, timeout),
                 server_id=peer.server_id,

@@ -19,13 +19,14 @@ STOP_DRAIN_SECONDS = 1.0
 
 
 def any_free_port(record):
-    """The record with its RPC, bus and client ports set to 0 (the OS picks free ones at bind).
+    """The record with its RPC, bus, client and metrics ports set to 0 (the OS picks free ones).
 
     Ports the game itself reads from extra fields (a web page's port, say) are the game's to choose.
     """
     extra = dict(record.extra)
-    if "busPort" in extra:
-        extra["busPort"] = 0
+    for key in ("busPort", "metricsPort"):
+        if key in extra:
+            extra[key] = 0
     client_port = 0 if (record.frontend or record.client_port) else record.client_port
     return dataclasses.replace(record, port=0, client_port=client_port, extra=extra)
 

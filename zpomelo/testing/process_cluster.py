@@ -17,12 +17,12 @@ SKIP_ON_COPY = shutil.ignore_patterns("logs", "__pycache__", ".git", ".venv", "n
 
 def copy_project(project_dir, target, env):
     """Copy the project to ``target`` with the master's and every server's ports of ``env`` set
-    to 0 (RPC, client and bus ports), so a process test needs no free fixed port and writes its
+    to 0 (RPC, client, bus and metrics ports), so a process test needs no free fixed port and writes its
     logs and run state in the copy. Returns ``target``."""
     shutil.copytree(str(project_dir), str(target), ignore=SKIP_ON_COPY)
     _edit_env_section(find_config_file(target, env, "servers.json"), env, _free_server_ports)
     _edit_env_section(find_config_file(target, env, "master.json"), env,
-                      lambda master: master.update(port=0))
+                      _free_master_ports)
     return target
 
 
@@ -35,11 +35,17 @@ def _edit_env_section(path, env, edit):
     path.write_text(json.dumps(data, indent=1), encoding="utf-8")
 
 
+def _free_master_ports(master):
+    master["port"] = 0
+    if "metricsPort" in master:
+        master["metricsPort"] = 0
+
+
 def _free_server_ports(servers_by_type):
     for entries in servers_by_type.values():
         for server in entries:
             server["port"] = 0
-            for key in ("clientPort", "busPort"):
+            for key in ("clientPort", "busPort", "metricsPort"):
                 if key in server or (key == "clientPort" and server.get("frontend")):
                     server[key] = 0
 
