@@ -67,7 +67,7 @@ class HandlerService:
         self.expose_errors = expose_errors
         self.error_handler = None
         self.invoke = None   # fn(handler, route, msg, session) around the call (app.db: a transaction)
-        self.stats = None    # metrics.stats.HandlerStats while metrics are on
+        self.metrics = None  # metrics.stats.HandlerStats while Prometheus metrics are on
         self.server_type = server_type
         self.routes = self.route_table(services)
 
@@ -87,8 +87,8 @@ class HandlerService:
 
     def handle(self, route, msg, session):
         """Run filters and handler in the calling greenlet; always returns a JSON-able body."""
-        stats = self.stats
-        if stats is not None:
+        metrics = self.metrics
+        if metrics is not None:
             started = monotonic()
         response = None
         error = None
@@ -119,8 +119,8 @@ class HandlerService:
                 if error is None:
                     error = exc
                     response = self._on_error(exc, route, msg, session)
-        if stats is not None:
-            stats.observe(route, error is not None, monotonic() - started)
+        if metrics is not None:
+            metrics.observe(route, error is not None, monotonic() - started)
         if response is None:
             return {}
         if error is not None and isinstance(response, dict) and "code" not in response:

@@ -128,7 +128,7 @@ def test_the_metrics_setting_turns_them_off(tmp_path):
     with InProcessCluster(str(project), "test") as cluster:
         app = cluster["connector-1"]
         assert "metricsPort" not in app.current_server.extra
-        assert app.handler_service.stats is None and app.rpc_client.observer is None
+        assert app.handler_service.metrics is None and app.rpc_client.observer is None
         assert cluster.connect("connector-1").request("connector.entry.fine", {}) == {"code": 200}
 
 
@@ -151,7 +151,7 @@ from zpomelo.testing.cluster import InProcessCluster
 with InProcessCluster(sys.argv[1], "test") as cluster:
     app = cluster["connector-1"]
     assert "metricsPort" not in app.current_server.extra, app.current_server.extra
-    assert app.metrics.enabled is False and app.handler_service.stats is None
+    assert app.metrics.enabled is False and app.handler_service.metrics is None
     assert cluster.connect("connector-1").request("connector.entry.fine", {}) == {"code": 200}
     print("served without metrics")
 '''

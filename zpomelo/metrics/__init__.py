@@ -67,7 +67,7 @@ class AppMetrics:
         self.registry, self.endpoint = registry, endpoint
         self.handlers = HandlerStats(lambda route: app.handler_service.has(route))
         self.rpc = RpcStats(self._type_of)
-        app.handler_service.stats = self.handlers
+        app.handler_service.metrics = self.handlers
         app.rpc_client.observer = self.rpc
         self.enabled = True
         return self.port
