@@ -114,6 +114,9 @@ class ServerCollector(Collector):
             yield counter("bad_input", "bad client input by kind (connection closed or request "
                           "refused)", ["kind"],
                           sorted(((kind,), n) for kind, n in connector.bad_input.counts.items()))
+            limited = getattr(connector, "rate_limited", None) or {}
+            yield counter("rate_limited", "client requests refused by the rate limits, by kind",
+                          ["kind"], sorted(((str(kind),), n) for kind, n in limited.items()))
 
     def _pushes(self):
         pushes = self.app.pushes.stats
