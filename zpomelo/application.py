@@ -22,6 +22,7 @@ from zpomelo.global_filters import GlobalFilters
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
 from zpomelo.metrics import AppMetrics
+from zpomelo.players import Players
 from zpomelo.pushes import Pushes
 from zpomelo.remotes import RemoteDispatcher
 from zpomelo.router import Router
@@ -72,6 +73,7 @@ class Application:
         self.router = Router(self)
         self.sys_calls = SysCalls(self)
         self.pushes = Pushes(self)
+        self.players = Players(self)     # the uid directory: push_to_uid, one session per uid
         self.rpc_client = None
         self.rpc_server = None
         self.bus = None
@@ -205,6 +207,16 @@ class Application:
     def servers(self):
         return dict(self.membership.servers)
 
+    # -- players (zpomelo.players) -----------------------------------------------------
+    def push_to_uids(self, uids, route, msg):
+        """Push to these players wherever they are connected; returns the uids not reached
+        (offline, or unreachable: their frontend or directory owner down). [] = all reached."""
+        return self.players.push_to_uids(uids, route, msg)
+
+    def push_to_uid(self, uid, route, msg):
+        """Push to one player wherever it is connected; False when it is not online."""
+        return not self.players.push_to_uids([uid], route, msg)
+
     def rpc_call(self, server_id, service, method, args, timeout=None):
         """One remote call with the RPC filters around it (zpomelo.rpc_proxy.call)."""
         return rpc_proxy.call(self, server_id, service, method, args, timeout)
@@ -251,6 +263,7 @@ class Application:
             self.bus.start()
             self.metrics.start()
             self._join_cluster(static_peers)
+            self.players.start()
             self.state = "started"
             self._hook("after_startup")
             for component in self.components:
@@ -310,6 +323,7 @@ class Application:
 
     def _join_cluster(self, static_peers):
         self.membership.listen(self._peer_added, self._peer_removed)
+        self.membership.listen(self.players.on_member_added, self.players.on_member_removed)
         self.membership.add(self.current_server)
         if static_peers and not self.master_endpoint:
             self.add_static_peers(static_peers)
@@ -449,6 +463,7 @@ class Application:
                     f.stop()
                 except Exception:
                     logger.exception("%s: filter %r failed to stop", self.server_id, f)
+        self.players.stop()
         if self.agent is not None:
             self.agent.stop()
         if self.frontend is not None:

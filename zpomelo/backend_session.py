@@ -63,12 +63,29 @@ class BackendSessionService:
         snap = self._app.sys_calls.session_get(frontend_id, sid)
         return BackendSession.from_snapshot(self._app, snap) if snap else None
 
-    def get_by_uid(self, frontend_id, uid):
-        return [BackendSession.from_snapshot(self._app, s)
-                for s in self._app.sys_calls.session_get_by_uid(frontend_id, uid)]
+    def get_by_uid(self, *args):
+        """``get_by_uid(frontend_id, uid)``: uid's sessions on that frontend (Pomelo's form);
+        ``get_by_uid(uid)``: uid's sessions wherever they are, found in the uid directory.
+        Either way a list, empty when uid is not online."""
+        if len(args) == 2:
+            frontend_id, uid = args
+            return [BackendSession.from_snapshot(self._app, s)
+                    for s in self._app.sys_calls.session_get_by_uid(frontend_id, uid)]
+        (uid,) = args
+        found, _ = self._app.players.lookup([uid])
+        sessions = []
+        for frontend_id, sid in found.get(uid, ()):
+            snap = self._app.sys_calls.session_get(frontend_id, sid)
+            if snap:
+                sessions.append(BackendSession.from_snapshot(self._app, snap))
+        return sessions
 
     def kick_by_uid(self, frontend_id, uid, reason="kick"):
         return self._app.sys_calls.kick_by_uid(frontend_id, uid, reason)
+
+    def kick_uid(self, uid, reason="kick"):
+        """Kick uid's sessions wherever they are (the uid directory); returns how many."""
+        return self._app.players.kick(uid, reason)
 
     def kick_by_sid(self, frontend_id, sid, reason="kick"):
         return self._app.sys_calls.kick_by_sid(frontend_id, sid, reason)

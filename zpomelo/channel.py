@@ -11,7 +11,26 @@ stored for later.
 """
 import logging
 
+from zpomelo.errors import PlayerOffline
+
 logger = logging.getLogger(__name__)
+
+
+class Members(list):
+    """``members()`` of a global channel: the uids found, and ``unreachable``, the frontends
+    that did not answer (their members are not in the list; the rest still is)."""
+
+    def __init__(self, uids=(), unreachable=()):
+        super().__init__(uids)
+        self.unreachable = list(unreachable)
+
+
+def _frontend_of(app, uid):
+    """The frontend holding uid, from the cluster's uid directory; PlayerOffline when none."""
+    frontends = app.players.frontends_of(uid)
+    if not frontends:
+        raise PlayerOffline([uid])
+    return frontends[0]
 
 
 class Channel:
@@ -23,7 +42,11 @@ class Channel:
         self._members = {}   # uid -> frontend id
         self._groups = {}    # frontend id -> {uid: None} (ordered set)
 
-    def add(self, uid, frontend_id):
+    def add(self, uid, frontend_id=None):
+        """Add uid on its frontend; without ``frontend_id`` the uid directory says where it is
+        (PlayerOffline when nowhere). False when it already was a member there."""
+        if frontend_id is None:
+            frontend_id = _frontend_of(self._service.app, uid)
         old = self._members.get(uid)
         if old == frontend_id:
             return False
@@ -74,6 +97,10 @@ class ChannelService:
         self._app = app
         self.channels = {}
 
+    @property
+    def app(self):
+        return self._app
+
     def create_channel(self, name):
         channel = self.channels.get(name)
         if channel is None:
@@ -113,17 +140,38 @@ class GlobalChannel:
         self._service = service
         self.name = name
 
-    def add(self, uid, frontend_id):
+    def add(self, uid, frontend_id=None):
+        """Add uid on the frontend it is connected to (found in the uid directory when
+        ``frontend_id`` is None: PlayerOffline when nowhere). False when uid is not connected to
+        that frontend: only connected uids are members, and they leave when they disconnect."""
+        if frontend_id is None:
+            return any([self._service.sys_calls.gchan_add(fid, self.name, uid)
+                        for fid in self._frontends_of(uid)])
         return self._service.sys_calls.gchan_add(frontend_id, self.name, uid)
 
-    def leave(self, uid, frontend_id):
+    def leave(self, uid, frontend_id=None):
+        if frontend_id is None:
+            return any([self._service.sys_calls.gchan_leave(fid, self.name, uid)
+                        for fid in self._frontends_of(uid)])
         return self._service.sys_calls.gchan_leave(frontend_id, self.name, uid)
 
+    def _frontends_of(self, uid):
+        frontends = self._service.app.players.frontends_of(uid)
+        if not frontends:
+            raise PlayerOffline([uid])
+        return frontends
+
     def members(self):
+        """Every member's uid, asked of every frontend at once; a frontend that does not
+        answer is named in the result's ``unreachable`` (see Members) instead of failing all."""
+        answers, errors = self._service.sys_calls.gchan_members(self._service.frontend_ids(), self.name)
         found = []
-        for uids in self._service.sys_calls.gchan_members(self._service.frontend_ids(), self.name).values():
-            found.extend(uids)
-        return found
+        for fid in sorted(answers):
+            found.extend(answers[fid])
+        if errors:
+            logger.warning("global channel %s: members of %s unknown: %s", self.name,
+                           ", ".join(sorted(errors)), "; ".join(str(e) for e in errors.values()))
+        return Members(found, sorted(errors))
 
     @property
     def member_count(self):
@@ -143,6 +191,10 @@ class GlobalChannelService:
 
     def get_channel(self, name, create=True):
         return GlobalChannel(self, name)
+
+    @property
+    def app(self):
+        return self._app
 
     @property
     def sys_calls(self):

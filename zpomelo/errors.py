@@ -86,3 +86,13 @@ class RpcTimeout(RpcError):
 
 class ServerGone(RpcError):
     """A remote call to a server that is not (or no longer) in the cluster."""
+
+
+class PlayerOffline(ZpomeloError):
+    """The uid has no session anywhere in the cluster (``uids``: the ones not found)."""
+
+    def __init__(self, uids, what="player"):
+        self.uids = list(uids)
+        super().__init__("%s %s not online: no frontend holds a session bound to %s"
+                         % (what, ", ".join(repr(u) for u in self.uids),
+                            "it" if len(self.uids) == 1 else "them"))

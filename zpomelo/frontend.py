@@ -56,7 +56,8 @@ class FrontendService:
         config = ConnectorConfig.from_pomelo(raw, **overrides)
         config.codec = self.codec = build_codec(app, config)
         self.connector_config = config
-        self.sessions = SessionService(app.server_id, single_session=config.single_session)
+        self.sessions = SessionService(app.server_id, single_session=config.single_session,
+                                       directory=self)
         self.sessions.end = self.close_session
         keys = getattr(app, "keys", None)
         self.resume = SessionResume(self, raw, keys.secret if keys is not None else None,
@@ -155,10 +156,18 @@ class FrontendService:
         if state is not None and state.timer is not None:
             state.timer.kill(block=False)
             state.timer = None
-        if self.sessions.close(session.id, reason) is None:
-            return
-        if session.uid is not None and not self.sessions.get_by_uid(session.uid):
-            self.global_members.leave_all(session.uid)
+        self.sessions.close(session.id, reason)   # the directory hook below leaves global channels
+
+    # -- the sessions' directory hooks (SessionService.directory) ------------------------
+    def claim(self, session, uid):
+        self.app.players.claim(session, uid)
+
+    def release(self, uid, sid):
+        """A session let go of uid (unbind, close): the directory forgets it, and global
+        channels too once no session of uid is left here."""
+        self.app.players.release(uid, sid)
+        if not self.sessions.get_by_uid(uid):
+            self.global_members.leave_all(uid)
 
     def on_request(self, conn, msg_id, route, body):
         session = conn.session

@@ -36,6 +36,20 @@ def call_many(app, server_ids, service, method, args, timeout=None):
     return {sid: call.get() for sid, call in zip(server_ids, calls)}
 
 
+def call_each(app, server_ids, service, method, args, timeout=None):
+    """The same call on several servers at once -> ({server_id: result}, {server_id: error}):
+    one server down does not fail the others."""
+    calls = [gevent.spawn(app.rpc_call, sid, service, method, args, timeout) for sid in server_ids]
+    gevent.joinall(calls)
+    results, errors = {}, {}
+    for sid, job in zip(server_ids, calls):
+        if job.successful():
+            results[sid] = job.value
+        else:
+            errors[sid] = job.exception
+    return results, errors
+
+
 class RemoteMethod:
     __slots__ = ("_app", "_server_type", "_service", "_method")
 

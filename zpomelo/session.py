@@ -195,9 +195,13 @@ class Session(SessionSettings):
 class SessionService:
     """sid -> session and uid -> sessions on one frontend."""
 
-    def __init__(self, frontend_id, single_session=False):
+    def __init__(self, frontend_id, single_session=False, directory=None):
         self.frontend_id = frontend_id
         self.single_session = single_session
+        # the cluster's uid directory (zpomelo.players.Players, duck-typed): ``claim(session,
+        # uid)`` before a bind takes effect (may block, may raise), ``release(uid, sid)`` after
+        # an unbind or close; None keeps sessions local (tests of this module, fake apps)
+        self.directory = directory
         self.sessions = {}
         self.uid_map = {}
         # ends a session for good (the frontend sets it: it also leaves global channels)
@@ -231,6 +235,16 @@ class SessionService:
             return
         if session.uid is not None:
             raise SessionError("session %s is already bound to uid %r" % (session.id, session.uid))
+        directory = self.directory
+        if directory is not None:
+            directory.claim(session, uid)
+            if session.closed or session.uid is not None:
+                # the client left (or was kicked, or bound again) while the claim was out
+                directory.release(uid, session.id)
+                if session.uid == uid:
+                    return
+                raise SessionError("session %s closed or was bound elsewhere while binding uid %r"
+                                   % (session.id, uid))
         others = self.uid_map.get(uid)
         if others and self.single_session:
             for other in list(others):
@@ -243,6 +257,19 @@ class SessionService:
             raise SessionError("session %s is not bound to uid %r" % (session.id, uid))
         self._forget_uid(session)
         session.uid = None
+        if self.directory is not None:
+            self.directory.release(uid, session.id)
+
+    def displace(self, sid, uid, reason):
+        """A newer login of uid (here or on another frontend) took over: this session stops
+        receiving uid's pushes now and is kicked with ``reason``. Returns 1 if it was kicked."""
+        session = self.sessions.get(sid)
+        if session is None or session.uid not in (uid, None):
+            return 0
+        if session.uid is not None:
+            self._forget_uid(session)   # session.uid stays: its on_closed callbacks read it
+        session.kick(reason)
+        return 1
 
     def _forget_uid(self, session):
         sessions = self.uid_map.get(session.uid)
@@ -261,6 +288,8 @@ class SessionService:
             return None
         if session.uid is not None:
             self._forget_uid(session)
+            if self.directory is not None:
+                self.directory.release(session.uid, session.id)
         session._closed(reason)
         return session
 

@@ -77,6 +77,12 @@ _DECLARED = [
     Setting("reloadOnChange", APP, False, _bool,
             "reload handlers, remotes, crons and routes when their files change (development; "
             "files polled once a second; `zpomelo reload` does it on demand)"),
+    Setting("oneSessionPerUid", APP, True, _bool,
+            "binding a uid kicks its older session anywhere in the cluster (reason \"another "
+            "login with the same uid\"); false allows several sessions per uid"),
+    Setting("uidDirectoryResync", APP, 30.0, _number,
+            "seconds between a frontend's full syncs of its bound uids to the uid directory "
+            "(repairs lost updates); 0 = only on membership changes"),
     Setting("exposeErrors", APP, None, _bool,
             "put handler exception text in error responses (default: on unless env is production)"),
     Setting("metrics", APP, None, _bool,

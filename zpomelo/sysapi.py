@@ -12,7 +12,7 @@ import logging
 
 from zpomelo.backend_session import BackendSession
 from zpomelo.errors import RouteError
-from zpomelo.rpc_proxy import call_many
+from zpomelo.rpc_proxy import call_each
 from zpomelo.session import SessionError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,13 @@ GCHAN_ADD = "gchan_add"
 GCHAN_LEAVE = "gchan_leave"
 GCHAN_MEMBERS = "gchan_members"
 GCHAN_DESTROY = "gchan_destroy"
+SESSION_DISPLACE = "session_displace"   # (sid, uid, reason): a newer login of uid took over
+# the uid directory (zpomelo.players): holders -> owners, callers -> owners, owners -> holders
+DIR_CLAIM = "dir_claim"          # (uid, frontend id, sid, single) -> sessions displaced
+DIR_RELEASE = "dir_release"      # (uid, frontend id, sid)
+DIR_SYNC = "dir_sync"            # (frontend id, [[uid, sid], ...], view)
+DIR_LOOKUP = "dir_lookup"        # ([uid, ...]) -> {uid: [[frontend id, sid], ...]}
+DIR_LOCAL = "dir_local"          # ([uid, ...]) -> {uid: [sid, ...]} bound on that frontend
 
 HELLO_TIMEOUT = 5.0
 
@@ -65,6 +72,12 @@ class SysService:
             GCHAN_LEAVE: self.gchan_leave,
             GCHAN_MEMBERS: self.gchan_members,
             GCHAN_DESTROY: self.gchan_destroy,
+            SESSION_DISPLACE: self.session_displace,
+            DIR_CLAIM: self.dir_claim,
+            DIR_RELEASE: self.dir_release,
+            DIR_SYNC: self.dir_sync,
+            DIR_LOOKUP: self.dir_lookup,
+            DIR_LOCAL: self.dir_local,
         }
 
     def dispatch(self, method, args):
@@ -132,8 +145,15 @@ class SysService:
     def session_get_by_uid(self, uid):
         return [s.snapshot() for s in self._frontend().sessions.get_by_uid(uid)]
 
+    def session_displace(self, sid, uid, reason):
+        return self._frontend().sessions.displace(sid, uid, reason)
+
     def gchan_add(self, name, uid):
-        return self._frontend().global_members.add(name, uid)
+        """Only a uid connected here becomes a member here (it leaves when it disconnects)."""
+        frontend = self._frontend()
+        if not frontend.sessions.get_by_uid(uid):
+            return False
+        return frontend.global_members.add(name, uid)
 
     def gchan_leave(self, name, uid):
         return self._frontend().global_members.leave(name, uid)
@@ -143,6 +163,26 @@ class SysService:
 
     def gchan_destroy(self, name):
         return self._frontend().global_members.destroy(name)
+
+    # the uid directory: this frontend as owner (claims, releases, syncs, lookups) and holder
+    def dir_claim(self, uid, frontend_id, sid, single):
+        self._frontend()
+        return self.app.players.serve_claim(uid, frontend_id, sid, single)
+
+    def dir_release(self, uid, frontend_id, sid):
+        self._frontend()
+        return self.app.players.serve_release(uid, frontend_id, sid)
+
+    def dir_sync(self, frontend_id, pairs, view):
+        self._frontend()
+        return self.app.players.serve_sync(frontend_id, pairs, view)
+
+    def dir_lookup(self, uids):
+        self._frontend()
+        return self.app.players.serve_lookup(uids)
+
+    def dir_local(self, uids):
+        return self.app.players.serve_local(uids)
 
 
 class SysCalls:
@@ -187,11 +227,54 @@ class SysCalls:
         return self._call(frontend_id, GCHAN_LEAVE, name, uid)
 
     def gchan_members(self, frontend_ids, name):
-        """{frontend id: [uid, ...]} from every frontend at once."""
-        return call_many(self._app, frontend_ids, SYS, GCHAN_MEMBERS, [name])
+        """({frontend id: [uid, ...]}, {frontend id: error}) from every frontend at once."""
+        return call_each(self._app, frontend_ids, SYS, GCHAN_MEMBERS, [name])
 
     def gchan_destroy(self, frontend_ids, name):
-        return call_many(self._app, frontend_ids, SYS, GCHAN_DESTROY, [name])
+        """({frontend id: destroyed?}, {frontend id: error}): a frontend down keeps nothing."""
+        return call_each(self._app, frontend_ids, SYS, GCHAN_DESTROY, [name])
+
+    # the uid directory (zpomelo.players)
+    def dir_claim(self, owner_id, uid, frontend_id, sid, single):
+        return self._call(owner_id, DIR_CLAIM, uid, frontend_id, sid, single)
+
+    def dir_lookup(self, owner_id, uids):
+        return self._call(owner_id, DIR_LOOKUP, uids)
+
+    def dir_local(self, frontend_id, uids):
+        return self._call(frontend_id, DIR_LOCAL, uids)
+
+    def dir_release_async(self, owner_id, uid, frontend_id, sid):
+        """Fire and forget (a close must not wait); a lost release is repaired by the resync."""
+        self._send(owner_id, DIR_RELEASE, uid, frontend_id, sid)
+
+    def displace_async(self, frontend_id, sid, uid, reason):
+        self._send(frontend_id, SESSION_DISPLACE, sid, uid, reason)
+
+    def dir_sync_async(self, owner_id, frontend_id, pairs, view, callback):
+        args = [frontend_id, pairs, view]
+        if owner_id == self._app.server_id:
+            try:
+                result = self._app.remotes.call_here(SYS, DIR_SYNC, args)
+            except Exception as exc:
+                callback(exc, None)
+                return
+            callback(None, result)
+            return
+        self._app.rpc_client.call_async(owner_id, SYS, DIR_SYNC, args, None, callback)
+
+    def _send(self, server_id, method, *args):
+        """A notify, run in place when it is for this server (in the caller's order)."""
+        if server_id == self._app.server_id:
+            try:
+                self._app.remotes.call_here(SYS, method, list(args))
+            except Exception:
+                logger.exception("%s: _sys.%s here failed", server_id, method)
+            return
+        try:
+            self._app.rpc_client.notify(server_id, SYS, method, list(args))
+        except Exception as exc:
+            logger.info("_sys.%s to %s not sent: %s", method, server_id, exc)
 
     # plumbing between servers (non-blocking)
     def hello_async(self, server_id, callback):
