@@ -19,6 +19,7 @@ See INTERNALS.md "Players: the uid directory" for the reasons and the measured c
 import logging
 
 import gevent
+from gevent.event import AsyncResult
 
 from zpomelo.errors import ZpomeloError
 from zpomelo.uid_directory import DirectoryShard, group_by_owner, owner_of
@@ -35,9 +36,11 @@ class Players:
         self._pending = {}              # (uid, sid) -> None: claims sent, not answered yet
         self._view = ()                 # the frontend ids the last sync and shard trim used
         self._scheduled = None
+        self._force = False             # sync even if the view is the same (a frontend restarted)
         self._resync = None
+        self._batches = {}              # owner id -> ({uid: None}, AsyncResult): lookups to join
         self.stats = {"lookups": 0, "pushes": 0, "offline": 0, "unreachable": 0, "syncs_sent": 0,
-                      "sync_failures": 0, "scatters": 0}
+                      "sync_failures": 0, "scatters": 0, "lookup_calls": 0}
 
     def view(self):
         """The live frontends' ids, sorted: every server derives owners from the same list."""
@@ -53,8 +56,7 @@ class Players:
         if not uids or not view:
             return {}, []
         groups = group_by_owner(uids, view)
-        answers, failed = self._ask_each(groups, self._app.sys_calls.dir_lookup,
-                                         lambda owner: [groups[owner]])
+        answers, failed = self._ask_each(groups, self._lookup_at, lambda owner: [groups[owner]])
         found = {}
         for result in answers.values():
             found.update(result)
@@ -80,6 +82,34 @@ class Players:
                 del found[uid]
         self.stats["unreachable"] += len(unreachable)
         return found, unreachable
+
+    def _lookup_at(self, owner, uids):
+        """Ask one owner; the lookups for the same owner started in the same turn of the event
+        loop (concurrent pushes) share one ``dir_lookup`` call for the union of their uids."""
+        if owner == self._app.server_id:
+            return self._app.sys_calls.dir_lookup(owner, uids)
+        batch = self._batches.get(owner)
+        if batch is None:
+            batch = self._batches[owner] = ({}, AsyncResult())
+            gevent.get_hub().loop.run_callback(self._send_batch, owner)
+        batch[0].update(dict.fromkeys(uids))
+        found = batch[1].get()
+        return {uid: found[uid] for uid in uids if uid in found}
+
+    def _send_batch(self, owner):
+        """Runs in the hub (must not block): one asynchronous call for the batch."""
+        wanted, result = self._batches.pop(owner)
+        self.stats["lookup_calls"] += 1
+
+        def done(error, found):
+            if error is not None:
+                result.set_exception(error)
+            else:
+                result.set(found)
+        try:
+            self._app.sys_calls.dir_lookup_async(owner, list(wanted), done)
+        except Exception as exc:      # arguments msgpack cannot carry, a closed client
+            result.set_exception(exc)
 
     @staticmethod
     def _ask_each(targets, call, args_of):
@@ -186,24 +216,28 @@ class Players:
 
     # -- membership ----------------------------------------------------------------------------
     def on_member_added(self, record, old):
-        if record.frontend and (old is None or not old.frontend):
-            self._schedule()
+        if record.frontend:
+            # a frontend whose record changed (restarted: new ports) lost its shard: resync it
+            self._schedule(force=old is not None and old != record)
 
     def on_member_removed(self, record):
         if record.frontend:
             self.shard.drop_frontend(record.id)   # its sessions are gone with it
             self._schedule()
 
-    def _schedule(self):
+    def _schedule(self, force=False):
         """Coalesce a burst of membership events (a full list applied at once) into one pass."""
-        if self._app.frontend is None or self._scheduled is not None:
+        if self._app.frontend is None:
             return
-        self._scheduled = gevent.spawn_later(0, self._membership_changed)
+        self._force = self._force or force
+        if self._scheduled is None:
+            self._scheduled = gevent.spawn_later(0, self._membership_changed)
 
     def _membership_changed(self):
         self._scheduled = None
         view = self.view()
-        if view == self._view:
+        force, self._force = self._force, False
+        if view == self._view and not force:
             return
         self._view = view
         me = self._app.server_id

@@ -241,6 +241,10 @@ class SysCalls:
     def dir_lookup(self, owner_id, uids):
         return self._call(owner_id, DIR_LOOKUP, uids)
 
+    def dir_lookup_async(self, owner_id, uids, callback):
+        """Non-blocking (the batched lookups of zpomelo.players); ``callback(error, found)``."""
+        self._app.rpc_client.call_async(owner_id, SYS, DIR_LOOKUP, [uids], None, callback)
+
     def dir_local(self, frontend_id, uids):
         return self._call(frontend_id, DIR_LOCAL, uids)
 

@@ -97,6 +97,7 @@ def phase(controller, players, pids, mode, pushes, fanout, concurrency):
             "pushes_per_s": round(pushes / wall),
             "server_cpu_us_per_push": round(server_cpu / pushes * 1e6, 1),
             "area_cpu_us_per_push": round(cpu["area-1"] / pushes * 1e6, 1),
+            "lookups_per_call": round(reply["players"]["lookups"] / max(1, reply["players"]["lookup_calls"]), 1),
             "cpu_share": share, "saturated": max(share, key=share.get)}
 
 

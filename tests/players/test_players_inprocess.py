@@ -123,3 +123,18 @@ def test_a_login_whose_directory_owner_is_gone_is_refused_with_a_clear_error(clu
     assert "try again" in reply["error"]
     cluster.remove("connector-3", stop=False)
     assert client.request("connector.entryHandler.login", {"uid": owned_by_3})["code"] == 200
+
+
+def test_a_frontend_restarted_under_the_same_id_gets_its_share_back(cluster):
+    view = sorted(cluster.frontend_ids)
+    owned = [uid for uid in ("back-%d" % n for n in range(200)) if owner_of(uid, view) == "connector-3"][:6]
+    for n, uid in enumerate(owned):
+        _login(cluster, "connector-%d" % (1 + n % 2), uid)
+    wait_until(lambda: set(owned) <= set(cluster["connector-3"].players.shard.entries), 5,
+               message="connector-3 to own its share")
+    old = cluster.apps.pop("connector-3")     # stopped; the others are not told it left
+    old.stop(drain_timeout=0.5)
+    restarted = cluster.add(old.current_server)   # same id, new ports: a restart, as the master sees it
+    wait_until(lambda: set(owned) <= set(restarted.players.shard.entries), 10,
+               message="the holders to sync the restarted owner's share")
+    assert cluster["area-1"].push_to_uids(owned, "onPush", {}) == []

@@ -228,3 +228,16 @@ def test_held_pushes_go_to_the_hook_as_in_a_server():
     assert app.pushes_sent == [] and len(held) == 1
     app.pushes.deliver(*held[0])
     assert app.pushes_to("ann") == [("onChat", {"msg": "later"})]
+
+
+def test_push_to_uid_finds_players_the_test_set_online():
+    app = bare_chat()
+    app.set_online("ann", "connector-2")
+    assert app.push_to_uids(["ann", "bob"], "onMail", {"n": 1}) == ["bob"]
+    assert app.pushes_to("ann") == [("onMail", {"n": 1})]
+    assert app.pushes_sent[0].frontend_id == "connector-2"
+    room = app.channel_service.get_channel("room", create=True)
+    room.add("ann")
+    assert room.member("ann") == "connector-2"
+    app.set_online("ann", None)
+    assert app.push_to_uid("ann", "onMail", {}) is False

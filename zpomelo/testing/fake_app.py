@@ -7,7 +7,9 @@ routing, channels, the handler chain), and records the rest instead of sending i
   from the table the test sets with ``stub_rpc``; a call with no answer raises ``UnexpectedCall``
   (and is kept in ``unexpected``, so a handler that swallows errors still fails the test);
 - ``pushes_sent``: every push a channel or broadcast sent, with the uids it was for (through
-  the real ``app.pushes.send``, so ``app.pushes.hold`` works as in a server).
+  the real ``app.pushes.send``, so ``app.pushes.hold`` works as in a server);
+- the uid directory: ``set_online(uid, frontend_id)`` says where a player is connected, so
+  ``app.push_to_uid(s)`` and ``channel.add(uid)`` find it (a uid not set is offline).
 Arguments, answers and pushed messages go through msgpack as on the wire, so a value the real
 cluster could not send (a set, an object) fails here too.
 """
@@ -26,7 +28,7 @@ from zpomelo.errors import CODE_FAIL, ConfigError, RpcError, ServerGone
 from zpomelo.handler import HandlerService
 from zpomelo.membership import as_record
 from zpomelo.pushes import BROADCAST, PUSH, Pushes
-from zpomelo.sysapi import GCHAN_ADD, GCHAN_DESTROY, GCHAN_LEAVE, GCHAN_MEMBERS, SYS
+from zpomelo.sysapi import DIR_LOOKUP, GCHAN_ADD, GCHAN_DESTROY, GCHAN_LEAVE, GCHAN_MEMBERS, SYS
 
 NO_PROJECT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "no-project")  # never created
 
@@ -61,6 +63,14 @@ class _RecordingRpc:
 
     def call_here(self, service, method, args):
         return self._app._remote(self._app.server_id, service, method, args, "call")
+
+    def call_async(self, server_id, service, method, args, timeout=None, callback=None):
+        try:
+            result = self._app._remote(server_id, service, method, args, "call")
+        except Exception as exc:
+            callback(exc, None)
+            return
+        callback(None, result)
 
     def notify(self, server_id, service, method, args):
         self._app._remote(server_id, service, method, args, "notify")
@@ -103,6 +113,7 @@ class FakeApp(Application):
         self.unexpected = []
         self._stubs = {}
         self._global_members = collections.defaultdict(GlobalMembers)
+        self.online = {}    # uid -> [[frontend id, sid], ...]: what set_online said
         self._services = {}
         # The Application's own set-up (it runs app.py's configure when there is a project), then
         # the sockets' places taken by recorders. A bare app reads no project: NO_PROJECT has no app.py.
@@ -136,6 +147,14 @@ class FakeApp(Application):
             raise ValueError("name a remote as <serverType>.<remote>.<method>, not %r" % (name,))
         self._stubs[name] = answer
         return self
+
+    def set_online(self, uid, frontend_id, sid=1):
+        """Tell the uid directory that uid is connected to frontend_id (with session id sid);
+        ``frontend_id=None`` takes it offline."""
+        if frontend_id is None:
+            self.online.pop(uid, None)
+        else:
+            self.online[uid] = [[frontend_id, sid]]
 
     def calls_to(self, name):
         """The argument lists of every call made to "<serverType>.<remote>.<method>"."""
@@ -200,6 +219,8 @@ class FakeApp(Application):
                              server_id=server_id)
         args = over_the_wire(list(args))
         self.rpc_calls.append(RpcCall(server_id, record.server_type, service, method, args, kind))
+        if service == SYS and method == DIR_LOOKUP:
+            return over_the_wire({uid: self.online[uid] for uid in args[0] if uid in self.online})
         if service == SYS and method in GLOBAL_MEMBERS_CALLS:
             members = self._global_members[server_id]   # each frontend's share, kept here
             return over_the_wire(getattr(members, GLOBAL_MEMBERS_CALLS[method])(*args))

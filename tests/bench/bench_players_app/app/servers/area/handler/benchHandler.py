@@ -35,9 +35,12 @@ def run(app, msg, session):
             if mode == "channel" and i % 200 == 199:
                 gevent.sleep(0)      # let the bus writer run, as concurrent handlers would
 
+    for key in ("lookups", "lookup_calls"):
+        app.players.stats[key] = 0
     started, cpu = time.perf_counter(), time.process_time()
     gevent.joinall([gevent.spawn(worker) for _ in range(msg["concurrency"])])
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     for n in range(len(channels)):
         app.channel_service.destroy_channel("bench-%d" % n)
-    return {"issued_s": elapsed, "cpu_s": cpu, "offline": offline[0], "bus": dict(app.bus.stats)}
+    return {"issued_s": elapsed, "cpu_s": cpu, "offline": offline[0], "bus": dict(app.bus.stats),
+            "players": dict(app.players.stats)}
