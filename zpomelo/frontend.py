@@ -284,7 +284,10 @@ class FrontendService:
                     self.global_filters.run_after(route, body, session, response, error)
                 self._answer(session, msg_id, route, response)
             else:
-                response, mark = result
+                try:
+                    response, mark = result     # _sys.forward: [response, bus mark]
+                except (TypeError, ValueError):
+                    response, mark = {"code": CODE_FAIL, "error": "malformed answer from %s" % server_id}, None
                 if self.global_filters.after:
                     self.global_filters.run_after(route, body, session, response)
                 if mark is None or app.bus is None or app.bus.delivered(mark):

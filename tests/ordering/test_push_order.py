@@ -21,6 +21,8 @@ def _enter(client, uid, rid):
 def test_a_push_to_the_own_session_arrives_before_the_answer(cluster, connect, transport):
     client = connect("connector-1", transport)
     _enter(client, "order-" + transport, "order-room-" + transport)
+    bus_stats = cluster["connector-1"].bus.stats
+    timeouts_before = bus_stats["mark_timeouts"]
     events = []
     client.on("onSelf", lambda body: events.append(("push", body["n"])))
     answered = []
@@ -38,6 +40,7 @@ def test_a_push_to_the_own_session_arrives_before_the_answer(cluster, connect, t
     overtakes = [n for n in range(REQUESTS)
                  if ("push", n) not in position or position[("answer", n)] < position[("push", n)]]
     assert overtakes == [], "%d of %d answers overtook their push" % (len(overtakes), REQUESTS)
+    assert bus_stats["mark_timeouts"] == timeouts_before    # no answer waited for a lost push
 
 
 @pytest.mark.parametrize("transport", ["tcp", "ws"])
