@@ -108,3 +108,10 @@ def test_a_flooder_is_limited_then_kicked_while_others_keep_succeeding(cluster, 
     assert other_results and set(other_results) == {200}        # nobody else was refused
     stats = _frontend_stats(others[0])["rateLimited"]
     assert stats["requests"] >= 100 and stats["kicked"] >= 1
+    # coming back at once does not buy a fresh burst: its buckets start empty
+    again = connect("connector-1", transport)
+    burst = []
+    for n in range(10):     # all at once: a fresh bucket would pass every one
+        again.request_async(WORK, {"n": n}, lambda error, body: burst.append(body["code"]))
+    wait_until(lambda: len(burst) == 10, timeout=10, message="the answers")
+    assert burst.count(CODE_RATE_LIMITED) >= 5, burst

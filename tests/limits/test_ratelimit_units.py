@@ -62,3 +62,19 @@ def test_off_by_default_and_parsed_from_connector_config():
 def test_bad_limits_are_config_errors_naming_the_field(opts, field):
     with pytest.raises(ConfigError, match=field):
         ConnectorConfig.from_pomelo(opts)
+
+
+def test_an_address_kicked_lately_gets_no_fresh_burst():
+    from zpomelo.connector.ratelimit import KickMemory
+
+    memory = KickMemory(window=10, size=2)
+    memory.note("10.0.0.1", 100.0)
+    assert memory.recent("10.0.0.1", 105.0) and not memory.recent("10.0.0.2", 105.0)
+    assert not memory.recent("10.0.0.1", 110.5)             # the window passed: forgotten
+    memory.note("a", 1.0)
+    memory.note("b", 1.0)
+    memory.note("c", 1.0)                                    # bounded: the oldest goes
+    assert not memory.recent("a", 2.0) and memory.recent("c", 2.0)
+    empty = RateLimits(requests=10, requests_burst=5).limiter(now=0.0, full=False)
+    assert empty.admit(1, 0.0) == REQUESTS                   # nothing to spend at once
+    assert empty.admit(1, 0.11) is None                      # but served at the rate

@@ -89,7 +89,10 @@ class Connection:
         self._reader = None
         self._deadline = None       # the handshake deadline, then the heartbeat deadline
         limits = getattr(config, "rate_limits", None)
-        self._limiter = limits.limiter(monotonic()) if limits is not None else None
+        self._limiter = None
+        if limits is not None and limits.enabled:
+            now = monotonic()
+            self._limiter = limits.limiter(now, full=not connector.recent_kicks.recent(address[0], now))
         frame, frame_batch = self._framing()
         self._out = SocketWriter(sock, self._on_send_error, self._on_write_overflow, frame,
                                  frame_batch, max_bytes=config.write_queue_limit)
@@ -325,6 +328,7 @@ class Connection:
                 self.send(data)
         if limiter.note_refusal(now):
             counts[ratelimit.KICKED] += 1
+            self._connector.recent_kicks.note(self.address[0], now)
             logger.warning("%r kicked: %d messages over its rate limit within %gs",
                            self, limiter.refused, limiter.limits.kick_window)
             self.kick("rate limit exceeded")

@@ -71,6 +71,8 @@ class Connector:
         # messages refused by the per-connection rate limits, by kind, and connections kicked
         self.rate_limited = {ratelimit.REQUESTS: 0, ratelimit.BYTES: 0, ratelimit.TOO_BIG: 0,
                              ratelimit.KICKED: 0}
+        # addresses kicked for flooding lately: their new connections get no fresh burst
+        self.recent_kicks = ratelimit.KickMemory(self.config.rate_limits.kick_window)
 
     @property
     def pending(self):

@@ -10,6 +10,10 @@ kicked (Pomelo's kick package, reason "rate limit exceeded") and closed: it keep
 Token bucket: a bucket holds at most ``burst`` tokens and refills at ``rate`` per second; a
 message takes 1 request token and len(message) byte tokens, and is refused (taking none) when
 either bucket is short. A message bigger than the byte burst can never pass: it is refused as such.
+A client kicked for flooding that reconnects at once would get a full bucket (a fresh burst) on
+every new connection: connections from an address kicked within the last ``kick_window`` seconds
+start with empty buckets instead (``KickMemory``); they are still served at the rate.
+
 Time comes from the caller (monotonic seconds), which keeps this module free of clocks and sockets.
 """
 from zpomelo import settings
@@ -26,10 +30,10 @@ KICKED = "kicked"
 class TokenBucket:
     __slots__ = ("rate", "burst", "tokens", "stamp")
 
-    def __init__(self, rate, burst, now):
+    def __init__(self, rate, burst, now, full=True):
         self.rate = float(rate)
         self.burst = float(burst)
-        self.tokens = self.burst
+        self.tokens = self.burst if full else 0.0
         self.stamp = now
 
     def refill(self, now):
@@ -73,8 +77,9 @@ class RateLimits:
         return cls(get("rateLimitRequests"), get("rateLimitRequestsBurst"), get("rateLimitBytes"),
                    get("rateLimitBytesBurst"), get("rateLimitKickAfter"), get("rateLimitKickWindow"))
 
-    def limiter(self, now):
-        return ConnectionLimiter(self, now) if self.enabled else None
+    def limiter(self, now, full=True):
+        """A connection's limiter (None when no limit is set); ``full=False``: empty buckets."""
+        return ConnectionLimiter(self, now, full) if self.enabled else None
 
 
 class ConnectionLimiter:
@@ -82,10 +87,11 @@ class ConnectionLimiter:
 
     __slots__ = ("limits", "requests", "bytes", "refused", "window_start")
 
-    def __init__(self, limits, now):
+    def __init__(self, limits, now, full=True):
         self.limits = limits
-        self.requests = TokenBucket(limits.requests, limits.requests_burst, now) if limits.requests else None
-        self.bytes = TokenBucket(limits.bytes, limits.bytes_burst, now) if limits.bytes else None
+        self.requests = (TokenBucket(limits.requests, limits.requests_burst, now, full)
+                         if limits.requests else None)
+        self.bytes = TokenBucket(limits.bytes, limits.bytes_burst, now, full) if limits.bytes else None
         self.refused = 0          # refusals in the current kick window
         self.window_start = now
 
@@ -124,3 +130,28 @@ class ConnectionLimiter:
             return ("rate limit: more than %g bytes/s on this connection; slow down"
                     % limits.bytes)
         return "rate limit: more than %g requests/s on this connection; slow down" % limits.requests
+
+
+class KickMemory:
+    """Addresses kicked for flooding within the last ``window`` seconds (at most ``size``)."""
+
+    def __init__(self, window, size=10000):
+        self.window = window
+        self.size = size
+        self._kicked = {}     # ip -> monotonic time of its last kick, oldest first
+
+    def note(self, ip, now):
+        kicked = self._kicked
+        kicked.pop(ip, None)
+        kicked[ip] = now
+        if len(kicked) > self.size:
+            del kicked[next(iter(kicked))]
+
+    def recent(self, ip, now):
+        when = self._kicked.get(ip)
+        if when is None:
+            return False
+        if now - when > self.window:
+            del self._kicked[ip]
+            return False
+        return True
