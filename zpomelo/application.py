@@ -11,7 +11,7 @@ import os
 import gevent
 import gevent.event
 
-from zpomelo import loader, rpc_proxy, settings
+from zpomelo import loader, reports, rpc_proxy, settings
 from zpomelo.backend_session import BackendSessionService
 from zpomelo.bus import Bus
 from zpomelo.channel import ChannelService, GlobalChannelService
@@ -90,6 +90,7 @@ class Application:
         self.crons = CronScheduler(self)   # config/crons.json, app.add_crons
         self._watcher = None     # reloadOnChange: zpomelo.reload.FileWatcher
         self.metrics = AppMetrics(self)     # /metrics (the [metrics] extra); bound in start()
+        self.stats = reports.ServerStats(self)   # route latencies, RPC calls: the admin console
         self._stopped = gevent.event.Event()
 
         app_module = loader.load_app_module(self.base_dir)
@@ -246,6 +247,7 @@ class Application:
             expose_errors=settings.value(self.settings, "exposeErrors",
                                          fallback=self.env != "production"))
         self.handler_service.error_handler = self.error_handler
+        self.handler_service.stats = self.stats
         from zpomelo.db.integration import attach as attach_db
         self.db = attach_db(self)
         self.remotes = RemoteDispatcher(self, remotes)
@@ -384,6 +386,8 @@ class Application:
             return reload_code(self)
         if name == "metrics":
             return self.metrics.snapshot()
+        if name == reports.REPORT:
+            return reports.report(self, args)
         if name == "after_start_all":
             self._hook("after_start_all")
             for component in self.components:

@@ -285,6 +285,8 @@ def _report_ready(info, as_json, foreground):
         click.echo("cluster started: %d servers in %.2f s; master pid %d on %s:%d%s"
                    % (info["servers"], info["elapsed"], info["pid"], info["host"], info["port"],
                       " (Ctrl-C stops it)" if foreground else ""))
+        if info.get("adminWeb"):
+            click.echo("admin console: %s" % info["adminWeb"])
     if not info.get("ok"):
         fail(info.get("error", "the cluster did not start"))
 

@@ -452,6 +452,9 @@ def load_master(base_dir, env):
         _fail("missing; give the master's port, e.g. 3005", path, master_id, "port")
     port = _as_int(section["port"], path, master_id, "port", 0, MAX_PORT)
     _check_host_fields(section, path, master_id)
+    web_port = section.get("adminWebPort")
+    if web_port is not None and web_port is not False:
+        _as_int(web_port, path, master_id, "adminWebPort", 0, MAX_PORT)
     extra = {k: v for k, v in section.items() if k not in ("id", "host", "port")}
     if extra.get(METRICS_PORT) is not None:
         extra[METRICS_PORT] = _as_int(extra[METRICS_PORT], path, master_id, METRICS_PORT, 0, MAX_PORT)
@@ -484,6 +487,11 @@ def load_admin_users(base_dir, env):
             _fail("duplicate username: users #%d and #%d" % (seen[label], index),
                   path, label, "username")
         seen[label] = index
+        if user["password"].startswith("pbkdf2_sha256$"):
+            from zpomelo.master.admin_users import check_hash_format
+            problem = check_hash_format(user["password"])
+            if problem:
+                _fail(problem, path, label, "password")
         user = dict(user)
         user["id"] = str(user.get("id", "user-%d" % (index + 1)))
         user["level"] = _as_int(user.get("level", 1), path, label, "level", 0, 2**31)

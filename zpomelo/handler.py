@@ -68,6 +68,7 @@ class HandlerService:
         self.error_handler = None
         self.invoke = None   # fn(handler, route, msg, session) around the call (app.db: a transaction)
         self.metrics = None  # metrics.stats.HandlerStats while Prometheus metrics are on
+        self.stats = None    # reports.ServerStats: route_done(route, seconds, failed)
         self.server_type = server_type
         self.routes = self.route_table(services)
 
@@ -88,8 +89,7 @@ class HandlerService:
     def handle(self, route, msg, session):
         """Run filters and handler in the calling greenlet; always returns a JSON-able body."""
         metrics = self.metrics
-        if metrics is not None:
-            started = monotonic()
+        started = monotonic()
         response = None
         error = None
         try:
@@ -119,8 +119,12 @@ class HandlerService:
                 if error is None:
                     error = exc
                     response = self._on_error(exc, route, msg, session)
-        if metrics is not None:
-            metrics.observe(route, error is not None, monotonic() - started)
+        if metrics is not None or self.stats is not None:
+            elapsed = monotonic() - started
+            if metrics is not None:
+                metrics.observe(route, error is not None, elapsed)
+            if self.stats is not None:
+                self.stats.route_done(route, elapsed, error is not None)
         if response is None:
             return {}
         if error is not None and isinstance(response, dict) and "code" not in response:

@@ -1,4 +1,6 @@
 """``app.rpc.<serverType>.<remoteName>.<method>(route_param, *args)``: remote calls made readable."""
+import time
+
 import gevent
 
 from zpomelo.db.transaction import after_commit
@@ -13,6 +15,7 @@ def call(app, server_id, service, method, args, timeout=None):
         if getattr(f, "before", None):
             f.before(server_id, service, method, args)
     result = error = None
+    started = time.perf_counter()
     try:
         if server_id == app.server_id:
             result = app.remotes.call_here(service, method, args)
@@ -24,6 +27,10 @@ def call(app, server_id, service, method, args, timeout=None):
         error = exc
         raise
     finally:
+        stats = getattr(app, "stats", None)
+        if stats is not None:
+            stats.rpc_done(server_id, service, method, time.perf_counter() - started,
+                           error is not None)
         for f in reversed(filters):
             if getattr(f, "after", None):
                 f.after(server_id, service, method, args, result, error)

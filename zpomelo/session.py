@@ -1,5 +1,6 @@
 """Frontend sessions: one per client connection, indexed by sid and by bound uid."""
 import logging
+import time
 
 from zpomelo.errors import ZpomeloError
 
@@ -62,7 +63,7 @@ class Session(SessionSettings):
     """
 
     __slots__ = ("id", "frontend_id", "uid", "settings", "conn", "_service", "_on_closed",
-                 "_order", "_ready", "closed", "public_key", "resume", "_hooks")
+                 "_order", "_ready", "closed", "public_key", "resume", "_hooks", "bound_at")
 
     def __init__(self, service, conn):
         self._service = service
@@ -78,6 +79,7 @@ class Session(SessionSettings):
         self.public_key = None  # (n, e) when the connector uses crypto
         self.resume = None      # a zpomelo.resume.ResumeState when the client asked for resume
         self._hooks = None      # {"drop": [fn], "resume": [fn]} once registered
+        self.bound_at = None    # time.time() of bind(uid): the login time the admin console shows
 
     @property
     def address(self):
@@ -250,6 +252,7 @@ class SessionService:
             for other in list(others):
                 other.kick("another login with the same uid")
         session.uid = uid
+        session.bound_at = time.time()
         self.uid_map.setdefault(uid, []).append(session)
 
     def unbind(self, session, uid):

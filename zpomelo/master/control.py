@@ -5,7 +5,6 @@ opened with the cluster secret by the master); failed logins are throttled per p
 work or refuses with a ZpomeloError whose message says what to do; a refusal leaves the running
 cluster untouched.
 """
-import hmac
 import logging
 import os
 import re
@@ -16,7 +15,7 @@ import gevent
 
 from zpomelo import config
 from zpomelo.errors import ZpomeloError
-from zpomelo.master import procinfo, wire
+from zpomelo.master import admin_users, procinfo, wire
 from zpomelo.master.throttle import LoginThrottle
 from zpomelo.master.supervisor import RESTARTING, STOPPED, STOPPING, log_tail
 
@@ -25,6 +24,7 @@ logger = logging.getLogger(__name__)
 STOP_TIMEOUT = 10.0         # graceful stop: time to drain before SIGKILL
 READY_TIMEOUT = 30.0        # add/start/restart: time for a new process to register
 INFO_TIMEOUT = 2.0
+WATCH_VERBS = ("status", "list")   # what a level-0 (watch-only) admin user may ask
 
 
 class AdminControl:
@@ -36,7 +36,8 @@ class AdminControl:
 
     # ------------------------------------------------------------------ auth
 
-    def authenticate(self, username, password, address=None):
+    def authenticate(self, username, password, address=None, hint="pass them with -u and -p"):
+        """The adminUser.json user, or a ZpomeloError; failures are throttled per address."""
         wait = self.throttle.wait_left(address)
         if wait > 0:
             self.master.refusals.refused(address, "an admin login (locked out)",
@@ -48,11 +49,10 @@ class AdminControl:
             raise ZpomeloError("the master accepts no admin user: config/adminUser.json is "
                                "missing or empty; add {\"username\": ..., \"password\": ...} "
                                "there and restart the master")
-        for user in users:
-            if user["username"] == username and isinstance(password, str) and \
-                    hmac.compare_digest(user["password"].encode(), password.encode()):
-                self.throttle.succeeded(address)
-                return user
+        user = admin_users.find_user(users, username, password)
+        if user is not None:
+            self.throttle.succeeded(address)
+            return user
         delay = self.throttle.failed(address)
         self.master.refusals.refused(address, "an admin login", "wrong username or password "
                                      "for user %r" % (username,))
@@ -60,10 +60,17 @@ class AdminControl:
             logger.warning("admin logins from %s locked out for %.1f s after repeated failures",
                            address, delay)
         raise ZpomeloError("authentication failed for user %r: wrong username or password "
-                           "(admin users are listed in config/adminUser.json; pass them with "
-                           "-u and -p)" % (username,))
+                           "(admin users are listed in config/adminUser.json; %s)"
+                           % (username, hint))
 
-    def handle(self, verb, args):
+    def handle(self, verb, args, user=None):
+        """Run an admin verb for ``user`` (its level decides: watch-only users may only ask
+        status and list)."""
+        if user is not None and verb not in WATCH_VERBS and not admin_users.may_act(user):
+            raise ZpomeloError("user %r has level %s: it may watch (status, list) but not %s; "
+                               "give it level %d in config/adminUser.json to act"
+                               % (user["username"], user.get("level"), verb,
+                                  admin_users.OPERATOR_LEVEL))
         method = getattr(self, "verb_" + str(verb), None) if isinstance(verb, str) else None
         if method is None:
             raise ZpomeloError("unknown admin verb %r (known: %s)"
@@ -81,7 +88,8 @@ class AdminControl:
                 "env": m.env, "base_dir": m.base_dir, "ready": m.ready.is_set(),
                 "start_error": m.start_error, "start_elapsed": m.start_elapsed,
                 "registered": len(m.registry), "expected": len(m.selected),
-                "metricsPort": m.exporter.port, "metricsTargets": str(m.exporter.sd_path)}
+                "metricsPort": m.exporter.port, "metricsTargets": str(m.exporter.sd_path),
+                "adminWeb": m.console_url}
 
     def verb_list(self, args):
         m = self.master

@@ -78,6 +78,7 @@ class Master:
         self._t0 = None
         self.supervisor = None
         self.exporter = MasterExporter(self)    # its /metrics and the Prometheus targets file
+        self.console = None         # the web admin console (console_web.py), when configured
 
     @property
     def epoch(self):
@@ -107,6 +108,7 @@ class Master:
                                % (self.base_dir, self.env, other, state["master"].get("port")))
         self._bind(state["master"])
         self.exporter.start()
+        self._start_console()
         self.hosts = HostAccess(self.base_dir, self.env, self.record, self._server_command)
         self.supervisor = Supervisor(
             self.base_dir, self.env, self.endpoint, self._on_exit, on_spawn=lambda p:
@@ -157,6 +159,21 @@ class Master:
         logger.info("master %s (%s) listening on %s:%d (%s), pid %d", self.record.id, self.env,
                     self.record.host, self.port, "CURVE + cluster secret" if self.keys.curve
                     else "cluster secret, no CURVE", os.getpid())
+
+    def _start_console(self):
+        from zpomelo.master.console_web import start_console
+        try:
+            self.console = start_console(self)
+        except OSError as e:
+            self.close()
+            raise ZpomeloError("the admin console cannot listen on %s:%s: %s; change "
+                               "adminWebPort in config/master.json (or set it to false)"
+                               % (self.record.host, self.record.extra.get("adminWebPort"), e)
+                               ) from None
+
+    @property
+    def console_url(self):
+        return self.console.url if self.console is not None else None
 
     def _adopt(self, saved):
         """Take back the servers of the last run that had a process; returns their ids. Those
@@ -216,6 +233,8 @@ class Master:
             ready({"ok": False, "error": "the master was stopped before the cluster was ready"})
             self.close()
             return 1
+        if self.console is not None:
+            extra["adminWeb"] = self.console_url
         ready(dict({"ok": True, "pid": os.getpid(), "port": self.port, "host": self.record.host,
                     "elapsed": self.start_elapsed, "servers": len(self.selected)}, **extra))
         return None
@@ -454,8 +473,8 @@ class Master:
             return
         _, username, password, verb, args = msg
         try:
-            self.control.authenticate(username, password, address)
-            result = self.control.handle(verb, args or {})
+            user = self.control.authenticate(username, password, address)
+            result = self.control.handle(verb, args or {}, user)
         except ZpomeloError as e:
             logger.info("admin %s by %r refused: %s", verb, username, e)
             self._send(identity, wire.ERROR, str(e))
@@ -478,7 +497,7 @@ class Master:
         if self.supervisor is None or not self.acting():
             return
         master = {"id": self.record.id, "pid": os.getpid(), "host": self.record.host,
-                  "port": self.port, "env": self.env}
+                  "port": self.port, "env": self.env, "adminWeb": self.console_url}
         try:
             runstate.save(self.base_dir, self.env, master, self.supervisor.snapshot())
         except OSError as e:
@@ -498,6 +517,9 @@ class Master:
             self.ha.record_stopped()
 
     def close(self):
+        if self.console is not None:
+            self.console.stop()
+            self.console = None
         gevent.killall(self._greenlets)
         self.exporter.close()
         if self.supervisor is not None:

@@ -53,6 +53,7 @@ CMD_STOP = "stop"
 CMD_KILL = "kill"
 CMD_INFO = "info"
 CMD_AFTER_START_ALL = "after_start_all"
+CMD_REPORT = "report"       # the console's numbers from one server (zpomelo/reports.py)
 
 
 # Where the epoch sits in each kind of message (the number of fields before it).
