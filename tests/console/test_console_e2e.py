@@ -1,0 +1,67 @@
+"""The web console in headless Chromium against a real cluster (examples/chat, processes under
+the master): login refused without a session and with a wrong password, a watch-only user
+refused an action server-side, the live server table following an add, a kill and a stop done
+from the page, and the routes/rpc/users/logs pages. Screenshots go to tests/artifacts/console-*.png.
+"""
+import json
+import os
+import shutil
+
+import gevent.subprocess
+import pytest
+
+from zpomelo.client import Client
+
+from .conftest import OPERATOR, ROOT, WATCHER
+
+SCRIPT = os.path.join(ROOT, "tests", "console", "e2e_console.mjs")
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PLAYWRIGHT = os.path.join(ROOT, "tests", "node", "node_modules", "playwright-core")
+
+
+def missing_tools():
+    return ", ".join(name for name, present in (
+        ("node", shutil.which("node")), (CHROMIUM, os.path.exists(CHROMIUM)),
+        ("playwright-core (npm install in tests/node)", os.path.isdir(PLAYWRIGHT))) if not present)
+
+
+@pytest.mark.timeout(240)
+def test_the_console_in_chromium_logs_in_watches_and_acts(console_cluster):
+    if missing_tools():
+        pytest.skip("needs %s (tests/install-system-deps.sh installs them)" % missing_tools())
+    cluster, url = console_cluster
+    before = cluster.servers()
+    port = before["connector-server-2"]["clientPort"]
+    clients = []
+    try:
+        for name in ("dora", "eli"):
+            c = Client.connect("127.0.0.1", port, transport="ws")
+            clients.append(c)
+            c.request("connector.entryHandler.enter", {"username": name, "rid": "deck"})
+        settings = {"operator": list(OPERATOR), "watcher": list(WATCHER),
+                    "servers": sorted(sid for sid, row in before.items()
+                                      if row["serverType"] != "master"),
+                    "uids": ["dora*deck", "eli*deck"]}
+        run = gevent.subprocess.run(["node", SCRIPT, url + "/", ARTIFACTS, json.dumps(settings)],
+                                    capture_output=True, text=True, timeout=200, cwd=ROOT)
+    finally:
+        for c in clients:
+            c.close()
+    print("screenshots in", ARTIFACTS)
+    lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+    assert lines, "no result from the browser script:\n%s\n%s" % (run.stdout[-3000:],
+                                                                  run.stderr[-3000:])
+    result = json.loads(lines[-1])
+    assert result["ok"], "browser run failed after steps %s:\n%s\n%s" % (
+        result["steps"], result.get("error"), run.stderr[-3000:])
+    assert not any("page error" in s for s in result["steps"]), result["steps"]
+    assert run.returncode == 0
+    # what the page showed is what the master knows
+    after = cluster.servers()
+    assert after["chat-server-3"]["state"] == "stopped" and after["chat-server-3"]["pid"] is None
+    assert after["chat-server-2"]["state"] == "stopped" and after["chat-server-2"]["pid"] is None
+    assert after["chat-server-1"]["pid"] == before["chat-server-1"]["pid"]
+    for name in ("console-cluster.png", "console-routes.png", "console-users.png",
+                 "console-logs.png", "console-login-refused.png"):
+        assert os.path.getsize(os.path.join(ARTIFACTS, name)) > 0, name
