@@ -84,18 +84,21 @@ class ServerStats:
         self.routes.get(route, "(other routes)").add(seconds, failed)
 
     def rpc_done(self, server_id, service, method, seconds, failed):
-        record = self.app.membership.get(server_id)
-        server_type = record.server_type if record is not None else None
-        key = (server_type, server_id, "%s.%s" % (service, method))
-        self.rpc.get(key, (None, "(other)", "(other calls)")).add(seconds, failed)
+        self.rpc.get((server_id, service, method), ("(other)", "", "(other calls)")).add(
+            seconds, failed)
 
     def routes_report(self):
         return [dict(stats.summary(), route=route)
                 for route, stats in sorted(self.routes.rows.items())]
 
     def rpc_report(self):
-        return [dict(stats.summary(), targetType=key[0], target=key[1], method=key[2])
-                for key, stats in sorted(self.rpc.rows.items(), key=lambda kv: str(kv[0]))]
+        rows = []
+        for (server_id, service, method), stats in sorted(self.rpc.rows.items()):
+            record = self.app.membership.get(server_id)
+            target_type = record.server_type if record is not None else None
+            rows.append(dict(stats.summary(), targetType=target_type, target=server_id,
+                             method="%s.%s" % (service, method) if service else method))
+        return rows
 
 
 def online_users(app, limit=MAX_USERS):

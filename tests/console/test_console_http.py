@@ -153,3 +153,20 @@ def test_routes_rpc_users_and_logs_reflect_the_traffic(console_cluster):
     finally:
         for c in clients:
             c.close()
+
+
+@pytest.mark.timeout(120)
+def test_an_operator_restarts_a_server_through_the_api(console_cluster):
+    cluster, url = console_cluster
+    before = cluster.servers()["chat-server-2"]
+    ops = Browserless(url)
+    assert ops.login(*OPERATOR)[0] == 303
+    _, me = ops.get_json("/api/session")
+    status, body = ops.action({"action": "restart", "server": "chat-server-2"},
+                              csrf=me["csrf"], origin=ops.origin)
+    assert status == 200 and body["result"][0]["id"] == "chat-server-2"
+    after = cluster.servers()["chat-server-2"]
+    assert after["state"] == "running" and after["pid"] != before["pid"]
+    assert after["restarts"] == before["restarts"] + 1
+    rows = {r["id"]: r for r in ops.get_json("/api/cluster")[1]["servers"]}
+    assert rows["chat-server-2"]["pid"] == after["pid"]
