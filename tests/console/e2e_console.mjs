@@ -15,7 +15,7 @@ const { chromium } = require('playwright-core');
 const [baseUrl, artifactsDir, configJson] = process.argv.slice(2);
 const config = JSON.parse(configJson);
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-const WAIT_MS = 40000;   // a server added or restarted registers within seconds; the box is shared
+const WAIT_MS = 40000;   // per step   // a server added or restarted registers within seconds; the box is shared
 const FLAGS = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
@@ -106,7 +106,13 @@ async function main() {
     await page.waitForSelector('#message:has-text("stop chat-server-2: done")', { timeout: WAIT_MS });
     step('a server stopped from its button is shown stopped');
 
-    // 8. the other pages: routes, rpc, users, logs (filled by the traffic the test sent)
+    // 8. a server killed from outside (kill -9 by the test): the table shows it down
+    await page.click('button.tab[data-tab="cluster"]');
+    process.stdout.write(`${JSON.stringify({ waiting: 'kill -9 chat-server-1' })}\n`);
+    await rowState(page, 'chat-server-1', 'down');
+    step('a server killed outside the console is shown down');
+
+    // 9. the other pages: routes, rpc, users, logs (filled by the traffic the test sent)
     await page.click('button.tab[data-tab="routes"]');
     await page.waitForSelector('#routes tbody tr td:has-text("connector.entryHandler.enter")', { timeout: WAIT_MS });
     await shot(page, 'console-routes.png');

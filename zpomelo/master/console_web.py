@@ -13,7 +13,7 @@ import json
 import logging
 import os
 from http.cookies import CookieError, SimpleCookie
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from gevent.pywsgi import WSGIServer
 
@@ -235,7 +235,10 @@ def _same_origin(environ):
     non-browser client, which has no cookie to abuse unless it logged in itself). The pages'
     Referrer-Policy is same-origin: with no-referrer Chromium would send "Origin: null"."""
     origin = environ.get("HTTP_ORIGIN")
-    return origin is None or origin == "http://%s" % environ.get("HTTP_HOST", "")
+    if origin is None:
+        return True
+    # the scheme is not compared: behind a TLS reverse proxy the browser's origin is https
+    return urlsplit(origin).netloc == environ.get("HTTP_HOST", "") != ""
 
 
 def _read_body(environ):

@@ -165,6 +165,12 @@ class Master:
         try:
             self.console = start_console(self)
         except OSError as e:
+            if self.ha is not None:
+                # a leader taking over must not fail for its console: a frozen former leader
+                # on this host may still hold the port
+                logger.error("the admin console cannot listen on %s:%s: %s; running without "
+                             "it", self.record.host, self.record.extra.get("adminWebPort"), e)
+                return
             self.close()
             raise ZpomeloError("the admin console cannot listen on %s:%s: %s; change "
                                "adminWebPort in config/master.json (or set it to false)"
