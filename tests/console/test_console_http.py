@@ -91,6 +91,12 @@ def test_an_action_needs_the_csrf_token_and_the_console_origin(console_cluster):
     assert ops.action(target, csrf="x" * 43)[0] == 403                    # a wrong one
     assert ops.action(target, csrf=me["csrf"], origin="http://evil.example")[0] == 403
     assert ops.action({"action": "reboot", "server": "x"}, csrf=me["csrf"])[0] == 400
+    bad = {"X-CSRF-Token": me["csrf"], "Content-Type": "application/json"}
+    assert ops.request("POST", "/api/action", b"{not json", bad)[0] == 400
+    assert ops.request("POST", "/api/action", b"[1, 2]", bad)[0] == 400
+    assert ops.request("POST", "/api/action", b"x" * 20000, bad)[0] == 413
+    assert ops.action({"action": "stop"}, csrf=me["csrf"])[0] == 409       # no server named
+    assert ops.get_json("/api/nothing")[0] == 404
     status, body = ops.action({"action": "stop", "server": "no-such"}, csrf=me["csrf"])
     assert status == 409 and "no server with id" in body["error"]
     assert cluster.servers()["chat-server-1"]["state"] == "running"
