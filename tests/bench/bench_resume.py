@@ -16,6 +16,7 @@ the first one's token and push count. Measured per round:
 """
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -93,6 +94,7 @@ def run(args):
     walls = sorted(r[0] for r in rounds)
     result = {
         "pushes": args.pushes, "rounds": args.rounds,
+        "load_average_1min_at_end": round(os.getloadavg()[0], 2),   # other work on the box
         "resume_wall_ms": {"median": round(1000 * statistics.median(walls), 2),
                            "p90": round(1000 * walls[int(0.9 * (len(walls) - 1))], 2),
                            "max": round(1000 * walls[-1], 2)},
