@@ -49,6 +49,14 @@ class BackendSession(SessionSettings):
             "on_closed is only available on the frontend session; register it in a frontend "
             "handler (e.g. connector.entryHandler) or call a remote from there")
 
+    def on_drop(self, fn):
+        raise ZpomeloError("on_drop is only available on the frontend session; register it in a "
+                           "frontend handler (e.g. connector.entryHandler)")
+
+    def on_resume(self, fn):
+        raise ZpomeloError("on_resume is only available on the frontend session; register it in "
+                           "a frontend handler (e.g. connector.entryHandler)")
+
     def snapshot(self):
         return [self.id, self.frontend_id, self.uid, self.settings]
 

@@ -241,3 +241,15 @@ def test_push_to_uid_finds_players_the_test_set_online():
     assert room.member("ann") == "connector-2"
     app.set_online("ann", None)
     assert app.push_to_uid("ann", "onMail", {}) is False
+
+
+def test_a_fake_session_runs_drop_resume_and_closed_hooks_as_a_resuming_client_would():
+    session = FakeSession(uid="ann")
+    seen = []
+    session.on_drop(lambda s: seen.append(("drop", s.detached)))
+    session.on_resume(lambda s: seen.append(("resume", s.detached)))
+    session.on_closed(lambda s, reason: seen.append(("closed", reason)))
+    session.drop()
+    session.resume()
+    session.close("resume window expired")
+    assert seen == [("drop", True), ("resume", False), ("closed", "resume window expired")]

@@ -10,7 +10,9 @@ class FakeSession(SessionSettings):
     ``("unbind", uid)``, ``("set", key, value)``, ``("remove", key)``, ``("push", keys)``,
     ``("kick", reason)``. ``pushed`` holds the settings sent home with ``push``/``push_all`` (what
     the frontend would see), ``kicked`` the kick reason. ``close()`` runs the ``on_closed``
-    callbacks as a client disconnect does.
+    callbacks as a client disconnect does; ``drop()`` / ``resume()`` run ``on_drop`` /
+    ``on_resume`` as a resuming client's lost link and return do (README "Reconnect with session
+    resume").
     """
 
     def __init__(self, uid=None, sid=1, frontend_id="connector-server-1", settings=None,
@@ -24,7 +26,10 @@ class FakeSession(SessionSettings):
         self.pushed = {}
         self.kicked = None
         self.closed = False
+        self.detached = False
         self._on_closed = []
+        self._on_drop = []
+        self._on_resume = []
 
     def bind(self, uid):
         if uid is None or uid == "":
@@ -62,6 +67,24 @@ class FakeSession(SessionSettings):
 
     def on_closed(self, fn):
         self._on_closed.append(fn)
+
+    def on_drop(self, fn):
+        self._on_drop.append(fn)
+
+    def on_resume(self, fn):
+        self._on_resume.append(fn)
+
+    def drop(self):
+        """What a lost connection of a resuming client does: ``on_drop`` callbacks run."""
+        self.detached = True
+        for fn in list(self._on_drop):
+            fn(self)
+
+    def resume(self):
+        """The client came back within the window: ``on_resume`` callbacks run."""
+        self.detached = False
+        for fn in list(self._on_resume):
+            fn(self)
 
     def close(self, reason="client closed"):
         """What a client disconnect does: each ``on_closed`` callback runs once."""
