@@ -226,7 +226,7 @@ class SessionResume:
         """Whether this closing connection leaves its session waiting for a resume."""
         state = session.resume
         return (state is not None and self.window and not state.final
-                and not getattr(conn, "client_left", False)
+                and not getattr(conn, "client_left", False) and not getattr(conn, "kicked", False)
                 and not self.frontend.stopping)
 
     def drop(self, session, reason):

@@ -282,3 +282,43 @@ def test_a_client_that_cannot_come_back_gives_up_and_one_closed_meanwhile_stops(
     assert closing.closed.is_set() and closing.close_reason == "closed by the client"
     wait_until(lambda: closing._reconnector.dead, 5, message="the reconnect loop to stop")
     assert closing.reconnects == 0 and not closing.is_open
+
+
+def test_kicking_a_dropped_session_ends_it_at_once(frontend, proxy):
+    """A kick (a backend's kick by uid, one session per uid) is final, also while the player is
+    away: the session closes without waiting for the window, and the client cannot resume it."""
+    alice, _, sid = resuming_client(proxy, "alice-kicked")
+    lost = []
+    alice.on_session_lost(lost.append)
+    bob = other_client(frontend, "bob-kicker")
+    try:
+        proxy.refusing = True
+        proxy.cut()
+        wait_until(lambda: events_of(bob, sid), 10, message="alice's drop")
+        assert bob.request(ROOM + "kick", {"uid": "alice-kicked", "reason": "elsewhere"}) == {"kicked": 1}
+        events = events_of(bob, sid)
+        assert [e[0] for e in events] == ["drop", "closed"] and events[1][3] == "kicked: elsewhere"
+        proxy.refusing = False
+        assert alice.wait_connected(15)
+        wait_until(lambda: lost, 5, message="the refused resume")
+        assert alice.request(ROOM + "whoami")["uid"] is None
+    finally:
+        alice.close()
+        bob.close()
+
+
+def test_a_kicked_connection_gets_no_window_and_the_client_does_not_come_back(frontend, proxy):
+    alice, _, sid = resuming_client(proxy, "alice-kicked-live")
+    kicks = []
+    alice.on_kick(kicks.append)
+    bob = other_client(frontend, "bob-kicker-2")
+    try:
+        assert bob.request(ROOM + "kick", {"uid": "alice-kicked-live"}) == {"kicked": 1}
+        assert alice.closed.wait(10) and kicks == ["bye"]
+        wait_until(lambda: events_of(bob, sid), 10, message="alice's close")
+        events = events_of(bob, sid)
+        assert [e[0] for e in events] == ["closed"] and events[0][3] == "kicked: bye"
+        assert alice.reconnects == 0
+    finally:
+        alice.close()
+        bob.close()

@@ -78,6 +78,7 @@ class Connection:
         self.session = None
         self.resumable = False      # the client asked for session resume (zpomelo.resume)
         self.client_left = False    # the client said goodbye: its session gets no resume window
+        self.kicked = False         # kick() was called (a rate limit, the game): no window either
         self.handshake_extra = None  # more handshake reply sys keys, set by the frontend
         self._connector = connector
         self._frontend = connector.frontend
@@ -371,6 +372,7 @@ class Connection:
         """Send a KICK package with ``{"reason": reason}`` and close once it is written."""
         if self.state is CLOSED:
             return
+        self.kicked = True
         self.send(handshake.encode_kick(reason))
         self.close("kicked: %s" % (reason,))
 

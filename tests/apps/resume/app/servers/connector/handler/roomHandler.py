@@ -44,3 +44,8 @@ def events(app, msg, session):
 
 def stats(app, msg, session):
     return {"resume": app.frontend.resume.stats}
+
+
+def kick(app, msg, session):
+    """Kick a uid (as a backend's kick by uid, or a second login elsewhere, would)."""
+    return {"kicked": app.frontend.sessions.kick_by_uid(msg["uid"], msg.get("reason", "bye"))}
