@@ -42,7 +42,14 @@ _C = settings.CONNECTOR
 
 
 class ResumeRefused(Exception):
-    """Why a resume was not granted (the client gets a fresh session and this text)."""
+    """Why a resume was not granted (the client gets a fresh session and this text).
+    ``overflowed``: pushes the client lacks are gone, so the old session is of no use to anyone."""
+
+    overflowed = False
+
+
+class BufferOverflowed(ResumeRefused):
+    overflowed = True
 
 
 class ResumeTokens:
@@ -117,7 +124,7 @@ class ReplayBuffer:
                                 % (received, self.seq))
         missing = self.seq - received
         if missing > len(self._items):
-            raise ResumeRefused("%d pushes were missed, more than the replay buffer keeps (%d "
+            raise BufferOverflowed("%d pushes were missed, more than the replay buffer keeps (%d "
                                 "pushes, %d bytes: resumeBuffer / resumeBufferBytes)"
                                 % (missing, self.max_pushes, self.max_bytes))
         if not missing:
@@ -202,10 +209,9 @@ class SessionResume:
                                 "already resumed)")
         try:
             state.buffer.after(pushes)   # refuses now when pushes the client lacks are gone
-        except ResumeRefused:
+        except BufferOverflowed:
             # the client goes on with a fresh session: the old one must not linger (its uid)
-            if state.detached and state.resuming is None:
-                self.frontend.close_session(session, "resume refused")
+            self._end(session, state, "resume refused: replay buffer overflowed")
             raise
         if not state.detached:
             # The old connection still looks alive to us (a stalled network: the client gave up
@@ -267,6 +273,16 @@ class SessionResume:
         self.stats["resumed"] += 1
         self.stats["replayed"] += len(replay)
         session.run_hooks("resume")
+
+    def _end(self, session, state, reason):
+        state.final = True
+        pending, state.resuming = state.resuming, None
+        if pending is not None:
+            pending[0].close(reason, flush=False)
+        if state.detached:
+            self.frontend.close_session(session, reason)
+        else:
+            session.conn.close(reason, flush=False)     # on_close ends it: final, no window
 
     def _expire(self, session, state):
         if session.resume is not state or not state.detached:
