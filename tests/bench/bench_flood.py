@@ -8,7 +8,8 @@ Real processes: tests/apps/limits (connector-1 with 50 requests/s per connection
 two phases of the same length: `--clients` steady clients at `--rate` requests/s each (well under
 their limit) measure their latency alone, then again while a flooder process sends 500 requests/s
 (10x its limit), is refused, kicked, reconnects and floods again for the whole phase. The report
-gives p50/p99/max per phase, the steady clients' errors, and the flooder's 200s, 429s and kicks.
+gives p50/p99/max per phase, the steady clients' errors, the frontend process's CPU share, and
+the flooder's 200s, 429s, answers lost with its kicked connections ("other") and kicks.
 """
 import argparse
 import json
@@ -92,12 +93,22 @@ def percentile(values, p):
     return ordered[min(len(ordered) - 1, int(p / 100.0 * len(ordered)))] if ordered else None
 
 
-def phase(port, clients, rate, seconds):
+def cpu_seconds(pid):
+    """utime + stime of a process, from /proc (Linux)."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phase(port, clients, rate, seconds, frontend_pid):
     latencies, errors = [], []
+    cpu_before, wall_before = cpu_seconds(frontend_pid), time.monotonic()
     gevent.joinall([gevent.spawn(steady, port, rate, seconds, latencies, errors) for _ in range(clients)])
+    cpu = (cpu_seconds(frontend_pid) - cpu_before) / (time.monotonic() - wall_before)
     ms = [v * 1000 for v in latencies]
     return {"requests": len(ms), "errors": len(errors), "p50_ms": round(percentile(ms, 50), 3),
-            "p99_ms": round(percentile(ms, 99), 3), "max_ms": round(max(ms), 3)}
+            "p99_ms": round(percentile(ms, 99), 3), "max_ms": round(max(ms), 3),
+            "frontend_cpu_percent": round(100 * cpu, 1)}
 
 
 def main():
@@ -114,19 +125,20 @@ def main():
     with tempfile.TemporaryDirectory(prefix="zpomelo-flood-") as tmp:
         project = copy_project(APP_DIR, os.path.join(tmp, "limits"), "test")
         with ProcessCluster(project, "test") as cluster:
-            port = cluster.servers()["connector-1"]["clientPort"]
-            quiet = phase(port, args.clients, args.rate, args.seconds)
+            row = cluster.servers()["connector-1"]
+            port, pid = row["clientPort"], row["pid"]
+            quiet = phase(port, args.clients, args.rate, args.seconds, pid)
             flooder = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--flooder",
                                         str(port), str(args.seconds + 1)],
                                        stdout=subprocess.PIPE, text=True)
             try:
-                flooded = phase(port, args.clients, args.rate, args.seconds)
+                flooded = phase(port, args.clients, args.rate, args.seconds, pid)
                 out, _ = flooder.communicate(timeout=args.seconds + 30)
             finally:
                 if flooder.poll() is None:
                     flooder.kill()
             flood_counts = json.loads(out.strip().splitlines()[-1])
-    report = {"clients": args.clients, "rate_per_client": args.rate, "seconds": args.seconds,
+    report = {"load_average_at_end": os.getloadavg()[0], "clients": args.clients, "rate_per_client": args.rate, "seconds": args.seconds,
               "flood_rate": FLOOD_RATE, "without_flood": quiet, "with_flood": flooded,
               "flooder": flood_counts}
     print(json.dumps(report, indent=1))
