@@ -47,7 +47,8 @@ def test_chat_mode_counts_pushes_to_every_member(cluster):
     assert result["requests"] > 0
     # every send reaches the 4 members; pushes in flight at the window's edges blur it a little
     assert result["pushes"] >= 3 * result["requests"]
-    assert result["push_latency_ms"]["count"] == result["pushes"]
+    # latency is sampled on member 0 (of every LATENCY_EVERY): a quarter of the 4 members' pushes
+    assert 0.2 * result["pushes"] <= result["push_latency_ms"]["count"] <= 0.3 * result["pushes"]
 
 
 @pytest.mark.timeout(60)
@@ -56,7 +57,7 @@ def test_broadcast_mode_is_paced_by_delivery(cluster):
     assert result["errors"] == 0, result["error_samples"]
     assert result["requests"] == 0          # notifies: nothing answered
     assert result["pushes"] > 0 and result["pushes_per_s"] > 0
-    assert result["push_latency_ms"]["count"] == result["pushes"]
+    assert 0.2 * result["pushes"] <= result["push_latency_ms"]["count"] <= 0.3 * result["pushes"]
     members = cluster["chat-server-1"].channel_service.get_channel(result["rid"])
     assert members is None or members.member_count <= 4
 

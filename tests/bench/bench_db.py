@@ -6,7 +6,7 @@ client -> connector -> game backend -> client.
     python tests/bench/bench_db.py [--runs 3] [--duration 8] [--clients 50] [--engines sqlite,redis]
         [--synchronous FULL] [--out tests/bench/results/db.json]
 
-Servers: tests/bench/bench_db_app (connector on client port 3030, game backend), real processes;
+Servers: tests/bench/bench_db_app (connector on a free client port, game backend), real processes;
 Redis: a redis-server started here with appendonly yes, appendfsync always (stopped by pid).
 """
 import argparse
@@ -74,11 +74,11 @@ def main():
             options = {"engine": "redis", "url": "redis://127.0.0.1:%d/0" % port}
         try:
             with ZpomeloApp(app_dir=APP_DIR, server_ids=("game-server-1", "connector-server-1"),
-                            ports=(3030,), extra_env={"ZPOMELO_BENCH_DB": json.dumps(options)}) as server:
+                            wait_route=None, extra_env={"ZPOMELO_BENCH_DB": json.dumps(options)}) as server:
                 for round_no in range(args.runs):
                     for case, route in ROUTES.items():
                         result = run_bench(BenchOptions(
-                            mode="echo", port=3030, route=route, body={}, transport="ws",
+                            mode="echo", port=server.ports, route=route, body={}, transport="ws",
                             clients=args.clients, duration=args.duration, warmup=args.warmup,
                             pids=tuple(server.pids)))
                         key = "%s/%s" % (engine, case)

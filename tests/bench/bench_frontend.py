@@ -39,10 +39,10 @@ def main():
     cases = [(t, int(c)) for t in args.transports.split(",") for c in args.clients.split(",")]
 
     runs = {}
-    with ZpomeloApp(app_dir=APP_DIR, server_ids=("connector-server-1",), ports=(3020,)) as server:
+    with ZpomeloApp(app_dir=APP_DIR, server_ids=("connector-server-1",), wait_route=None) as server:
         for round_no in range(args.runs):
             for transport, clients in cases:
-                result = run_bench(BenchOptions(mode="echo", port=3020, route=ROUTE, transport=transport,
+                result = run_bench(BenchOptions(mode="echo", port=server.ports, route=ROUTE, transport=transport,
                                                 clients=clients, workers=args.workers,
                                                 duration=args.duration, warmup=args.warmup,
                                                 pids=tuple(server.pids)))

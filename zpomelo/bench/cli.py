@@ -53,18 +53,22 @@ def _parse_body(value):
 @click.option("--rid", default=None, help="chat/broadcast channel (default: a fresh one per run)")
 @click.option("-w", "--workers", type=int, default=1, show_default=True,
               help="load processes (the clients are spread over them)")
+@click.option("--coalesce-us", type=int, default=500, show_default=True,
+              help="after a wake-up that found few sockets ready, wait this long (µs) so the next "
+                   "answers are read together: less load-tool CPU per request, up to this much "
+                   "added to the latencies; 0 turns it off")
 @click.option("--pids", multiple=True, help="server pids to sample (CPU, RSS); comma-separated or repeated")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="per-request timeout (s)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="also write the JSON result to this file")
 def bench(mode, host, port, transport, clients, inflight, duration, warmup, route, body, senders,
-          rid, workers, pids, timeout, output):
+          rid, workers, coalesce_us, pids, timeout, output):
     """Put load on a Pomelo-protocol frontend (zpomelo, pinus, Pomelo) and print JSON results:
     throughput, latency p50/p90/p99/max, errors, and the CPU/RSS of the --pids servers."""
     options = BenchOptions(mode=mode, host=host, port=list(port), transport=transport, clients=clients,
                            inflight=inflight, duration=duration, warmup=warmup, route=route,
                            body=_parse_body(body), senders=senders, rid=rid, workers=workers,
-                           pids=_parse_pids(pids), timeout=timeout)
+                           pids=_parse_pids(pids), timeout=timeout, coalesce_us=coalesce_us)
     try:
         result = run_bench(options)
     except BenchError as exc:

@@ -18,7 +18,7 @@ import uuid
 import gevent
 from gevent import subprocess
 
-from zpomelo.bench.stats import Histogram, process_report, sample_processes
+from zpomelo.bench.stats import Histogram, machine_report, process_report, read_machine, sample_processes
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,7 @@ class BenchOptions:
     pids: tuple = ()
     timeout: float = 10.0         # per request
     connect_timeout: float = 10.0
+    coalesce_us: int = 500        # see zpomelo.bench.engine.COALESCE
 
     def ports(self):
         return list(self.port) if isinstance(self.port, (list, tuple)) else [self.port]
@@ -70,6 +71,8 @@ class BenchOptions:
             raise BenchError("duration must be > 0 and warmup >= 0")
         if not self.ports() or not all(isinstance(p, int) and 0 < p < 65536 for p in self.ports()):
             raise BenchError("port must be a TCP port number (or a list of them), got %r" % (self.port,))
+        if not 0 <= self.coalesce_us <= 100000:
+            raise BenchError("coalesce_us must be in 0..100000 (microseconds), got %r" % (self.coalesce_us,))
         if self.mode in ("chat", "broadcast") and self.senders < 1:
             raise BenchError("chat and broadcast modes need at least one sender")
 
@@ -84,7 +87,7 @@ def worker_configs(options, run_id):
             "body": DEFAULT_BODY if options.body is None else options.body,
             "senders": min(options.senders, options.clients), "rid": options.rid or "bench-" + run_id,
             "uid_prefix": "b" + run_id, "timeout": options.timeout,
-            "connect_timeout": options.connect_timeout}
+            "connect_timeout": options.connect_timeout, "coalesce": options.coalesce_us / 1e6}
     return [dict(base, indices=list(range(w, options.clients, workers))) for w in range(workers)]
 
 
@@ -149,21 +152,42 @@ def run_bench(options):
         for worker in workers:
             worker.send("go %.6f" % start)
         if options.mode == "connect":
+            machine0 = read_machine()
             _expect_all(workers, "connected", setup_timeout)
             gevent.sleep(CONNECT_SETTLE)
             before, after = rss_idle, sample_processes(options.pids)
+            machine1 = read_machine()
             for worker in workers:
                 worker.send("release")
         else:
             gevent.sleep(max(0.0, start + options.warmup - time.time()))
-            before = sample_processes(options.pids)
+            before, machine0 = sample_processes(options.pids), read_machine()
             gevent.sleep(max(0.0, start + options.warmup + options.duration - time.time()))
-            after = sample_processes(options.pids)
+            after, machine1 = sample_processes(options.pids), read_machine()
         results = _expect_all(workers, "result", RESULT_GRACE + options.timeout)
     finally:
         for worker in workers:
             worker.stop()
-    return summarize(options, configs, results, before, after, rss_idle)
+    out = summarize(options, configs, results, before, after, rss_idle)
+    out["machine"] = machine_report(machine0, machine1)
+    out["saturated"] = saturated(out)
+    return out
+
+
+def saturated(out):
+    """Which process was nearest 100% of a core (servers and load workers), and whether the
+    machine itself was full (then nobody gets a whole core: a shared or too small machine)."""
+    candidates = [(s["cpu_percent"], s["name"]) for s in out.get("server", {}).values()
+                  if "cpu_percent" in s]
+    candidates += [(w["cpu_percent"], "load worker %d" % w["pid"]) for w in out["loadgen_workers"]]
+    if not candidates:
+        return None
+    percent, name = max(candidates)
+    verdict = {"process": name, "cpu_percent": percent}
+    machine = out.get("machine") or {}
+    if machine.get("busy_percent", 0) >= 90:
+        verdict["machine_full"] = True     # every core busy: processes queue for CPU
+    return verdict
 
 
 def summarize(options, configs, results, before, after, rss_idle):
@@ -198,6 +222,11 @@ def summarize(options, configs, results, before, after, rss_idle):
                        push_latency_ms=push_latency.summary_ms())
     loadgen_cpu = sum(r["cpu_s"] for r in results)
     out["loadgen_cpu_percent"] = round(100.0 * loadgen_cpu / elapsed, 1)
+    out["loadgen_workers"] = [{"pid": r.get("pid"), "cpu_percent": round(100.0 * r["cpu_s"] / (r["elapsed"] or 1e-9), 1)}
+                              for r in results]
+    operations = _operations(options, out)
+    if operations:
+        out["loadgen_cpu_us_per_op"] = round(1e6 * loadgen_cpu / operations, 2)
     if options.pids:
         out.update(_server_numbers(options, out, before, after, rss_idle))
     return out
@@ -207,14 +236,22 @@ def _server_numbers(options, out, before, after, rss_idle):
     servers = process_report(before, after, rss_before=rss_idle)
     numbers = {"server": servers}
     alive = [s for s in servers.values() if "cpu_s" in s]
+    numbers["server_rss_kb"] = sum(s["rss_kb"] for s in alive)
     if options.mode == "connect":
         grown = sum(s["rss_kb"] - s.get("rss_before_kb", s["rss_kb"]) for s in alive)
         if out["connections"]:
             numbers["server_rss_kb_per_connection"] = round(grown / out["connections"], 2)
-        return numbers
     cpu_s = sum(s["cpu_s"] for s in alive)
     numbers["server_cpu_percent"] = round(sum(s["cpu_percent"] for s in alive), 1)
-    operations = out["pushes"] if options.mode in ("chat", "broadcast") else out["requests"]
+    operations = _operations(options, out)
     if operations:
         numbers["server_cpu_us_per_op"] = round(1e6 * cpu_s / operations, 2)
     return numbers
+
+
+def _operations(options, out):
+    """What one operation is: a connection (connect), a delivered push (chat, broadcast) or an
+    answered request (echo)."""
+    if options.mode == "connect":
+        return out["connections"]
+    return out["pushes"] if options.mode in ("chat", "broadcast") else out["requests"]

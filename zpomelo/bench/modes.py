@@ -1,24 +1,33 @@
-"""The load one worker process puts on a server, per mode (runs inside the worker's gevent loop).
+"""The load one worker process puts on a server, per mode (callbacks of engine.Engine).
 
-- echo: every client keeps `inflight` requests on `route` in flight; a response sends the next.
+- echo: every client keeps `inflight` requests on `route` in flight; an answer sends the next.
 - chat: every client enters the channel `rid` through `connector.entryHandler.entry {uid, rid}`;
   the first `senders` clients keep `inflight` `chat.chatHandler.send` requests in flight each;
-  every client counts the `onChat` pushes it receives (their latency from the sender's clock).
+  every client counts the `onChat` pushes it receives; every LATENCY_EVERY-th client also takes
+  their latency from the sender's clock (in the push).
 - broadcast: like chat, but senders send notifies and are paced by the delivery of their own
   message (each sender is a channel member): the fan-out rate without request/response overhead.
 - connect: see worker.py (connections and handshakes, nothing sent after).
 
-Callbacks run in each client's reader greenlet: no greenlet per request.
+The request id of an answer names its in-flight slot (ids 1..inflight), so an echo answer costs
+a counter, a histogram entry and one constant frame appended to the connection's batch.
 """
 import time
 
+from zpomelo.bench import wire
+from zpomelo.bench.engine import READY
 from zpomelo.bench.stats import Histogram
-from zpomelo.client import ClientError
 
 ENTRY_ROUTE = "connector.entryHandler.entry"
 SEND_ROUTE = "chat.chatHandler.send"
-PUSH_ROUTE = "onChat"
+ENTRY_ID = 1
 MAX_ERROR_SAMPLES = 5
+# Push latency is taken on every LATENCY_EVERY-th member only (parsing the sender's timestamp out
+# of every push would cost the tool a quarter of what the server spends delivering it).
+LATENCY_EVERY = 8
+_CODE = b'"code":'
+_OK = b"200"
+_CONTENT = b'"content":'
 
 
 class Phase:
@@ -50,21 +59,10 @@ class WorkerStats:
                 "push_latency": self.push_latency.to_json()}
 
 
-def _error_body(body):
-    """A response that reports a failure (Pomelo-style {"code": not 200})."""
-    return body.__class__ is dict and "code" in body and body["code"] != 200
-
-
-def _count_answer(phase, stats, t0, error, body):
-    """Record one answer in the stats; False once the run is over (send nothing more)."""
-    if not phase.running:
-        return False
-    if error is not None or _error_body(body):
-        stats.error(error or body)
-    elif phase.measuring:
-        stats.requests += 1
-        stats.latency.record(time.perf_counter() - t0)
-    return True
+def error_answer(data, start, end):
+    """The answer at data[start:end] is a Pomelo-style failure ({"code": not 200})."""
+    at = data.find(_CODE, start, end)
+    return at >= 0 and data[at + 7:at + 10] != _OK
 
 
 class EchoLoad:
@@ -74,87 +72,150 @@ class EchoLoad:
         self.route = config["route"]
         self.body = config["body"]
         self.inflight = config["inflight"]
+        self.timeout = config["timeout"]
         self.phase = phase
         self.stats = stats
+        self.engine = None
+        self.frames = None
+        self.pending = []          # conn -> frames its answers released, sent once per read
 
-    def setup(self, client, index):
+    def attach(self, engine):
+        self.engine = engine
+
+    def ready(self, conn):
+        conn.t0 = [0.0] * self.inflight
+        self.engine.setup_done(conn)
+
+    def start(self, conn):
+        if self.frames is None:
+            self.frames = wire.request_frames(self.engine.framer, self.route, self.body, self.inflight,
+                                              self.engine.sys.get("routeToCode"))
+        now = time.perf_counter()
+        for slot in range(self.inflight):
+            conn.t0[slot] = now
+        self.engine.send(conn, b"".join(self.frames))
+
+    def answered(self, conn, data, start, end, now):
+        slot = data[start + 5] - 1
+        t0 = conn.t0[slot]
+        phase = self.phase
+        if not phase.running:
+            conn.t0[slot] = 0.0
+            return
+        stats = self.stats
+        if error_answer(data, start, end):
+            stats.error(data[start + 6:end][:200])
+        elif phase.measuring:
+            stats.requests += 1
+            stats.latency.record(now - t0)
+        conn.t0[slot] = now
+        self.pending.append(self.frames[slot])
+
+    def flush(self, conn):
+        pending = self.pending
+        if pending:
+            self.engine.send(conn, pending[0] if len(pending) == 1 else b"".join(pending))
+            pending.clear()
+
+    def pushed(self, conn, data, start, end, now):
         pass
 
-    def start(self, client, index):
-        for _ in range(self.inflight):
-            self._send(client)
+    def lost(self, conn, why):
+        if self.phase.running:
+            self.stats.error("connection closed: %s" % why)
 
-    def _send(self, client):
-        t0 = time.perf_counter()
-        try:
-            client.request_async(self.route, self.body,
-                                 lambda error, body: self._answered(client, t0, error, body))
-        except ClientError as exc:
-            if self.phase.running:
-                self.stats.error(exc)
+    def check(self, now):
+        """Requests unanswered for longer than the timeout count as errors (once each)."""
+        if not self.phase.running:
+            return
+        limit = now - self.timeout
+        for conn in self.engine.ready:
+            t0 = conn.t0
+            if t0 is None:
+                continue
+            for slot, sent in enumerate(t0):
+                if 0.0 < sent < limit:
+                    self.stats.error("request timeout: no answer within %s s" % self.timeout)
+                    t0[slot] = 0.0
 
-    def _answered(self, client, t0, error, body):
-        if _count_answer(self.phase, self.stats, t0, error, body):
-            self._send(client)
+    def outstanding(self):
+        return sum(1 for conn in self.engine.ready if conn.t0 for sent in conn.t0 if sent)
 
 
-class ChatLoad:
+class ChatLoad(EchoLoad):
     """Everyone joins one channel; senders send requests; everyone counts the pushes."""
 
     notify = False
 
     def __init__(self, config, phase, stats):
+        super().__init__(config, phase, stats)
         self.uid_prefix = config["uid_prefix"]
         self.rid = config["rid"]
         self.senders = config["senders"]
-        self.inflight = config["inflight"]
         self.route = config.get("route") or SEND_ROUTE
-        self.phase = phase
-        self.stats = stats
 
     def uid(self, index):
         return "%s-%d" % (self.uid_prefix, index)
 
-    def setup(self, client, index):
-        reply = client.request(ENTRY_ROUTE, {"uid": self.uid(index), "rid": self.rid})
-        if _error_body(reply):
-            raise RuntimeError("%s answered %r" % (ENTRY_ROUTE, reply))
-        client.on(PUSH_ROUTE, self._push_handler(client, index))
+    def ready(self, conn):
+        conn.t0 = [0.0] * self.inflight
+        conn.tag = ('"from":"%s"' % self.uid(conn.index)).encode("utf-8") if self.notify else None
+        self.engine.send(conn, wire.request_frame(self.engine.framer, ENTRY_ID, ENTRY_ROUTE,
+                                                  {"uid": self.uid(conn.index), "rid": self.rid},
+                                                  self.engine.sys.get("routeToCode")))
 
-    def _push_handler(self, client, index):
+    def start(self, conn):
+        if conn.index < self.senders:
+            for slot in range(self.inflight):
+                self._send(conn, slot)
+            self.flush(conn)
+
+    def _send(self, conn, slot):
+        body = {"content": time.time()}
+        r2c = self.engine.sys.get("routeToCode")
+        if self.notify:
+            self.pending.append(wire.notify_frame(self.engine.framer, self.route, body, r2c))
+            return
+        conn.t0[slot] = time.perf_counter()
+        self.pending.append(wire.request_frame(self.engine.framer, slot + 1, self.route, body, r2c))
+
+    def answered(self, conn, data, start, end, now):
+        if conn.state != READY:
+            if error_answer(data, start, end):
+                self.engine.setup_failed(conn, "setup: %s answered %r"
+                                         % (ENTRY_ROUTE, data[start + 6:end][:200]))
+            else:
+                self.engine.setup_done(conn)
+            return
+        slot = data[start + 5] - 1
+        t0 = conn.t0[slot]
+        conn.t0[slot] = 0.0
+        if not self.phase.running:
+            return
+        if error_answer(data, start, end):
+            self.stats.error(data[start + 6:end][:200])
+        elif self.phase.measuring:
+            self.stats.requests += 1
+            self.stats.latency.record(now - t0)
+        self._send(conn, slot)
+
+    def pushed(self, conn, data, start, end, now):
         phase = self.phase
-        stats = self.stats
-        wall = time.time
-        own_uid = self.uid(index) if self.notify and index < self.senders else None
-
-        def on_push(body):
-            if phase.measuring:
-                stats.pushes += 1
-                sent = body.get("content")
-                if sent.__class__ is float:
-                    stats.push_latency.record(wall() - sent)
-            if own_uid is not None and phase.running and body.get("from") == own_uid:
-                self._send(client)   # broadcast: our own message came back, send the next
-        return on_push
-
-    def start(self, client, index):
-        if index < self.senders:
-            for _ in range(self.inflight):
-                self._send(client)
-
-    def _send(self, client):
-        try:
-            if self.notify:
-                client.notify(self.route, {"content": time.time()})
-                return
-            t0 = time.perf_counter()
-            client.request_async(self.route, {"content": time.time()},
-                                 lambda error, body: self._answered(client, t0, error, body))
-        except ClientError as exc:
-            if self.phase.running:
-                self.stats.error(exc)
-
-    _answered = EchoLoad._answered
+        if phase.measuring:
+            self.stats.pushes += 1
+            if conn.index % LATENCY_EVERY:
+                pass
+            else:
+                at = data.find(_CONTENT, start, end)
+                if at >= 0:
+                    stop = data.find(b"}", at, end)
+                    try:
+                        self.stats.push_latency.record(time.time() - float(data[at + 10:stop]))
+                    except ValueError:
+                        pass
+        if conn.tag is not None and phase.running and conn.index < self.senders \
+                and data.find(conn.tag, start, end) >= 0:
+            self._send(conn, 0)           # broadcast: our own message came back, send the next
 
 
 class BroadcastLoad(ChatLoad):

@@ -154,6 +154,26 @@ def sample_processes(pids):
     return {pid: read_process(pid) for pid in pids}
 
 
+def read_machine():
+    """(busy, total) CPU seconds of the whole machine, all cores, from /proc/stat."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)      # idle + iowait
+    total = sum(fields[:8])                                       # guest time is in user already
+    return (total - idle) / _CLOCK_TICKS, total / _CLOCK_TICKS
+
+
+def machine_report(before, after, cores=None):
+    """{busy_percent, cores}: how busy the machine was (100% = every core) over the window."""
+    if not before or not after or after[1] <= before[1]:
+        return {}
+    return {"busy_percent": round(100.0 * (after[0] - before[0]) / (after[1] - before[1]), 1),
+            "cores": cores or os.cpu_count()}
+
+
 def process_report(before, after, rss_before=None):
     """Per-pid CPU % over the window and RSS at its end, from two `sample_processes` results."""
     report = {}

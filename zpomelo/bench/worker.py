@@ -7,30 +7,23 @@ time; ``release``: connect mode may close its connections). The parent closing s
 """
 import json
 import logging
+import os
 import resource
 import sys
 import time
 
-import gevent
-import gevent.pool
-from gevent.fileobject import FileObjectPosix
-
+from zpomelo.bench.engine import Engine
 from zpomelo.bench.modes import LOADS, Phase, WorkerStats
 from zpomelo.bench.stats import Histogram
-from zpomelo.client import Client, HandshakeCache
 
 logger = logging.getLogger(__name__)
 
 SETUP_CONCURRENCY = 50
 DRAIN_TIMEOUT = 2.0
-CLOSE_TIMEOUT = 0.5
 
 
 class ParentLink:
-    """Line events to the parent on stdout, commands from it on stdin."""
-
-    def __init__(self):
-        self._stdin = FileObjectPosix(sys.stdin.fileno(), "rb", close=False)
+    """Line events to the parent on stdout, commands from it on stdin (read while idle only)."""
 
     @staticmethod
     def emit(event, **fields):
@@ -38,10 +31,10 @@ class ParentLink:
         sys.stdout.write(json.dumps(fields) + "\n")
         sys.stdout.flush()
 
-    def command(self):
+    @staticmethod
+    def command():
         """The next command line split in words; [] when the parent closed stdin."""
-        line = self._stdin.readline()
-        return line.decode("ascii", "replace").split()
+        return sys.stdin.readline().split()
 
     def wait_go(self):
         words = self.command()
@@ -62,105 +55,94 @@ def cpu_seconds():
     return usage.ru_utime + usage.ru_stime
 
 
-def sleep_until(wall_time):
-    gevent.sleep(max(0.0, wall_time - time.time()))
+def wall_deadline(wall_time):
+    """A wall-clock instant (shared by the workers) as a time.monotonic() deadline."""
+    return time.monotonic() + max(0.0, wall_time - time.time())
 
 
-def open_client(config, cache, index):
-    ports = config["ports"]       # clients are dealt over the frontends' ports by their index
-    return Client.connect(config["host"], ports[index % len(ports)], transport=config["transport"],
-                          timeout=config["connect_timeout"], cache=cache,
-                          request_timeout=config["timeout"])
-
-
-def close_all(clients):
-    pool = gevent.pool.Pool(200)
-    for client in clients:
-        pool.spawn(client.close, CLOSE_TIMEOUT)
-    pool.join(timeout=CLOSE_TIMEOUT * 4)
-    pool.kill(block=False)
+def setup(config, engine):
+    """Probe the handshake, then connect and set up every client of this worker."""
+    engine.probe()
+    engine.open(config["indices"], SETUP_CONCURRENCY)
+    engine.loop(lambda: not engine.connecting(),
+                time.monotonic() + config["connect_timeout"] * 2 + len(config["indices"]) / 50.0)
 
 
 def run_load(config, link):
     phase = Phase()
     stats = WorkerStats()
     load = LOADS[config["mode"]](config, phase, stats)
-    cache = HandshakeCache()
-    clients = {}
-
-    def connect(index):
-        try:
-            client = open_client(config, cache, index)
-        except Exception as exc:
-            stats.error("connect: %s" % exc)
-            return
-        try:
-            load.setup(client, index)
-        except Exception as exc:
-            stats.error("setup: %s" % exc)
-            client.close()
-            return
-        client.on_close(closed)
-        clients[index] = client
-
-    def closed(reason):
-        if phase.running:        # closes after the run are ours
-            stats.error("connection closed: %s" % reason)
-
-    gevent.pool.Pool(SETUP_CONCURRENCY).map(connect, config["indices"])
-    link.emit("ready", connected=len(clients), errors=stats.errors,
+    engine = Engine(config, stats, load)
+    load.attach(engine)
+    setup(config, engine)
+    link.emit("ready", connected=len(engine.ready), errors=stats.errors,
               error_samples=stats.error_samples)
 
     start = link.wait_go()
-    sleep_until(start)
+    never = lambda: False  # noqa: E731
+    engine.loop(never, wall_deadline(start))
     phase.running = True
-    for index, client in clients.items():
-        load.start(client, index)
-    sleep_until(start + config["warmup"])
+    for conn in list(engine.ready):
+        load.start(conn)
+    engine.loop(never, wall_deadline(start + config["warmup"]))
     cpu0, t0 = cpu_seconds(), time.perf_counter()
     phase.measuring = True
-    sleep_until(start + config["warmup"] + config["duration"])
+    engine.loop(never, wall_deadline(start + config["warmup"] + config["duration"]))
     phase.measuring = False
     elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     phase.running = False
+    engine.loop(lambda: not load.outstanding(), time.monotonic() + DRAIN_TIMEOUT)
+    connected = len(engine.ready)
+    engine.close_all()
+    link.emit("result", connected=connected, elapsed=elapsed, cpu_s=cpu, pid=os.getpid(), **stats.to_json())
 
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    while time.monotonic() < deadline and any(c.pending_count for c in clients.values()):
-        gevent.sleep(0.01)
-    close_all(clients.values())
-    link.emit("result", connected=len(clients), elapsed=elapsed, cpu_s=cpu, **stats.to_json())
+
+class _Handshakes:
+    """Connect mode's load: a connection is done when its handshake is; its time is recorded."""
+
+    def __init__(self, stats):
+        self.stats = stats
+        self.histogram = Histogram()
+        self.engine = None
+
+    def ready(self, conn):
+        self.histogram.record(time.monotonic() - conn.since)
+        self.engine.setup_done(conn)
+
+    def lost(self, conn, why):
+        pass
+
+    def check(self, now):
+        pass
+
+    def flush(self, conn):
+        pass
 
 
 def run_connect(config, link):
     """Connect (TCP/WebSocket + handshake) every client, `inflight` at a time; hold; close."""
     stats = WorkerStats()
-    handshake = Histogram()
-    cache = HandshakeCache()
-    clients = []
-    link.emit("ready", connected=0, errors=0)
-
-    def connect(index):
-        t0 = time.perf_counter()
-        try:
-            client = open_client(config, cache, index)
-        except Exception as exc:
-            stats.error("connect: %s" % exc)
-            return
-        handshake.record(time.perf_counter() - t0)
-        clients.append(client)
+    load = _Handshakes(stats)
+    engine = Engine(config, stats, load)
+    load.engine = engine
+    engine.probe()
+    link.emit("ready", connected=0, errors=stats.errors, error_samples=stats.error_samples)
 
     start = link.wait_go()
-    sleep_until(start)
+    engine.loop(lambda: False, wall_deadline(start))
     cpu0, t0 = cpu_seconds(), time.perf_counter()
-    gevent.pool.Pool(config["inflight"]).map(connect, config["indices"])
+    engine.open(config["indices"], config["inflight"])
+    engine.loop(lambda: not engine.connecting(),
+                time.monotonic() + config["connect_timeout"] * 2 + len(config["indices"]) / 20.0)
     elapsed, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
-    link.emit("connected", connected=len(clients), elapsed=elapsed)
+    connected = len(engine.ready)
+    link.emit("connected", connected=connected, elapsed=elapsed)
     link.command()                     # "release" (or EOF: the parent is done with us)
-    close_all(clients)
+    engine.close_all()
     result = stats.to_json()
-    result["latency"] = handshake.to_json()
-    result["requests"] = len(clients)
-    link.emit("result", connected=len(clients), elapsed=elapsed, cpu_s=cpu, **result)
+    result["latency"] = load.histogram.to_json()
+    result["requests"] = connected
+    link.emit("result", connected=connected, elapsed=elapsed, cpu_s=cpu, pid=os.getpid(), **result)
 
 
 def main(argv=None):

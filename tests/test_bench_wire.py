@@ -1,0 +1,70 @@
+"""The load tool's pre-encoded requests and its answer scanner (zpomelo.bench.wire), byte for byte
+against the protocol codecs the servers use."""
+import pytest
+
+from zpomelo.bench import wire
+from zpomelo.bench.modes import error_answer
+from zpomelo.protocol import message, package, websocket
+
+
+def server_frames(*packages, ws=True):
+    """What a server writes: each package in its own unmasked binary frame (or bare over TCP)."""
+    return b"".join(websocket.encode_frame(p) if ws else p for p in packages)
+
+
+def response(msg_id, body):
+    return package.encode_data(message.encode_response(msg_id, body))
+
+
+def push(route, body):
+    return package.encode_data(message.encode_push(route, body))
+
+
+@pytest.mark.parametrize("ws", [True, False])
+def test_scan_finds_every_package_and_leaves_a_partial_one(ws):
+    big = b'{"x":"' + b"y" * 70000 + b'"}'           # 8-byte WebSocket length
+    mid = b'{"x":"' + b"y" * 300 + b'"}'             # 2-byte WebSocket length
+    data = server_frames(response(3, b'{"a":1}'), push("onChat", mid), package.HEARTBEAT_PACKAGE,
+                         response(127, big), push(7, b"{}"), ws=ws)
+    whole, used = wire.scan(data, ws)
+    assert used == len(data)
+    assert [kind for kind, _, _ in whole] == [wire.RESPONSE, wire.PUSH, wire.HEARTBEAT, wire.RESPONSE,
+                                             wire.PUSH]
+    assert [data[start + 5] for kind, start, _ in whole if kind == wire.RESPONSE] == [3, 127]
+    kind, start, end = whole[1]
+    assert data[wire.data_offset(data, start):end] == mid
+    for cut in range(1, len(data), 997):              # any chunking: fed again, nothing lost
+        first, used = wire.scan(data[:cut], ws)
+        rest, used2 = wire.scan(data[used:], ws)
+        assert len(first) + len(rest) == 5 and used + used2 == len(data)
+
+
+def test_scan_reports_a_close_frame_and_a_kick():
+    data = websocket.encode_close() + websocket.encode_frame(package.encode(package.KICK, b'{"reason":"x"}'))
+    kinds = [kind for kind, _, _ in wire.scan(data, True)[0]]
+    assert kinds == [wire.CLOSE, wire.KICK]
+
+
+def test_request_frames_are_the_requests_of_each_slot_masked():
+    framer = wire.Framer("ws")
+    frames = wire.request_frames(framer, "chat.chatHandler.echo", {"hello": "world"}, 4,
+                                 {"chat.chatHandler.echo": 9})
+    assert len(frames) == 4 and len(set(frames)) == 4
+    for slot, frame in enumerate(frames):
+        decoder = websocket.FrameDecoder(require_mask=True)
+        (opcode, payload), = decoder.feed(frame)
+        (ptype, body), = package.PackageDecoder().feed(payload)
+        msg = message.decode(body)
+        assert (ptype, msg.type, msg.id, msg.route, msg.body) == \
+            (package.DATA, message.REQUEST, slot + 1, 9, b'{"hello":"world"}')
+    tcp = wire.request_frames(wire.Framer("tcp"), "a.b.c", {}, 1)[0]
+    assert tcp == package.encode_data(message.encode_request(1, "a.b.c", b"{}"))
+    with pytest.raises(ValueError):
+        wire.request_frames(framer, "a.b.c", {}, 128)
+
+
+def test_error_answers_are_told_from_good_ones():
+    for body, bad in ((b'{"hello":"world"}', False), (b'{"code":200}', False),
+                      (b'{"code":500,"error":"no"}', True), (b'{"code":404}', True)):
+        data = response(1, body)
+        assert error_answer(data, 0, len(data)) is bad
