@@ -110,8 +110,10 @@ def refuse_busy_ports(ports):
 
 class ZpomeloApp:
     def __init__(self, app_dir=BENCH_APP, env="production", server_ids=("chat-server-1", "connector-server-1"),
-                 log_level="WARNING", extra_env=None, wait_route="chat.chatHandler.echo"):
+                 log_level="WARNING", extra_env=None, wait_route="chat.chatHandler.echo",
+                 overlay=None):
         self.source_dir = app_dir
+        self.overlay = overlay or {}             # {path in the app copy: file copied there}
         self.wait_route = wait_route             # a route answered once the app is up, or None
         self.env = env
         self.server_ids = list(server_ids)       # started in this order: backends first
@@ -130,6 +132,8 @@ class ZpomeloApp:
         self.app_dir = os.path.join(self.tmp, "app")
         shutil.copytree(self.source_dir, self.app_dir,
                         ignore=shutil.ignore_patterns("__pycache__", "logs"))
+        for target, source in self.overlay.items():
+            shutil.copy(source, os.path.join(self.app_dir, target))
         servers_json = os.path.join(self.app_dir, "config", "servers.json")
         with open(servers_json) as f:
             doc, self.ports = with_free_ports(json.load(f), self.env)

@@ -69,6 +69,7 @@ class Engine:
         self.epoll = select.epoll()
         self.conns = {}               # fd -> Conn, every open connection
         self.ready = []               # connections past their setup, in order
+        self.rbuf = bytearray(RECV_SIZE)   # every read lands here (see _readable)
         self.heartbeat = self.framer.heartbeat()
         self.ack = self.framer.handshake_ack()
         self.sys = {}                 # the server's handshake sys (routeToCode, heartbeat, ...)
@@ -222,26 +223,33 @@ class Engine:
         return True
 
     def _readable(self, conn):
+        # recv_into one buffer reused for every read: a fresh bytes object per recv costs an
+        # allocation of RECV_SIZE (an mmap/munmap pair at this size) every time
+        buf = self.rbuf
         try:
-            data = conn.sock.recv(RECV_SIZE)
+            n = conn.sock.recv_into(buf)
         except BlockingIOError:
             return
         except OSError as exc:
             self._lost(conn, "read: %s" % exc)
             return
-        if not data:
+        if not n:
             self._lost(conn, "closed by the server")
             return
         if conn.buf:
-            data = conn.buf + data
+            data = conn.buf + buf[:n]
             conn.buf = b""
+            n = len(data)
+        else:
+            data = buf
         if conn.state == UPGRADING:
-            data = self._upgrade_reply(conn, data)
+            data = self._upgrade_reply(conn, bytes(data[:n]))
             if not data:
                 return
-        items, used = wire.scan(data, self.ws)
-        if used < len(data):
-            conn.buf = data[used:]
+            n = len(data)
+        items, used = wire.scan(data, self.ws, n)
+        if used < n:
+            conn.buf = bytes(data[used:n])
         if not items:
             return
         now = time.perf_counter()

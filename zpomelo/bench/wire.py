@@ -101,15 +101,16 @@ def data_offset(data, start):
     return pos
 
 
-def scan(data, ws):
-    """Complete packages in `data` -> (list of (kind, start, end), bytes consumed).
+def scan(data, ws, n=None):
+    """Complete packages in `data[:n]` -> (list of (kind, start, end), bytes consumed).
 
     `start` is the package header's offset (the body starts at start + 4), `end` its end. For a
     RESPONSE the id is `data[start + 5]` (ids stay below 128). A WebSocket close frame is reported
     as CLOSE. Incomplete input at the end is left for the next call (not consumed).
     """
     out = []
-    n = len(data)
+    if n is None:
+        n = len(data)
     pos = 0
     if ws:
         while n - pos >= 2:
