@@ -18,6 +18,7 @@ import socket
 import time
 
 from zpomelo.bench import wire
+from zpomelo.protocol import websocket
 
 UPGRADE_LIMIT = 16384
 RECV_SIZE = 262144
@@ -76,6 +77,8 @@ class Engine:
         self.dict_version = None
         self.setting_up = 0
         self._todo = []
+        self._upgrades = {}           # port -> (request, key, expected accept header line)
+        self._handshake = None        # (dict version, handshake frame)
         self.coalesce = config.get("coalesce", COALESCE)   # seconds
 
     # ---- connecting ------------------------------------------------------------------------
@@ -143,15 +146,27 @@ class Engine:
             return
         self.epoll.modify(conn.fd, _IN)
         if self.ws:
-            request, conn.key = self.framer.upgrade(self.host, conn.port)
             conn.state = UPGRADING
-            self.send(conn, request)
+            self.send(conn, self._upgrade_request(conn.port))
         else:
             self._send_handshake(conn)
 
+    def _upgrade_request(self, port):
+        """The upgrade request, one per port: a fixed key is as good as a fresh one to the
+        server (it only hashes it), and the reply's accept value is then known in advance."""
+        try:
+            return self._upgrades[port][0]
+        except KeyError:
+            request, key = self.framer.upgrade(self.host, port)
+            accept = b"sec-websocket-accept: " + websocket.accept_key(key).encode("ascii").lower()
+            self._upgrades[port] = request, key, accept
+            return request
+
     def _send_handshake(self, conn):
         conn.state = HANDSHAKING
-        self.send(conn, self.framer.handshake(self.dict_version))
+        if self._handshake is None or self._handshake[0] != self.dict_version:
+            self._handshake = self.dict_version, self.framer.handshake(self.dict_version)
+        self.send(conn, self._handshake[1])
 
     def _upgrade_reply(self, conn, data):
         end = data.find(b"\r\n\r\n")
@@ -161,18 +176,27 @@ class Engine:
             else:
                 conn.buf = data
             return b""
-        try:
-            from zpomelo.protocol.websocket import check_upgrade_response
-            check_upgrade_response(data[:end + 4], conn.key)
-        except Exception as exc:
-            self.setup_failed(conn, "WebSocket upgrade: %s" % exc)
+        head = data[:end + 2]
+        if not head.startswith(b"HTTP/1.1 101 ") or self._upgrades[conn.port][2] not in head.lower():
+            try:   # say what is wrong with it
+                websocket.check_upgrade_response(head, self._upgrades[conn.port][1])
+            except Exception as exc:
+                self.setup_failed(conn, "WebSocket upgrade: %s" % exc)
+            else:
+                self.setup_failed(conn, "WebSocket upgrade: unexpected reply %r" % head[:200])
             return b""
         self._send_handshake(conn)
         return data[end + 4:]
 
     def _handshake_reply(self, conn, data, start, end):
+        if self.sys and data.find(b'"code":200', start, end) >= 0 \
+                and (self.dict_version is None or data.find(b'"dict"', start, end) < 0):
+            self.send(conn, self.ack)      # the short reply the probe's dictVersion earns
+            conn.state = SETTING_UP
+            self.load.ready(conn)
+            return
         try:
-            reply = json.loads(data[start + 4:end].decode("utf-8"))
+            reply = json.loads(bytes(data[start + 4:end]).decode("utf-8"))
         except ValueError as exc:
             self.setup_failed(conn, "handshake reply is not JSON: %s" % exc)
             return
