@@ -38,6 +38,21 @@ def test_echo_mode_reports_throughput_and_latency(cluster, transport):
     assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
     server = result["server"][str(os.getpid())]
     assert server["rss_kb"] > 0 and server["cpu_percent"] > 0
+    assert result["server_cpu_us_per_op"] > 0 and result["loadgen_cpu_us_per_op"] > 0
+    (worker,) = result["loadgen_workers"]
+    assert worker["pid"] != os.getpid() and worker["cpu_percent"] > 0
+    assert 0 < result["machine"]["busy_percent"] <= 100
+    assert result["saturated"]["process"] in (server["name"], "load worker %d" % worker["pid"])
+
+
+@pytest.mark.timeout(60)
+def test_two_workers_share_the_clients_and_report_their_own_cpu(cluster):
+    result = run_bench(options(cluster, mode="echo", clients=5, inflight=4, workers=2))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["connected"] == 5 and result["workers"] == 2 and result["inflight"] == 4
+    workers = result["loadgen_workers"]
+    assert len({w["pid"] for w in workers}) == 2 and all(w["cpu_percent"] > 0 for w in workers)
+    assert result["loadgen_cpu_percent"] == pytest.approx(sum(w["cpu_percent"] for w in workers), abs=1)
 
 
 @pytest.mark.timeout(60)
@@ -70,8 +85,10 @@ def test_cli_prints_json_and_connect_mode_counts_connections(cluster, tmp_path):
     result = runner.invoke(bench, ["--mode", "connect", "-P", port, "-c", "20", "-k", "5",
                                    "--pids", str(os.getpid()), "-o", str(out)])
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output)
+    printed = json.loads(result.stdout)          # the JSON on stdout, one summary line on stderr
     assert printed == json.loads(out.read_text())
+    assert result.stderr.startswith("connect 20 clients: ") and "load tool " in result.stderr
+    assert "nearest 100% of a core: " in result.stderr
     assert printed["connections"] == 20 and printed["errors"] == 0
     assert printed["connects_per_s"] > 0
     assert "server_rss_kb_per_connection" in printed

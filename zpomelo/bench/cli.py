@@ -74,6 +74,7 @@ def bench(mode, host, port, transport, clients, inflight, duration, warmup, rout
     except BenchError as exc:
         click.echo("error: %s" % exc, err=True)
         sys.exit(1)
+    click.echo(summary_line(result), err=True)
     text = json.dumps(result, indent=2)
     if output:
         with open(output, "w") as f:
@@ -81,6 +82,27 @@ def bench(mode, host, port, transport, clients, inflight, duration, warmup, rout
     click.echo(text)
     if result["errors"] and not result.get("throughput"):
         sys.exit(1)
+
+
+def summary_line(result):
+    """One human line (on stderr; stdout keeps the JSON): throughput, the servers' and the load
+    tool's CPU side by side, and which process was nearest 100% of a core."""
+    unit = {"connect": "conn/s", "echo": "req/s"}.get(result["mode"], "pushes/s")
+    parts = ["%s %d clients: %s %s, %d errors" % (result["mode"], result["clients"],
+                                                   result.get("throughput"), unit, result["errors"])]
+    servers = [s for s in result.get("server", {}).values() if "cpu_percent" in s]
+    if servers:
+        parts.append("server CPU %s µs/op (%s)" % (result.get("server_cpu_us_per_op"), ", ".join(
+            "%s %s%%" % (s["name"], s["cpu_percent"]) for s in servers)))
+    parts.append("load tool %s%% = %s µs/op (%s)" % (
+        result["loadgen_cpu_percent"], result.get("loadgen_cpu_us_per_op"),
+        ", ".join("worker %s %s%%" % (w["pid"], w["cpu_percent"]) for w in result["loadgen_workers"])))
+    verdict = result.get("saturated")
+    if verdict:
+        parts.append("nearest 100%% of a core: %s %s%%%s" % (
+            verdict["process"], verdict["cpu_percent"],
+            " (machine full: every core busy)" if verdict.get("machine_full") else ""))
+    return " | ".join(parts)
 
 
 def main():
