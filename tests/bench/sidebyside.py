@@ -164,7 +164,7 @@ def pick(parser, value, known, what):
 def report(results, args, baseline, descriptions, began, out):
     summary = summarize(results, baseline)
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
+                            text=True).stdout.strip() or os.environ.get("ZPOMELO_COMMIT", "unknown")
     meta = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
             "cpus": os.cpu_count(), "machine": _cpu_model(), "python": platform.python_version(),
             "command": " ".join(["python"] + [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
