@@ -68,3 +68,14 @@ def test_error_answers_are_told_from_good_ones():
                       (b'{"code":500,"error":"no"}', True), (b'{"code":404}', True)):
         data = response(1, body)
         assert error_answer(data, 0, len(data)) is bad
+
+
+def test_scan_reads_a_reused_buffer_up_to_n_only():
+    data = server_frames(response(1, b'{"a":1}'), response(2, b'{"b":2}'))
+    buf = bytearray(4096)
+    buf[:len(data)] = data
+    buf[len(data):len(data) + 2] = b"\x82\x7f"        # stale bytes past n must not be read
+    found, used = wire.scan(buf, True, len(data))
+    assert [buf[start + 5] for _, start, _ in found] == [1, 2] and used == len(data)
+    partial, used = wire.scan(buf, True, len(data) - 1)
+    assert len(partial) == 1 and used < len(data) - 1
