@@ -1,13 +1,14 @@
 """Side-by-side benchmark rounds shared by bench_vs_pinus.py and bench_websocket.py.
 
 `run_rounds(targets, scenarios, args)` starts each target in turn (never two at once; the order
-alternates between rounds), runs every scenario on it once with `zpomelo bench`'s engine and
+alternates between rounds), warms it up with 3 s of unrecorded echo, runs every scenario on it once with `zpomelo bench`'s engine and
 stops it; `report(...)` takes medians over the rounds and the median of the per-round ratios to
 a baseline target, writes the JSON and returns the markdown table.
 """
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -116,12 +117,15 @@ def markdown(summary, meta, descriptions):
 def run_rounds(targets, scenarios, args):
     """{target: {scenario: [result per round]}}; `targets` maps names to target factories,
     `scenarios` names to BenchOptions fields."""
+    # a SIGTERM unwinds like Ctrl-C, so the running target is stopped (its processes not left behind)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     results = {}
     names = list(targets)
     for round_no in range(args.runs):
         order = names if round_no % 2 == 0 else list(reversed(names))
         for target_name in order:
             with targets[target_name]() as target:
+                warm_up(target, args)
                 for name, spec in scenarios.items():
                     result = run_scenario(target, spec, args)
                     results.setdefault(target_name, {}).setdefault(name, []).append(result)
@@ -132,6 +136,15 @@ def run_rounds(targets, scenarios, args):
                                             nested(result, "machine", "busy_percent")),
                           file=sys.stderr, flush=True)
     return results
+
+
+WARM_UP = dict(mode="echo", clients=50, inflight=4, duration=3.0, warmup=0.0)
+
+
+def warm_up(target, args):
+    """An unrecorded echo run right after a target starts: node's JIT (and our caches) warm up
+    before the first measured scenario, which would otherwise pay for it alone."""
+    run_bench(BenchOptions(port=list(target.ports), transport=args.transport, **WARM_UP))
 
 
 def run_scenario(target, spec, args):
