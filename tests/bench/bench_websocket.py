@@ -26,12 +26,13 @@ from bench_targets import BENCH_APP, ROOT, ZpomeloApp  # noqa: E402
 SCENARIOS = {
     "echo50": dict(mode="echo", clients=50, inflight=1),
     "echo200x4": dict(mode="echo", clients=200, inflight=4),
-    "push200": dict(mode="chat", clients=200, senders=50),
+    "push200": dict(mode="broadcast", clients=200, senders=50),
     "connect2000": dict(mode="connect", clients=2000, inflight=50),
 }
 DESCRIPTIONS = {
     "echo50": "echo, 50 clients, 1 in flight", "echo200x4": "echo, 200 clients, 4 in flight",
-    "push200": "push fan-out: 50 senders to a 200-member channel (op = delivered push)",
+    "push200": "push fan-out: 50 senders notify a 200-member channel, each sending its next "
+               "message when its own comes back (op = delivered push)",
     "connect2000": "connect + WebSocket upgrade + handshake, 2,000 clients, 50 at once (op = connection)",
 }
 OVERLAY = {"base_app.py": os.path.join(BENCH_APP, "app.py"), "app.py": os.path.join(HERE, "ws_app.py")}
