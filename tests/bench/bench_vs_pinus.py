@@ -1,7 +1,7 @@
 """zpomelo's examples/bench against the pinus reference app, the same load in the same run.
 
     PINUS_APP=/path/to/pinus-app python tests/bench/bench_vs_pinus.py \
-        [--runs 5] [--duration 5] [--scenarios echo50,echo50x4,echo200,echo200x4,push200,connect2000] \
+        [--runs 5] [--duration 5] [--scenarios echo50,echo50x4,push200,connect2000,echo200,echo200x4] \
         [--targets zpomelo,pinus] [--transport ws] [--workers 1] \
         [--out tests/bench/results/vs_pinus.json] [--markdown tests/bench/results/vs_pinus.md]
 
@@ -21,13 +21,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 import sidebyside  # noqa: E402
 from bench_targets import ROOT, PinusApp, ZpomeloApp  # noqa: E402
 
+# In this order on purpose: after 200 clients closed with 4 requests in flight each, pinus 1.7.4
+# delivered no more channel pushes in that process (0 in the next 5 s window, no error logged),
+# so the push run comes before the 200-client echo runs (it is unaffected by 50 clients).
 SCENARIOS = {
     "echo50": dict(mode="echo", clients=50, inflight=1),
     "echo50x4": dict(mode="echo", clients=50, inflight=4),
-    "echo200": dict(mode="echo", clients=200, inflight=1),
-    "echo200x4": dict(mode="echo", clients=200, inflight=4),
     "push200": dict(mode="broadcast", clients=200, senders=50),
     "connect2000": dict(mode="connect", clients=2000, inflight=50),
+    "echo200": dict(mode="echo", clients=200, inflight=1),
+    "echo200x4": dict(mode="echo", clients=200, inflight=4),
 }
 DESCRIPTIONS = {
     "echo50": "echo, 50 clients, 1 in flight", "echo50x4": "echo, 50 clients, 4 in flight",
