@@ -243,7 +243,8 @@ class PinusApp:
     def stop(self):
         if self.cli is None:
             return
-        pids = descendants(self.cli.pid) + [self.cli.pid]
+        # the servers too by their own pids: if the master went first they are no descendants
+        pids = sorted(set(descendants(self.cli.pid) + self.pids + [self.cli.pid]))
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGTERM)
