@@ -38,8 +38,12 @@ def summarize(results, baseline):
     per-round ratios to the baseline target (round i of both)."""
     summary = {}
     for target, scenarios in results.items():
-        for name, runs in scenarios.items():
+        for name, all_runs in scenarios.items():
+            # a round that served nothing (a target that stopped delivering) is counted apart,
+            # not folded into the medians as a zero
+            runs = [r for r in all_runs if r.get("throughput")] or all_runs
             row = {key: median([r.get(key) for r in runs]) for key in KEYS}
+            row["failed_runs"] = sum(1 for r in all_runs if not r.get("throughput"))
             lat = "handshake_latency_ms" if name.startswith("connect") else \
                 ("push_latency_ms" if name.startswith("push") else "latency_ms")
             row["latency_p50_ms"] = median([nested(r, lat, "p50") for r in runs])
@@ -48,8 +52,8 @@ def summarize(results, baseline):
             row["loadgen_worker_cpu_percent"] = median(
                 [max(w["cpu_percent"] for w in r["loadgen_workers"]) for r in runs])
             row["saturated"] = [nested(r, "saturated") for r in runs]
-            row["runs"] = len(runs)
-            row["throughput_all_runs"] = [r.get("throughput") for r in runs]
+            row["runs"] = len(all_runs)
+            row["throughput_all_runs"] = [r.get("throughput") for r in all_runs]
             summary.setdefault(name, {})[target] = row
     for name, row in summary.items():
         base_runs = results.get(baseline, {}).get(name)
@@ -100,13 +104,16 @@ def markdown(summary, meta, descriptions):
             rss = _fmt((r.get("server_rss_kb") or 0) / 1024.0, 0)
             if r.get("server_rss_kb_per_connection") is not None:
                 rss += " (%s KB/conn)" % _fmt(r["server_rss_kb_per_connection"], 1)
+            served = _fmt(r.get("throughput"))
+            if r.get("failed_runs"):
+                served += " (%d of %d rounds served nothing)" % (r["failed_runs"], r["runs"])
             lines.append("| %s | %s | %s | %s | %s | %s | %s | %s / %s | %s | %s (%s) | %s |" % (
-                name, target, _fmt(r.get("throughput")), _fmt(r.get("throughput_ratio"), 2),
+                name, target, served, _fmt(r.get("throughput_ratio"), 2),
                 _fmt(r.get("server_cpu_us_per_op"), 1), _fmt(r.get("cpu_per_op_ratio"), 2),
                 _fmt(r.get("server_cpu_percent")), _fmt(r.get("latency_p50_ms"), 1),
                 _fmt(r.get("latency_p99_ms"), 1), rss, _fmt(r.get("loadgen_cpu_percent")),
                 _fmt(r.get("loadgen_cpu_us_per_op"), 1), saturation_text(r["saturated"])))
-    legend = ["", "Scenarios: " + "; ".join("%s = %s" % (n, descriptions[n]) for n in summary) + ".",
+    legend = ["", "Scenarios: " + "; ".join("%s = %s" % (n, descriptions.get(n, n)) for n in summary) + ".",
               "Medians of %(runs)d rounds of %(duration_s)s s (after %(warmup_s)s s warm-up), %(transport)s, "
               "targets started one at a time, order alternating; ratios are target/%(baseline)s, medians "
               "of the per-round ratios. Server CPU is all the target's processes. Machine: "
@@ -183,6 +190,7 @@ def report(results, args, baseline, descriptions, began, out):
             "command": " ".join(["python"] + [os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]),
             "transport": args.transport, "duration_s": args.duration, "warmup_s": args.warmup,
             "workers": args.workers, "runs": args.runs, "baseline": baseline,
+            "descriptions": descriptions,
             "wall_s": round(time.time() - began)}
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
     with open(out, "w") as f:
@@ -195,6 +203,16 @@ def report(results, args, baseline, descriptions, began, out):
     return table
 
 
+def rerender(path, descriptions=None):
+    """The markdown table again from a saved JSON report (after changing the summary code):
+    `python tests/bench/sidebyside.py tests/bench/results/vs_pinus.json`."""
+    with open(path) as f:
+        report = json.load(f)
+    meta = report["meta"]
+    return markdown(summarize(report["runs"], meta["baseline"]), meta,
+                    descriptions or meta.get("descriptions", {}))
+
+
 def _cpu_model():
     try:
         with open("/proc/cpuinfo") as f:
@@ -204,3 +222,7 @@ def _cpu_model():
     except OSError:
         pass
     return platform.machine()
+
+
+if __name__ == "__main__":
+    print(rerender(sys.argv[1]))
