@@ -64,7 +64,9 @@ def _parse_body(value):
 def bench(mode, host, port, transport, clients, inflight, duration, warmup, route, body, senders,
           rid, workers, coalesce_us, pids, timeout, output):
     """Put load on a Pomelo-protocol frontend (zpomelo, pinus, Pomelo) and print JSON results:
-    throughput, latency p50/p90/p99/max, errors, and the CPU/RSS of the --pids servers."""
+    throughput, latency p50/p90/p99/max, errors, the CPU/RSS of the --pids servers and their CPU
+    per operation, the load tool's own CPU per worker process, and which process was nearest
+    100% of a core (also as one line on stderr)."""
     options = BenchOptions(mode=mode, host=host, port=list(port), transport=transport, clients=clients,
                            inflight=inflight, duration=duration, warmup=warmup, route=route,
                            body=_parse_body(body), senders=senders, rid=rid, workers=workers,
