@@ -1,0 +1,70 @@
+"""The quick game's page (examples/quick/web) in headless Chromium against the template's cluster.
+
+`zpomelo init --template quick` in a temporary directory, the cluster in this process on free
+ports (the connector serves the page on its webPort); tests/db/e2e_quick.mjs drives two pages:
+join an area, move (the other page sees the move pushed), pick up an item and give it across.
+A screenshot is left in tests/artifacts/quick-e2e.png.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import gevent.subprocess
+import pytest
+
+from zpomelo.testing import InProcessCluster
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCRIPT = os.path.join(ROOT, "tests", "db", "e2e_quick.mjs")
+ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PLAYWRIGHT = os.path.join(ROOT, "tests", "node", "node_modules", "playwright-core")
+
+
+def missing_tools():
+    return ", ".join(name for name, present in (
+        ("node", shutil.which("node")), (CHROMIUM, os.path.exists(CHROMIUM)),
+        ("playwright-core (npm install in tests/node)", os.path.isdir(PLAYWRIGHT))) if not present)
+
+
+@pytest.mark.timeout(150)
+def test_two_pages_join_move_and_give_an_item(tmp_path):
+    if missing_tools():
+        pytest.skip("needs %s (tests/install-system-deps.sh installs them)" % missing_tools())
+    project = tmp_path / "quick"
+    run = subprocess.run([sys.executable, "-m", "zpomelo.cli", "init", "--template", "quick",
+                          str(project)], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    with InProcessCluster(str(project), "test") as cluster:
+        connector = cluster["connector-server-1"]
+        web_port = connector.get("webPort")
+        assert web_port, "the connector's page server did not start"
+        run = gevent.subprocess.run(["node", SCRIPT, "http://127.0.0.1:%d/" % web_port, ARTIFACTS],
+                                    capture_output=True, text=True, timeout=120, cwd=ROOT)
+        lines = [line for line in run.stdout.splitlines() if line.startswith("{")]
+        assert lines, "no result from the browser script:\n%s\n%s" % (run.stdout[-3000:],
+                                                                       run.stderr[-3000:])
+        result = json.loads(lines[-1])
+        assert result["ok"], "browser run failed after steps %s:\n%s\n%s" % (
+            result["steps"], result.get("error"), run.stderr[-3000:])
+        assert run.returncode == 0
+        assert not any("page error" in s for s in result["steps"]), result["steps"]
+        # what the pages showed is what the store holds
+        bob = cluster.connect("connector-server-1")
+        assert bob.request("connector.entryHandler.login", {"uid": "bob"})["code"] == 200
+        player = bob.request("player.playerHandler.me", {})["player"]
+        assert (player["area_id"], player["x"], player["y"], player["items"]) == \
+            ("town", 3, 4, ["sword"])
+    assert os.path.getsize(os.path.join(ARTIFACTS, "quick-e2e.png")) > 0
+
+
+def test_the_page_client_is_the_chat_page_client():
+    """The quick page carries its own copy of the Pomelo client (a project made from the
+    template stands alone); it must not drift from the chat page's, which the JS tests cover."""
+    for name in ("pomelo-client.mjs", "pomelo-protocol.mjs"):
+        with open(os.path.join(ROOT, "examples", "chat", "web", name), "rb") as f:
+            chat = f.read()
+        with open(os.path.join(ROOT, "examples", "quick", "web", name), "rb") as f:
+            assert f.read() == chat, "examples/quick/web/%s differs from examples/chat/web's" % name
