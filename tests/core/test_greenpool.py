@@ -38,3 +38,59 @@ def test_a_failing_job_frees_its_slot_and_kill_abandons_the_rest():
     assert pool.join(0) and len(pool) == 0
     with pytest.raises(ValueError):
         GreenPool(0)
+
+
+def test_a_finished_greenlet_runs_the_next_job_with_a_fresh_context():
+    import contextvars
+    var = contextvars.ContextVar("var")
+    pool = GreenPool(4)
+    seen = []
+
+    def job(n):
+        seen.append((n, gevent.getcurrent(), var.get(None)))
+        var.set(n)
+
+    pool.spawn(job, 1)
+    assert pool.join(5)
+    pool.spawn(job, 2)
+    assert pool.join(5)
+    (_, first, before1), (_, second, before2) = seen
+    assert first is second                  # reused, not a new greenlet
+    assert before1 is None and before2 is None   # job 1's contextvars did not leak into job 2
+
+
+def test_a_greenlet_whose_job_raised_is_not_reused_and_stray_switches_are_ignored():
+    pool = GreenPool(2)
+    greenlets = []
+
+    def fail():
+        greenlets.append(gevent.getcurrent())
+        raise ValueError("boom")
+
+    def ok():
+        greenlets.append(gevent.getcurrent())
+
+    pool.spawn(fail)
+    assert pool.join(5)
+    pool.spawn(ok)
+    assert pool.join(5)
+    assert greenlets[0] is not greenlets[1]
+    parked = greenlets[1]
+    gevent.get_hub().loop.run_callback(parked.switch, None)   # a stray wake-up, not a job
+    gevent.sleep(0)
+    pool.spawn(ok)
+    assert pool.join(5) and greenlets[2] is parked
+
+
+def test_at_most_keep_idle_greenlets_stay_parked_and_kill_ends_them():
+    pool = GreenPool(10, keep_idle=2)
+    release = Event()
+    for _ in range(5):
+        pool.spawn(release.wait)
+    release.set()
+    assert pool.join(5)
+    assert len(pool._parked) == 2
+    parked = list(pool._parked)
+    pool.kill()
+    gevent.sleep(0)
+    assert all(g.dead for g in parked) and pool._parked == []
