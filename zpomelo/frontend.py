@@ -13,12 +13,15 @@ from zpomelo import loader
 from zpomelo.channel import GlobalMembers
 from zpomelo import settings
 from zpomelo.config import load_json_config
+from zpomelo.connector import badinput
 from zpomelo.connector.config import ConnectorConfig
-from zpomelo.errors import CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, ProtocolError, RouteError, ZpomeloError
+from zpomelo.errors import (CODE_FAIL, CODE_OK, CODE_OLD_CLIENT, BodyError, ProtocolError, RouteError,
+                            ZpomeloError)
 from zpomelo.greenpool import GreenPool
 from zpomelo.metrics.stats import ReasonCounter
 from zpomelo.protocol import rsa
 from zpomelo.resume import SessionResume
+from zpomelo.protocol.codec import RawBody
 from zpomelo.router import parse_route
 from zpomelo.session import SessionService
 from zpomelo.sysapi import FORWARD, SYS
@@ -46,6 +49,11 @@ def build_codec(app, config):
 
 
 class FrontendService:
+    # The connector hands JSON request bodies over undecoded (codec.RawBody): a forwarded
+    # request's body goes to the backend as the client's bytes and is decoded there; whatever
+    # needs the object here (a local handler, useCrypto, a route function reading it) decodes it.
+    lazy_bodies = True
+
     def __init__(self, app):
         self.app = app
         record = app.current_server
@@ -184,9 +192,18 @@ class FrontendService:
         try:
             server_type = parse_route(route)[0]
         except RouteError as exc:
+            if body.__class__ is RawBody:   # a bad body is answered as such, whatever the route
+                try:
+                    body.decode()
+                except BodyError as body_exc:
+                    self._bad_body(session, msg_id, route, body_exc)
+                    return
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
             return
         try:
+            if body.__class__ is RawBody and (self.global_filters or self.use_crypto
+                                              or server_type == self.app.server_type):
+                body = body.decode()    # global filters, useCrypto and local handlers read it
             if self.global_filters:
                 refusal = self.global_filters.run_before(route, body, session)
                 if refusal is not None:
@@ -199,9 +216,17 @@ class FrontendService:
                 self._run_local(session, msg_id, route, body)
             else:
                 self._forward(session, server_type, msg_id, route, body)
+        except BodyError as exc:
+            self._bad_body(session, msg_id, route, exc)
         except Exception:   # a bug here must not leave the expected answer owed
             logger.exception("request %s failed before reaching its handler", route)
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": "internal server error"})
+
+    def _bad_body(self, session, msg_id, route, exc):
+        """A request body that is not a JSON object: counted as the connector counts it and
+        answered ``{"code": 500}`` in order (what the connector answers for one it decoded)."""
+        session.conn.note_bad_input(badinput.BAD_BODY, exc)
+        self._answer(session, msg_id, route, {"code": CODE_FAIL})
 
     def answer_in_order(self, conn, msg_id, data):
         """An answer the connector made itself (a body it could not decode), kept in order."""
@@ -252,6 +277,18 @@ class FrontendService:
                 data = codec.encode_response_raw(msg_id, b'{"code":500}')
         session.respond(msg_id, data)
 
+    def _answer_json(self, session, msg_id, route, json_bytes):
+        """An answer the backend already encoded as JSON (the forward fast path)."""
+        if session.closed:
+            return
+        try:
+            data = self.codec.encode_response_raw(msg_id, json_bytes)
+        except ProtocolError as exc:     # over the protocol's size limit
+            logger.error("cannot encode the response of %s: %s", route, exc)
+            self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": "the response could not be encoded"})
+            return
+        session.respond(msg_id, data)
+
     # -- forwarding to a backend ----------------------------------------------------------
     def _forward(self, session, server_type, msg_id, route, body):
         """Send the request to a backend. Whatever fails here (routing, a value the RPC packing
@@ -259,10 +296,16 @@ class FrontendService:
         app = self.app
         try:
             server_id = app.router.pick(server_type, session, body, route)
+        except BodyError:
+            raise
         except Exception as exc:
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
             return
-        args = [route, body, session.snapshot()]
+        if body.__class__ is RawBody:
+            # the backend decodes the body, and encodes the answer as JSON unless it is protobuf
+            args = [route, body.data, session.snapshot(), not self.codec.uses_protobuf(route)]
+        else:
+            args = [route, body, session.snapshot()]
         if not msg_id:
             try:
                 app.rpc_client.notify(server_id, SYS, FORWARD, args)
@@ -282,10 +325,13 @@ class FrontendService:
             app.stats.rpc_done(server_id, SYS, FORWARD, time.perf_counter() - started,
                                error is not None)
             if error is not None:
-                response = {"code": CODE_FAIL, "error": str(error)}
-                if self.global_filters.after:
-                    self.global_filters.run_after(route, body, session, response, error)
-                self._answer(session, msg_id, route, response)
+                if getattr(error, "remote_type", None) == "BodyError":
+                    self._bad_body(session, msg_id, route, error)
+                else:
+                    response = {"code": CODE_FAIL, "error": str(error)}
+                    if self.global_filters.after:
+                        self.global_filters.run_after(route, body, session, response, error)
+                    self._answer(session, msg_id, route, response)
             else:
                 try:
                     response, mark = result     # _sys.forward: [response, bus mark]
@@ -293,10 +339,11 @@ class FrontendService:
                     response, mark = {"code": CODE_FAIL, "error": "malformed answer from %s" % server_id}, None
                 if self.global_filters.after:
                     self.global_filters.run_after(route, body, session, response)
+                answer = self._answer_json if response.__class__ is bytes else self._answer
                 if mark is None or app.bus is None or app.bus.delivered(mark):
-                    self._answer(session, msg_id, route, response)
+                    answer(session, msg_id, route, response)
                 else:   # pushes the backend sent before answering are still on the bus
-                    app.bus.when_delivered(mark, lambda: self._answer(session, msg_id, route, response))
+                    app.bus.when_delivered(mark, lambda: answer(session, msg_id, route, response))
             if not self.forwarding and self._drained is not None:
                 self._drained.set()
 

@@ -11,7 +11,8 @@ Game remotes cannot clash with ``_sys``: remote file names cannot start with "_"
 import logging
 
 from zpomelo.backend_session import BackendSession
-from zpomelo.errors import RouteError
+from zpomelo.errors import CODE_FAIL, ProtocolError, RouteError
+from zpomelo.protocol.codec import decode_json_body, encode_json
 from zpomelo.rpc_proxy import call_each
 from zpomelo.session import SessionError
 
@@ -20,7 +21,7 @@ logger = logging.getLogger(__name__)
 SYS = "_sys"
 
 # method names (the wire contract between the two halves)
-FORWARD = "forward"              # (route, body, session snapshot) -> [response body, bus mark]
+FORWARD = "forward"              # (route, body or its JSON bytes, snapshot[, json_reply]) -> [response body or its JSON bytes, bus mark]
 HELLO = "hello"                  # () -> {"id", "busPort"}
 PUSH = "push"                    # (*bus message): a push that came over RPC (bus fallback)
 SESSION_BIND = "session_bind"
@@ -87,15 +88,28 @@ class SysService:
         return fn(*args)
 
     # -- every server --------------------------------------------------------------------
-    def forward(self, route, body, snapshot):
+    def forward(self, route, body, snapshot, json_reply=False):
         """A client request forwarded by a frontend: run it here with a backend session.
+
+        ``body`` is the request's JSON bytes as the client sent them (decoded here: a
+        ``BodyError`` tells the frontend to count it as bad input and answer 500) or, from a
+        frontend that decoded it, the object. ``json_reply``: answer with the response already
+        encoded as JSON bytes (the frontend wraps them as they are).
 
         The answer carries our bus mark for the requesting frontend (``Bus.mark``): the frontend
         holds the answer until every push we published to it before answering has been
         delivered, so a handler's pushes to its own client arrive before the answer."""
+        if body.__class__ is bytes:
+            body = decode_json_body(body, 0, route)
         app = self.app
         session = BackendSession.from_snapshot(app, snapshot)
         response = app.handler_service.handle(route, body, session)
+        if json_reply:
+            try:
+                response = encode_json(response, "the response body of %s" % route)
+            except ProtocolError as exc:
+                logger.error("cannot encode the response of %s: %s", route, exc)
+                response = encode_json({"code": CODE_FAIL, "error": "the response could not be encoded"})
         bus = app.bus
         return [response, bus.mark(session.frontend_id) if bus is not None else None]
 

@@ -84,6 +84,9 @@ class Connection:
         self._frontend = connector.frontend
         self._config = config
         self._codec = config.codec
+        codec = config.codec
+        self._decode = None if codec is None else (
+            codec.decode_lazy if connector.lazy_bodies else codec.decode)
         self._sock = sock
         self._decoder = PackageDecoder(config.max_body)
         self._reported = False      # frontend.on_connect accepted: on_close is owed once
@@ -284,9 +287,8 @@ class Connection:
             if kind is not None:
                 self._refuse(body, kind, now)
                 return
-        codec = self._codec
         try:
-            mtype, msg_id, route, obj = codec.decode(body)
+            mtype, msg_id, route, obj = self._decode(body)
         except BodyError as exc:
             self.note_bad_input(badinput.BAD_BODY, exc)
             if exc.msg_id:

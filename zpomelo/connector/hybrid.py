@@ -73,6 +73,9 @@ class Connector:
                              ratelimit.KICKED: 0}
         # addresses kicked for flooding lately: their new connections get no fresh burst
         self.recent_kicks = ratelimit.KickMemory(self.config.rate_limits.kick_window)
+        # a frontend that forwards request bodies untouched (FrontendService) gets JSON request
+        # bodies undecoded, as codec.RawBody (ServerCodec.decode_lazy)
+        self.lazy_bodies = getattr(frontend, "lazy_bodies", False)
 
     @property
     def pending(self):

@@ -6,6 +6,7 @@ for `zpomelo.client`. Bodies are compact UTF-8 JSON objects unless the route has
 uses the server protos of its request's route, as Pomelo does).
 """
 import json
+from collections.abc import Mapping
 
 from zpomelo.errors import BodyError, ConfigError, ProtocolError
 from zpomelo.protocol import jsjson
@@ -103,6 +104,42 @@ def decode_json_body(body, msg_id, route):
     return obj
 
 
+class RawBody(Mapping):
+    """A request's JSON body kept as the bytes the client sent, decoded on first use.
+
+    A frontend that only forwards a request passes ``data`` on untouched (the backend decodes
+    it); whatever needs the object (a local handler, a signature check, a route function or a
+    filter reading it) calls ``decode()`` (or reads it as a read-only mapping), which raises
+    ``BodyError`` for a body that is not a UTF-8 JSON object, as ``ServerCodec.decode`` would.
+    """
+
+    __slots__ = ("data", "msg_id", "route", "_obj")
+
+    def __init__(self, data, msg_id, route):
+        self.data = data
+        self.msg_id = msg_id
+        self.route = route
+        self._obj = None
+
+    def decode(self):
+        obj = self._obj
+        if obj is None:
+            obj = self._obj = decode_json_body(self.data, self.msg_id, self.route)
+        return obj
+
+    def __getitem__(self, key):
+        return self.decode()[key]
+
+    def __iter__(self):
+        return iter(self.decode())
+
+    def __len__(self):
+        return len(self.decode())
+
+    def __repr__(self):
+        return "RawBody(%r)" % (self.data[:64],)
+
+
 def _data_package(prefix, body):
     n = len(prefix) + len(body)
     if n > MAX_BODY_LIMIT:
@@ -185,6 +222,25 @@ class ServerCodec:
             except ProtocolError as exc:
                 raise BodyError(str(exc), msg_id, route) from None
         return mtype, msg_id, route, decode_json_body(body, msg_id, route)
+
+    def decode_lazy(self, data):
+        """``decode``, except that a REQUEST's JSON body is returned undecoded, as a `RawBody`.
+
+        Protobuf bodies and notifies are decoded now (a bad notify body is refused here, where
+        it can be counted: nobody answers a notify)."""
+        mtype, msg_id, route, body = _decode_message(data)
+        if mtype != REQUEST:
+            return self.decode(data)
+        if route.__class__ is int:
+            try:
+                route = self._code_to_route[route]
+            except KeyError:
+                raise ProtocolError("route code %d is not in the route dictionary" % route) \
+                    from None
+        protos = self._client_protos
+        if protos is not None and route in protos:
+            return self.decode(data)
+        return mtype, msg_id, route, RawBody(body, msg_id, route)
 
     def encode_body(self, route, obj):
         """A server->client body: protobuf when `route` has server protos, else JSON."""
