@@ -1,6 +1,8 @@
 """Socket helpers shared by the connector and the client (gevent sockets only)."""
 import errno
 
+from gevent import getcurrent
+from gevent.hub import get_hub
 from gevent.ssl import SSLSocket
 
 
@@ -13,12 +15,23 @@ def make_receiver(sock):
         return sock.recv
     recv = os_sock.recv
     last_was_full = [True]
+    hub = get_hub()
 
     def wait_readable():
+        # The socket's own read watcher switches straight back to this greenlet: no Waiter and
+        # no timeout object per read (gevent's sock._wait makes both), and a shallower stack
+        # to save while the connection is idle.
         event = sock._read_event  # None once the socket is closed: never wait on a dead watcher
         if event is None:
             raise OSError(errno.EBADF, "the socket is closed")
-        sock._wait(event)
+        if event.callback is not None:
+            sock._wait(event)     # someone else waits on it: let gevent report the misuse
+            return
+        event.start(getcurrent().switch)
+        try:
+            hub.switch()
+        finally:
+            event.stop()
 
     def receive(size):
         if not last_was_full[0]:

@@ -34,7 +34,15 @@ class SocketWriter:
     `frame(package) -> bytes` and `frame_batch(packages) -> bytes` wrap packages for the wire
     (default: as they are, and joined). `owns_socket`: close the socket when the writer ends
     (the connector); the client closes its socket itself, after the reader has stopped.
+
+    One per client connection, so it stays small while idle (slots; the queue, the writer's
+    Event and the end Event are made when first needed).
     """
+
+    __slots__ = ("closing", "corked", "queued_bytes", "_sock", "_os_sock", "_on_error",
+                 "_on_overflow", "_frame", "_frame_batch", "_max_bytes", "_max_packages",
+                 "_batch_bytes", "_owns_socket", "_queue", "_control", "_unsent", "_busy", "_last",
+                 "_greenlet", "_wakeup", "_done", "_ended", "_flush_timer")
 
     def __init__(self, sock, on_error, on_overflow, frame=None, frame_batch=None,
                  max_bytes=None, max_packages=None, batch_bytes=BATCH_BYTES, owns_socket=True):
@@ -51,14 +59,15 @@ class SocketWriter:
         self._max_packages = _INF if max_packages is None else max_packages
         self._batch_bytes = batch_bytes
         self._owns_socket = owns_socket
-        self._queue = deque()
+        self._queue = None             # a deque once something had to queue
         self._control = None           # framed bytes to send before the next batch (a pong)
         self._unsent = None            # framed bytes a direct write left for the writer
         self._busy = False             # the writer is inside sendall: direct writes must wait
         self._last = b""
         self._greenlet = None
-        self._wakeup = Event()
-        self._done = Event()
+        self._wakeup = None            # made with the writer greenlet
+        self._done = None              # made when someone waits for the end
+        self._ended = False
         self._flush_timer = None
 
     # ---- writing -----------------------------------------------------------------------------
@@ -76,6 +85,8 @@ class SocketWriter:
                 and not self.corked):
             frame = self._frame
             return self._write_now(data if frame is None else frame(data))
+        if queue is None:
+            queue = self._queue = deque()
         queue.append(data)
         self.queued_bytes = size
         if len(queue) > self._max_packages:
@@ -136,8 +147,15 @@ class SocketWriter:
 
     def _wake(self):
         if self._greenlet is None:
-            self._greenlet = gevent.spawn(self._run)
+            self._start_writer()
         self._wakeup.set()
+
+    def _start_writer(self):
+        self._wakeup = Event()
+        if self._queue is None:
+            self._queue = deque()
+        self._greenlet = gevent.spawn(self._run)
+        return self._greenlet
 
     # ---- the writer greenlet -----------------------------------------------------------------
 
@@ -204,7 +222,8 @@ class SocketWriter:
             self._on_error(reason)
 
     def _end(self):
-        self._queue.clear()
+        if self._queue:
+            self._queue.clear()
         self.queued_bytes = 0
         self._unsent = self._control = None
         if self._owns_socket:
@@ -212,7 +231,9 @@ class SocketWriter:
                 self._sock.close()
             except OSError:
                 pass
-        self._done.set()
+        self._ended = True
+        if self._done is not None:
+            self._done.set()
 
     # ---- closing -----------------------------------------------------------------------------
 
@@ -235,7 +256,7 @@ class SocketWriter:
                         or last):
                     self._end()        # nothing to flush: no greenlet just to close
                     return
-                greenlet = self._greenlet = gevent.spawn(self._run)
+                greenlet = self._start_writer()
             elif greenlet.dead:
                 return
             if timeout is not None:
@@ -244,9 +265,10 @@ class SocketWriter:
             self._wakeup.set()
             return
         self.closing = True
-        if self._done.is_set():
+        if self._ended:
             return
-        self._queue.clear()
+        if self._queue:
+            self._queue.clear()
         self.queued_bytes = 0
         if greenlet is None:
             self._end()
@@ -258,6 +280,10 @@ class SocketWriter:
 
     def wait(self, timeout=None):
         """Wait until the writer has ended (after `close`); True if it has."""
+        if self._ended:
+            return True
+        if self._done is None:
+            self._done = Event()
         return self._done.wait(timeout)
 
     def _stop_flush_timer(self):
