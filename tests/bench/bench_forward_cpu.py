@@ -1,7 +1,7 @@
 """Server CPU per forwarded echo request (connector and chat backend apart), for one or more code trees.
 
     python tests/bench/bench_forward_cpu.py [--roots A,B] [--rounds 3] [--duration 6] [--clients 50]
-        [--transport ws] [--inflight 1] [--out FILE]
+        [--transport ws] [--inflight 1] [--mode echo|chat] [--senders 10] [--out FILE]
 
 Starts examples/bench (connector-server-1 + chat-server-1) from a copy of the app whose ports are
 free loopback ports, runs `zpomelo bench --mode echo` against it and reads both servers' CPU
@@ -94,11 +94,16 @@ class Cluster:
 def one_round(root, args):
     with Cluster(root) as cluster:
         backend, connector = (p.pid for p in cluster.procs)
-        result = run_bench(BenchOptions(mode="echo", port=cluster.port, route=ROUTE,
-                                        transport=args.transport, clients=args.clients,
-                                        inflight=args.inflight, duration=args.duration,
-                                        warmup=args.warmup, pids=(connector, backend)))
-    requests = result["requests"] or 1
+        options = dict(mode=args.mode, port=cluster.port, transport=args.transport,
+                       clients=args.clients, inflight=args.inflight, duration=args.duration,
+                       warmup=args.warmup, pids=(connector, backend))
+        if args.mode == "echo":
+            options["route"] = ROUTE
+        else:
+            options["senders"] = args.senders
+        result = run_bench(BenchOptions(**options))
+    # per forwarded request (echo) or per push delivered to a client (chat)
+    requests = (result["requests"] if args.mode == "echo" else result["pushes"]) or 1
     server = result["server"]
     return {"requests_per_s": result["requests_per_s"], "errors": result["errors"],
             "connector_us": round(1e6 * server[str(connector)]["cpu_s"] / requests, 1),
@@ -117,6 +122,10 @@ def main():
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--inflight", type=int, default=1)
     parser.add_argument("--transport", default="ws")
+    parser.add_argument("--mode", default="echo", choices=("echo", "chat"),
+                        help="chat: every client joins one room, --senders of them send; "
+                             "CPU is then per push delivered")
+    parser.add_argument("--senders", type=int, default=10)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
     roots = [os.path.abspath(r) for r in args.roots.split(",")]
@@ -135,7 +144,7 @@ def main():
         summary[root] = {key: statistics.median(r[key] for r in results)
                          for key in ("requests_per_s", "connector_us", "backend_us")}
         summary[root]["runs"] = results
-    text = json.dumps({"clients": args.clients, "inflight": args.inflight, "transport": args.transport,
+    text = json.dumps({"mode": args.mode, "clients": args.clients, "inflight": args.inflight, "transport": args.transport,
                        "duration_s": args.duration, "summary": summary}, indent=1)
     if args.out:
         with open(args.out, "w") as f:

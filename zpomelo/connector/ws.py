@@ -91,8 +91,26 @@ class WsConnection(Connection):
         self._close_frame = wsproto.encode_close(code)
 
     def _framing(self):
-        encode = wsproto.encode_frame
-        return encode, lambda packages: encode(b"".join(packages))   # a batch is one message
+        return _frame_once, _frame_batch
 
     def _closing_bytes(self):
         return self._close_frame
+
+
+_last_framed = [None, b""]      # the last package framed alone, and its frame
+
+
+def _frame_once(package, _encode=wsproto.encode_frame):
+    """One package as one WebSocket message. A push written to many clients is the same bytes
+    object for each of them (encoded once per frontend), so it is framed once, not per client."""
+    last = _last_framed
+    if package is last[0]:
+        return last[1]
+    framed = _encode(package)
+    last[0] = package
+    last[1] = framed
+    return framed
+
+
+def _frame_batch(packages, _encode=wsproto.encode_frame):
+    return _encode(b"".join(packages))      # a batch is one message
