@@ -1,11 +1,12 @@
 """CPU per step of a forwarded echo request, each step timed alone in one process (no sockets).
 
-    python tests/bench/bench_forward_steps.py [--n 20000] [--rounds 5]
+    python tests/bench/bench_forward_steps.py [--n 20000] [--rounds 5] [--root TREE]
 
 The steps are the functions the connector and the backend run for one `chat.chatHandler.echo`
 request of examples/bench (WebSocket, route dictionary, JSON body); what they do not show (system
 calls, ZeroMQ's I/O thread, greenlet switches, the event loop) is the difference to the end-to-end
 numbers of bench_forward_cpu.py. Medians of ``--rounds`` runs of ``--n`` iterations, in µs.
+``--root`` times the zpomelo of another source tree (e.g. a worktree of an older commit).
 """
 import argparse
 import os
@@ -13,7 +14,10 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if "--root" in sys.argv:
+    _root = os.path.abspath(sys.argv[sys.argv.index("--root") + 1])
+sys.path.insert(0, _root)
 
 import gevent  # noqa: E402
 
@@ -21,7 +25,7 @@ from zpomelo import greenpool  # noqa: E402
 from zpomelo.backend_session import BackendSession  # noqa: E402
 from zpomelo.handler import FilterChain, HandlerService  # noqa: E402
 from zpomelo.protocol import message, package, websocket  # noqa: E402
-from zpomelo.protocol.codec import ServerCodec  # noqa: E402
+from zpomelo.protocol.codec import ServerCodec, decode_json_body, encode_json  # noqa: E402
 from zpomelo.protocol.dictionary import RouteDictionary  # noqa: E402
 from zpomelo.router import parse_route  # noqa: E402
 from zpomelo.rpc import envelope  # noqa: E402
@@ -61,7 +65,7 @@ def steps():
         pool.spawn(_noop)
         gevent.sleep(0)
 
-    return [
+    table = [
         ("connector", "WS unframe (FrameDecoder.feed)", lambda: frames.feed(ws_frame)),
         ("connector", "Pomelo package (PackageDecoder.feed)", lambda: packages.feed(pkg)),
         ("connector", "Pomelo decode (message + dictionary + JSON body)", lambda: codec.decode(msg_bytes)),
@@ -82,7 +86,14 @@ def steps():
          lambda: handler.handle(ROUTE, BODY, None)),
         ("backend", "reply envelope (pack reply)", lambda: packer.reply(99, BODY)),
         ("backend", "pool greenlet (GreenPool.spawn + switch)", pool_job),
+        ("backend", "JSON encode of the answer (encode_json)", lambda: encode_json(BODY)),
+        ("backend", "JSON decode of the body (decode_json_body)",
+         lambda: decode_json_body(raw_body, 7, ROUTE)),
     ]
+    if hasattr(codec, "decode_lazy"):    # trees with the pass-through (RawBody)
+        table.insert(3, ("connector", "Pomelo decode, body passed through (decode_lazy)",
+                         lambda: codec.decode_lazy(msg_bytes)))
+    return table
 
 
 def _noop():
@@ -100,6 +111,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--root", default=None, help="source tree whose zpomelo is timed")
     args = parser.parse_args()
     table = steps()
     results = {name: [] for _side, name, _fn in table}
