@@ -93,7 +93,10 @@ def test_kill_9_of_the_leader_under_load(ha_project):
         early = gevent.spawn(zpomelo, base, "list", "--json")
         seen, new = watch.wait_epoch_above(old["epoch"], SESSION_TIMEOUT + 10)
         assert new["id"] == "master-server-2" and new["epoch"] == old["epoch"] + 1
-        assert seen - killed_at <= SESSION_TIMEOUT + 1.0, seen - killed_at
+        # the standby takes over when the dead leader's session expires; the margin is
+        # ZooKeeper's tick, the election and this watcher's own latency on a busy machine
+        # (3.1 s seen at load 14); waiting on anything else (a lock timeout) takes far longer
+        assert seen - killed_at <= SESSION_TIMEOUT + 2.5, seen - killed_at
         load.wait_more(200)
         listed = early.get(timeout=60)
         assert listed.returncode == 0, listed.stderr
