@@ -6,8 +6,8 @@ off, the two clusters running side by side and the rounds alternating between th
 
 Both clusters are copies of examples/bench (environment "test": every port 0) started with
 `zpomelo start` (zpomelo.testing.ProcessCluster); in the "off" copy app.py also sets
-`metrics: false`. During the "on" rounds a scraper GETs every server's /metrics once a second,
-as Prometheus would. The load is `zpomelo bench --mode echo` (route chat.chatHandler.echo). The
+`metrics: false`. During the "on" rounds a scraper GETs every server's /metrics every 5 s
+(--scrape-interval), as Prometheus would. The load is `zpomelo bench --mode echo` (route chat.chatHandler.echo). The
 report gives per-round and median throughput and server CPU per request (connector + chat), and
 the on/off ratios; the target is within 5%.
 """
@@ -52,20 +52,54 @@ def start(workdir, name, metrics):
 
 
 class Scraper(threading.Thread):
-    """GET every endpoint once a second until stopped (Prometheus' part in the "on" rounds)."""
+    """GET every endpoint every `interval` seconds until stopped (Prometheus' part in the "on" rounds)."""
 
-    def __init__(self, ports):
+    def __init__(self, ports, interval):
         super().__init__(daemon=True)
+        self.interval = interval
         self.ports = ports
         self.stop = threading.Event()
         self.scrapes = 0
 
     def run(self):
-        while not self.stop.wait(1.0):
+        while not self.stop.wait(self.interval):
             for port in self.ports:
                 with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5) as r:
                     r.read()
                 self.scrapes += 1
+
+
+def micro(calls=200_000):
+    """In one process, no sockets: the added cost of one handler call and one RPC answer (us),
+    best of 5, HandlerService.handle with a trivial handler, metrics hook off vs on."""
+    from zpomelo.handler import FilterChain, HandlerService
+    from zpomelo.metrics.stats import HandlerStats, RpcStats
+
+    service = HandlerService(None, "bench", {"h": {"f": lambda app, msg, session: None}},
+                             FilterChain())
+    rpc = RpcStats(lambda server_id: "chat")
+
+    def best(fn):
+        times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+        return min(times) / calls * 1e6
+
+    def handle():
+        for _ in range(calls):
+            service.handle("bench.h.f", {}, None)
+
+    def rpc_reply():
+        for _ in range(calls):
+            rpc.reply("chat-1", "_sys", "forward", 0.0004, True)
+
+    off = best(handle)
+    service.metrics = HandlerStats(service.has)
+    on = best(handle)
+    return {"handler_call_us_off": round(off, 3), "handler_call_us_on": round(on, 3),
+            "handler_hook_us": round(on - off, 3), "rpc_reply_hook_us": round(best(rpc_reply), 3)}
 
 
 def main():
@@ -75,6 +109,7 @@ def main():
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--scrape-interval", type=float, default=5.0)
     parser.add_argument("--out", default=os.path.join(ROOT, "tests", "bench", "results",
                                                       "metrics.json"))
     args = parser.parse_args()
@@ -91,7 +126,8 @@ def main():
                     cluster, servers = clusters[name]
                     scraper = None
                     if name == "on":
-                        scraper = Scraper([row["metricsPort"] for row in servers.values()])
+                        scraper = Scraper([row["metricsPort"] for row in servers.values()],
+                                          args.scrape_interval)
                         scraper.start()
                     result = run_bench(BenchOptions(
                         mode="echo", port=servers["connector-server-1"]["clientPort"],
@@ -111,7 +147,7 @@ def main():
             for cluster, _ in clusters.values():
                 cluster.stop()
 
-    summary = {}
+    summary = {"micro": micro()}
     for name, results in runs.items():
         summary[name] = {
             "requests_per_s": statistics.median(r["throughput"] for r in results),
@@ -122,6 +158,13 @@ def main():
             "errors": sum(r["errors"] for r in results),
             "all_runs": [r["throughput"] for r in results],
             "all_cpu_us": [r["server_cpu_us_per_op"] for r in results]}
+    # each round's on/off pair ran back to back: the median of those ratios follows the box's
+    # load (which drifts between rounds) better than the ratio of the medians
+    summary["paired_throughput_ratio_median"] = round(statistics.median(
+        on["throughput"] / off["throughput"] for on, off in zip(runs["on"], runs["off"])), 3)
+    summary["paired_cpu_ratio_median"] = round(statistics.median(
+        on["server_cpu_us_per_op"] / off["server_cpu_us_per_op"]
+        for on, off in zip(runs["on"], runs["off"])), 3)
     summary["throughput_on_over_off"] = round(
         summary["on"]["requests_per_s"] / summary["off"]["requests_per_s"], 3)
     summary["cpu_per_request_on_over_off"] = round(

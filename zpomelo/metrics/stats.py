@@ -12,6 +12,7 @@ from bisect import bisect_left
 
 # Upper bounds (seconds) of the latency buckets; the last, implicit one is +Inf.
 BOUNDS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+INF = float("inf")
 UNKNOWN_ROUTE = "<unknown>"
 OTHER = "<other>"
 
@@ -25,7 +26,7 @@ class Latency:
         self.buckets = [0] * (len(BOUNDS) + 1)
         self.count = 0
         self.sum = 0.0
-        self.min = None
+        self.min = INF      # INF and 0.0 until the first observation (snapshot() says None)
         self.max = 0.0
 
     def observe(self, seconds):
@@ -35,7 +36,7 @@ class Latency:
         self.sum += seconds
         if seconds > self.max:
             self.max = seconds
-        if self.min is None or seconds < self.min:
+        if seconds < self.min:
             self.min = seconds
 
     def merge(self, other):
@@ -44,15 +45,14 @@ class Latency:
         self.count += other.count
         self.sum += other.sum
         self.max = max(self.max, other.max)
-        if other.min is not None and (self.min is None or other.min < self.min):
-            self.min = other.min
+        self.min = min(self.min, other.min)
 
     def cumulative(self):
         """[(upper bound text, count <= bound)] ending with "+Inf", as Prometheus writes them."""
         out, total = [], 0
-        for bound, n in zip(BOUNDS + (float("inf"),), self.buckets):
+        for bound, n in zip(BOUNDS + (INF,), self.buckets):
             total += n
-            out.append(("+Inf" if bound == float("inf") else repr(bound), total))
+            out.append(("+Inf" if bound == INF else repr(bound), total))
         return out
 
     def quantile(self, q):
@@ -67,7 +67,7 @@ class Latency:
         return self.max
 
     def snapshot(self):
-        return {"count": self.count, "sum": self.sum, "min": self.min,
+        return {"count": self.count, "sum": self.sum, "min": self.min if self.count else None,
                 "max": self.max if self.count else None,
                 "avg": self.sum / self.count if self.count else None,
                 "p99": self.quantile(0.99)}
