@@ -30,6 +30,10 @@ class ConsoleData:
         self._cache = {}        # key -> (monotonic time, value)
         self._asking = {}       # key -> AsyncResult of the question under way
 
+    def forget(self):
+        """Drop every kept answer: after an action, the next poll shows its effect."""
+        self._cache.clear()
+
     def _cached(self, key, fn):
         hit = self._cache.get(key)
         if hit is not None and time.monotonic() - hit[0] < CACHE_SECONDS:

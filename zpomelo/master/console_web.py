@@ -197,7 +197,7 @@ class Console:
             result = self.master.control.handle(verb, args, user)
         except ZpomeloError as e:
             return _json(409, {"error": str(e)})
-        self.data._cache.clear()    # the next poll shows the change
+        self.data.forget()
         return _json(200, {"ok": True, "result": result})
 
 
