@@ -56,7 +56,7 @@ class Players:
         if not uids or not view:
             return {}, []
         groups = group_by_owner(uids, view)
-        answers, failed = self._ask_each(groups, self._lookup_at, lambda owner: [groups[owner]])
+        answers, failed = self._lookup_owners(groups)
         found = {}
         for result in answers.values():
             found.update(result)
@@ -83,18 +83,32 @@ class Players:
         self.stats["unreachable"] += len(unreachable)
         return found, unreachable
 
-    def _lookup_at(self, owner, uids):
-        """Ask one owner; the lookups for the same owner started in the same turn of the event
-        loop (concurrent pushes) share one ``dir_lookup`` call for the union of their uids."""
-        if owner == self._app.server_id:
-            return self._app.sys_calls.dir_lookup(owner, uids)
-        batch = self._batches.get(owner)
-        if batch is None:
-            batch = self._batches[owner] = ({}, AsyncResult())
-            gevent.get_hub().loop.run_callback(self._send_batch, owner)
-        batch[0].update(dict.fromkeys(uids))
-        found = batch[1].get()
-        return {uid: found[uid] for uid in uids if uid in found}
+    def _lookup_owners(self, groups):
+        """{owner: [uid, ...]} -> ({owner: found}, {owner: error}), without a greenlet per owner.
+        Lookups for the same owner begun in the same turn of the event loop (concurrent pushes)
+        share one ``dir_lookup`` call for the union of their uids (``_send_batch``)."""
+        answers, failed, waits = {}, {}, {}
+        for owner, uids in groups.items():
+            if owner == self._app.server_id:       # our own shard: in place
+                try:
+                    answers[owner] = self._app.sys_calls.dir_lookup(owner, uids)
+                except Exception as exc:
+                    failed[owner] = exc
+                continue
+            batch = self._batches.get(owner)
+            if batch is None:
+                batch = self._batches[owner] = ({}, AsyncResult())
+                gevent.get_hub().loop.run_callback(self._send_batch, owner)
+            batch[0].update(dict.fromkeys(uids))
+            waits[owner] = batch[1]
+        for owner, result in waits.items():
+            try:
+                found = result.get()
+            except Exception as exc:
+                failed[owner] = exc
+                continue
+            answers[owner] = {uid: found[uid] for uid in groups[owner] if uid in found}
+        return answers, failed
 
     def _send_batch(self, owner):
         """Runs in the hub (must not block): one asynchronous call for the batch."""

@@ -14,8 +14,9 @@ greenlet would measure latency, not throughput). A phase ends when every client 
 
 Reported per phase: deliveries/s (pushes x F received by the clients / wall time), pushes/s,
 server CPU per push (the servers' CPU seconds, from /proc, / pushes), each process's CPU share of
-the wall time (the busiest one is what saturated; the bench clients count too, they run in this
-process) and pushes lost. The machine is shared (2 cores): compare the modes of one run.
+the wall time (the busiest process, and whether it saturated: about 1.0 of a core; the bench
+clients count too, they run in this process), lookups per directory call (concurrent lookups
+for one owner share a call) and pushes lost. The machine is shared (2 cores): compare the modes of one run.
 """
 import argparse
 import json
@@ -98,7 +99,7 @@ def phase(controller, players, pids, mode, pushes, fanout, concurrency):
             "server_cpu_us_per_push": round(server_cpu / pushes * 1e6, 1),
             "area_cpu_us_per_push": round(cpu["area-1"] / pushes * 1e6, 1),
             "lookups_per_call": round(reply["players"]["lookups"] / max(1, reply["players"]["lookup_calls"]), 1),
-            "cpu_share": share, "saturated": max(share, key=share.get)}
+            "cpu_share": share, "busiest": max(share, key=share.get)}
 
 
 def main():
@@ -154,12 +155,14 @@ def main():
                 "server_cpu_us_per_push": statistics.median(r["server_cpu_us_per_push"] for r in rows_),
                 "area_cpu_us_per_push": statistics.median(r["area_cpu_us_per_push"] for r in rows_),
                 "lost": sum(r["lost"] for r in rows_),
-                "saturated": sorted({r["saturated"] for r in rows_})})
+                "lookups_per_call": statistics.median(r["lookups_per_call"] for r in rows_),
+                "busiest": sorted({r["busiest"] for r in rows_}),
+                "busiest_share": statistics.median(r["cpu_share"][r["busiest"]] for r in rows_)})
     print("\nmedians of %d runs, %d players:" % (args.runs, args.players))
     for row in summary:
         print("  fanout %(fanout)3d  %(mode)-7s  %(pushes_per_s)8d pushes/s  %(deliveries_per_s)8d deliveries/s"
               "  server CPU %(server_cpu_us_per_push)7.1f us/push (area %(area_cpu_us_per_push)6.1f)"
-              "  lost %(lost)d  saturated: %(saturated)s" % row)
+              "  lost %(lost)d  busiest: %(busiest)s at %(busiest_share).2f of a core" % row)
     if args.out:
         with open(args.out, "w") as f:
             json.dump({"args": vars(args), "load": os.getloadavg(), "summary": summary, "runs": results},
