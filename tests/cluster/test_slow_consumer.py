@@ -2,6 +2,7 @@
 import json
 import resource
 
+import gevent
 import pytest
 from gevent import socket
 
@@ -28,9 +29,21 @@ def _raw_member(port, uid):
     return sock
 
 
+def _heartbeats(sock):
+    try:
+        for _ in range(120):        # bounded: the test's own timeout is 90 s
+            sock.sendall(package.HEARTBEAT_PACKAGE)
+            gevent.sleep(0.5)
+    except OSError:                 # the server closed it: that is what the test waits for
+        pass
+
+
 def test_slow_reader_is_closed_and_memory_stays_bounded(cluster, connect):
     frontend = cluster["connector-1"]
     slow = _raw_member(cluster.client_port("connector-1"), "slowpoke")
+    # it stops reading but stays alive: its heartbeats go on (heartbeat is 1 s here), so only its
+    # full queue can close it, however long the flood takes on a busy machine
+    beating = gevent.spawn(_heartbeats, slow)
     fast = connect("connector-1")
     fast.request("connector.entryHandler.entry", {"uid": "fast", "rid": "flood"})
     got = []
@@ -49,5 +62,6 @@ def test_slow_reader_is_closed_and_memory_stays_bounded(cluster, connect):
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before) / 1024
     # the write queue limit is 1 MiB: the whole test process may grow a little, never by the flood
     assert grown_mb < 40, "process grew by %.1f MB while flooding %d pushes" % (grown_mb, sent)
+    beating.kill()
     print("slow consumer cut after %d pushes of 10 KB; max RSS grew %.1f MB" % (sent, grown_mb))
     slow.close()
