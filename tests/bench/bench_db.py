@@ -83,9 +83,10 @@ def main():
                             pids=tuple(server.pids)))
                         key = "%s/%s" % (engine, case)
                         runs.setdefault(key, []).append(result)
-                        print("round %d %-16s %9.1f req/s  p50 %s ms  p99 %s ms  errors %d" % (
+                        print("round %d %-16s %9.1f req/s  p50 %s ms  p99 %s ms  server CPU %s us/op  errors %d" % (
                             round_no + 1, key, result["throughput"], result["latency_ms"].get("p50"),
-                            result["latency_ms"].get("p99"), result["errors"]), file=sys.stderr, flush=True)
+                            result["latency_ms"].get("p99"), result.get("server_cpu_us_per_op"),
+                            result["errors"]), file=sys.stderr, flush=True)
         finally:
             if redis is not None:
                 redis.terminate()
@@ -98,6 +99,9 @@ def main():
             "p50_ms": statistics.median(r["latency_ms"]["p50"] for r in results),
             "p99_ms": statistics.median(r["latency_ms"]["p99"] for r in results),
             "errors": sum(r["errors"] for r in results),
+            # CPU of the connector and the game server per request: unlike req/s, hardly moved
+            # by what else runs on the machine
+            "server_cpu_us_per_op": statistics.median(r.get("server_cpu_us_per_op") or 0 for r in results),
         }
     for engine in args.engines.split(","):
         plain = summary.get("%s/plain" % engine)
@@ -105,6 +109,8 @@ def main():
             row = summary.get("%s/%s" % (engine, case))
             if plain and row and row["requests_per_s"]:
                 row["cost_vs_plain"] = round(plain["requests_per_s"] / row["requests_per_s"], 2)
+                if plain["server_cpu_us_per_op"]:
+                    row["cpu_vs_plain"] = round(row["server_cpu_us_per_op"] / plain["server_cpu_us_per_op"], 2)
     report = {"date": time.strftime("%Y-%m-%d"), "clients": args.clients, "duration": args.duration,
               "runs": args.runs, "synchronous": args.synchronous, "summary": summary}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)

@@ -7,6 +7,7 @@ import pytest
 from zpomelo.db import Database
 from zpomelo.db.engine_sqlite import SqliteEngine
 
+from engine_kinds import sqlite_options
 from redis_service import RedisServer
 
 
@@ -20,8 +21,9 @@ def redis_server(tmp_path_factory):
 
 
 def make_engine(kind, tmp_path, redis_server=None, prefix=None):
-    if kind == "sqlite":
-        return SqliteEngine(os.path.join(str(tmp_path), "game.db"))
+    if kind.startswith("sqlite"):
+        return SqliteEngine(os.path.join(str(tmp_path), "game.db"),
+                            synchronous=sqlite_options(kind)["synchronous"])
     from zpomelo.db.engine_redis import RedisEngine
     return RedisEngine(redis_server.url, prefix=prefix)
 

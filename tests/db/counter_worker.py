@@ -18,9 +18,9 @@ from zpomelo.db import Database  # noqa: E402
 
 
 def main(kind, url, prefix, greenlets, increments):
-    if kind == "sqlite":
+    if kind.startswith("sqlite"):
         from zpomelo.db.engine_sqlite import SqliteEngine
-        engine = SqliteEngine(url)
+        engine = SqliteEngine(url, synchronous="NORMAL" if kind == "sqlite-normal" else "FULL")
     else:
         from zpomelo.db.engine_redis import RedisEngine
         engine = RedisEngine(url, prefix=prefix)

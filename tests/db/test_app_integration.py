@@ -6,6 +6,7 @@ import random
 import gevent
 import pytest
 
+from engine_kinds import ALL_ENGINES, sqlite_options
 from zpomelo.testing import InProcessCluster, wait_until
 
 APP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "bank")
@@ -13,8 +14,8 @@ APP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "bank
 
 @pytest.fixture
 def bank(store, monkeypatch, tmp_path):
-    if store.kind == "sqlite":
-        options = {"engine": "sqlite", "path": str(tmp_path / "bank.db"), "lockTimeout": 2}
+    if store.kind.startswith("sqlite"):
+        options = dict(sqlite_options(store.kind), path=str(tmp_path / "bank.db"), lockTimeout=2)
     else:
         options = {"engine": "redis", "url": store.url, "prefix": store.prefix, "lockTimeout": 2}
     options["requestIdField"] = "requestId"
@@ -84,6 +85,7 @@ def test_a_handler_timeout_rolls_back(bank):
     assert pushes == [{"marker": 2}]  # the timed-out transaction's push never left
 
 
+@pytest.mark.parametrize("engine_kind", ALL_ENGINES)
 def test_many_clients_random_transfers_conserve_the_sum(bank):
     uids = ["p%d" % i for i in range(6)]
     clients = {uid: login(bank, uid, 100) for uid in uids}

@@ -8,6 +8,7 @@ import time
 import gevent
 import pytest
 
+from engine_kinds import ALL_ENGINES, sqlite_options
 from redis_service import RedisServer
 from db_models import Counter
 from zpomelo.client import Client
@@ -69,14 +70,15 @@ def _project(tmp_path, store, kind):
     for record in servers["test"]["bank"]:
         record["auto-restart"] = True
     (project / "config" / "servers.json").write_text(json.dumps(servers))
-    if kind == "sqlite":
-        options = {"engine": "sqlite", "path": str(tmp_path / "bank.db")}
+    if kind.startswith("sqlite"):
+        options = dict(sqlite_options(kind), path=str(tmp_path / "bank.db"))
     else:
         options = {"engine": "redis", "url": store.url, "prefix": store.prefix}
     return project, options
 
 
 @pytest.mark.timeout(180)
+@pytest.mark.parametrize("engine_kind", ALL_ENGINES)
 def test_backend_kill9_mid_transaction_under_load(tmp_path, store, monkeypatch):
     project, options = _project(tmp_path, store, store.kind)
     monkeypatch.setenv("ZPOMELO_TEST_DB", json.dumps(options))

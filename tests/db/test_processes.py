@@ -7,12 +7,14 @@ import time
 
 import pytest
 
+from engine_kinds import ALL_ENGINES
 from db_models import Counter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.parametrize("engine_kind", ALL_ENGINES)
 def test_two_processes_20_greenlets_500_increments_each(store):
     db = store()
     procs = [subprocess.Popen([sys.executable, os.path.join(HERE, "counter_worker.py"), store.kind,

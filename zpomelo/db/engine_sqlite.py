@@ -6,9 +6,12 @@ is kept so a document deleted and recreated never shows an old version again).
 Commits are grouped: one writer greenlet takes every commit waiting (up to ``max_batch``) and
 applies them in a single SQLite transaction (``BEGIN IMMEDIATE`` .. ``COMMIT``), checking each
 one's versions just before writing it, so a batch behaves exactly like its commits one after the
-other, for the price of one fsync. What may wait runs in native threads: COMMIT (its WAL write
-and, with ``FULL``, fsync), a BEGIN while another process holds the file, reads of documents not cached,
-checkpoints; the checks and writes themselves only touch the page cache and run on the hub.
+other, for the price of one fsync. What may wait runs in native threads: COMMIT with ``FULL`` or
+``EXTRA`` (its fsync), a BEGIN while another process holds the file, reads of documents not
+cached, checkpoints; the checks and writes themselves only touch the page cache and run on the
+hub. With ``NORMAL`` the COMMIT runs on the hub too: it only write()s the batch's pages to the WAL
+(no fsync), a few tens of microseconds, while handing it to a thread and back costs more CPU
+(waking the thread, winning the GIL back) and adds latency to every commit of the batch.
 
 Durability: ``synchronous=FULL`` (default) makes every acknowledged commit survive a crash of
 the process, of the OS, or power loss; ``NORMAL`` survives the process being killed (the data
@@ -43,7 +46,9 @@ DELETE_SLICE = 1000       # rows per DELETE of delete_range (the write lock is h
 class SqliteEngine:
     name = "sqlite"
 
-    def __init__(self, path, synchronous="FULL", busy_timeout=30.0, max_batch=512, read_threads=3):
+    def __init__(self, path, synchronous="FULL", busy_timeout=30.0, max_batch=512, read_threads=3,
+                 commit_in_thread=None):
+        """commit_in_thread: run COMMIT in a native thread; None: only when it fsyncs (not NORMAL)."""
         synchronous = str(synchronous).upper()
         if synchronous not in SYNC_MODES:
             raise ValueError("synchronous must be one of %s, not %r" % (", ".join(SYNC_MODES), synchronous))
@@ -51,6 +56,7 @@ class SqliteEngine:
         directory = os.path.dirname(self.path)
         os.makedirs(directory, exist_ok=True)
         self.synchronous = synchronous
+        self.commit_in_thread = synchronous != "NORMAL" if commit_in_thread is None else bool(commit_in_thread)
         self.busy_timeout = busy_timeout
         self._offload = Offloader(read_threads + 1, cooperative=False)
         self._readers = {}   # native thread id -> its own connection (only that thread adds it)
@@ -128,20 +134,26 @@ class SqliteEngine:
     def _apply(self, batch):
         """One SQLite transaction for the whole batch.
 
-        BEGIN (which may wait for another process's batch) and COMMIT (the fsync) run in a native
-        thread; the checks and writes in between touch only the page cache and run here, on the
-        hub: a native thread must win the GIL back after every statement, which costs up to the
-        interpreter's switch interval (5 ms) each time while this process is busy serving."""
+        A BEGIN that must wait for another process's batch, and a COMMIT that fsyncs (FULL,
+        EXTRA), run in a native thread; the checks and writes in between touch only the page cache
+        and run here, on the hub: a native thread must win the GIL back after every statement,
+        which costs up to the interpreter's switch interval each time while this process is busy
+        serving. The answer of every commit of the batch waits until COMMIT returned, on either
+        path: with NORMAL the batch is then in the OS (survives kill -9 of this process)."""
         conn = self._writer_conn
-        thread = self._offload.thread
         try:
             self._begin()
             try:
                 outcomes = [self._apply_one(conn, checks, writes) for checks, writes in batch]
-                # even without fsync (NORMAL) the WAL write() can stall on a busy disk: a thread
-                thread(conn.execute, "COMMIT").get()
+                if self.commit_in_thread:
+                    self._offload.thread(conn.execute, "COMMIT").get()
+                else:
+                    conn.execute("COMMIT")
             except BaseException:
-                thread(self._rollback).get()
+                if self.commit_in_thread:
+                    self._offload.thread(self._rollback).get()
+                else:
+                    self._rollback()
                 raise
         except sqlite3.Error as exc:
             logger.error("SQLite %s: a batch of %d commits failed: %s", self.path, len(batch), exc)
