@@ -19,10 +19,9 @@ with ``with pushes.hold(hook):``. A hook is ``hook(message, frontend_ids, everyw
 the push (and later calls ``deliver`` with the same arguments, e.g. on commit, or drops them on
 rollback). Without a hook ``send`` delivers at once. ``deliver`` never consults the hook.
 """
-import contextlib
 import logging
 
-from gevent.local import local
+from gevent import getcurrent
 
 from zpomelo.rpc import envelope
 
@@ -40,7 +39,9 @@ def pack(message):
 class Pushes:
     def __init__(self, app):
         self._app = app
-        self._local = local()     # .hook: the current greenlet's push hook (an outbox), or absent
+        # greenlet -> its push hook (an outbox) while held. A dict, not gevent.local: a local
+        # builds a dict for every new greenlet that touches it, and each request is one
+        self._hooks = {}
         self.stats = {"sent": 0, "held": 0, "fallbacks": 0, "lost": 0, "bad_messages": 0}
 
     # -- sending (any server) ------------------------------------------------------------
@@ -55,22 +56,17 @@ class Pushes:
 
     def send(self, message, frontend_ids, everywhere=False):
         """The one entry of every push: the greenlet's hook takes it if one is set, else deliver."""
-        hook = getattr(self._local, "hook", None)
+        hook = self._hooks.get(getcurrent()) if self._hooks else None
         if hook is not None:
             self.stats["held"] += 1
             hook(message, frontend_ids, everywhere)
             return
         self.deliver(message, frontend_ids, everywhere)
 
-    @contextlib.contextmanager
     def hold(self, hook):
-        """Route this greenlet's pushes to ``hook(message, frontend_ids, everywhere)`` meanwhile."""
-        previous = getattr(self._local, "hook", None)
-        self._local.hook = hook
-        try:
-            yield hook
-        finally:
-            self._local.hook = previous
+        """Route this greenlet's pushes to ``hook(message, frontend_ids, everywhere)`` meanwhile
+        (a context manager; once per transaction, so a class rather than a generator)."""
+        return _Hold(self._hooks, hook)
 
     def deliver(self, message, frontend_ids, everywhere=False):
         """Pack once; our own frontend in place; the others over the bus (or its fallback)."""
@@ -141,3 +137,24 @@ class Pushes:
         except Exception:
             self.stats["bad_messages"] += 1
             logger.exception("%s: push message %r failed", self._app.server_id, kind)
+
+
+class _Hold:
+    __slots__ = ("hooks", "hook", "greenlet", "previous")
+
+    def __init__(self, hooks, hook):
+        self.hooks = hooks
+        self.hook = hook
+
+    def __enter__(self):
+        self.greenlet = getcurrent()
+        self.previous = self.hooks.get(self.greenlet)
+        self.hooks[self.greenlet] = self.hook
+        return self.hook
+
+    def __exit__(self, *exc):
+        if self.previous is None:
+            self.hooks.pop(self.greenlet, None)
+        else:
+            self.hooks[self.greenlet] = self.previous
+        return False

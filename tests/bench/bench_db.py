@@ -81,11 +81,15 @@ def main():
                             mode="echo", port=server.ports, route=route, body={}, transport="ws",
                             clients=args.clients, duration=args.duration, warmup=args.warmup,
                             pids=tuple(server.pids)))
+                        game = result.get("server", {}).get(str(server.procs["game-server-1"].pid), {})
+                        if "cpu_s" in game and result.get("requests"):
+                            result["game_cpu_us_per_op"] = round(1e6 * game["cpu_s"] / result["requests"], 1)
                         key = "%s/%s" % (engine, case)
                         runs.setdefault(key, []).append(result)
-                        print("round %d %-16s %9.1f req/s  p50 %s ms  p99 %s ms  server CPU %s us/op  errors %d" % (
+                        print("round %d %-16s %9.1f req/s  p50 %s ms  p99 %s ms  server CPU %s us/op (game %s)  errors %d" % (
                             round_no + 1, key, result["throughput"], result["latency_ms"].get("p50"),
                             result["latency_ms"].get("p99"), result.get("server_cpu_us_per_op"),
+                            result.get("game_cpu_us_per_op"),
                             result["errors"]), file=sys.stderr, flush=True)
         finally:
             if redis is not None:
@@ -102,6 +106,7 @@ def main():
             # CPU of the connector and the game server per request: unlike req/s, hardly moved
             # by what else runs on the machine
             "server_cpu_us_per_op": statistics.median(r.get("server_cpu_us_per_op") or 0 for r in results),
+            "game_cpu_us_per_op": statistics.median(r.get("game_cpu_us_per_op") or 0 for r in results),
         }
     for engine in args.engines.split(","):
         plain = summary.get("%s/plain" % engine)

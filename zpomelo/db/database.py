@@ -20,7 +20,7 @@ import gevent
 
 from zpomelo.db import transaction as txmod
 from zpomelo.db.cache import DocumentCache
-from zpomelo.db.errors import DbError, StoreUnavailable, TooManyRetries, TransactionAborted
+from zpomelo.db.errors import Conflict, DbError, StoreUnavailable, TooManyRetries, TransactionAborted
 from zpomelo.db.locks import LockManager
 from zpomelo.db.model import SEP
 
@@ -29,6 +29,18 @@ logger = logging.getLogger(__name__)
 REQUEST_PREFIX = "$req" + SEP      # records without expiry (requestTtl 0), and before it existed
 BUCKET_PREFIX = "$rq" + SEP        # "$rq|<bucket>|<request id>": records that expire
 PURGE_EVERY_MAX = 600.0            # seconds between purges of expired records, at most
+
+
+def _exit_all(managers):
+    """Leave entered context managers, last first; every one is left even if one fails."""
+    error = None
+    for manager in reversed(managers):
+        try:
+            manager.__exit__(None, None, None)
+        except BaseException as exc:  # noqa: B902 - raised after the others were left
+            error = error or exc
+    if error is not None:
+        raise error
 
 
 class Models(dict):
@@ -83,16 +95,18 @@ class Database:
     def begin(self, seq=None):
         tx = txmod.Transaction(self, seq)
         tx.bind()
-        if self.scopes:
-            stack = contextlib.ExitStack()
+        if self.scopes:   # by hand, not an ExitStack: this runs once per request
+            entered = []
             try:
                 for scope in self.scopes:
-                    stack.enter_context(scope())
+                    manager = scope()
+                    manager.__enter__()
+                    entered.append(manager)
             except BaseException:
-                stack.close()
+                _exit_all(entered)
                 tx.rollback()
                 raise
-            tx.on_end = stack.close
+            tx.on_end = lambda: _exit_all(entered)
         return tx
 
     @contextlib.contextmanager
@@ -147,7 +161,8 @@ class Database:
                 if not exc.retryable:
                     raise
                 last = exc
-                self.cache.drop(getattr(exc, "keys", ()) or tx.touched())
+                if isinstance(exc, Conflict):   # the cache was stale; a Deadlock says nothing of it
+                    self.cache.drop(exc.keys or tx.touched())
                 self.stats["retries"] += 1
                 gevent.sleep(random.random() * min(0.0005 * (attempt + 1), 0.02))
             except BaseException:
