@@ -11,14 +11,28 @@ unmaps its own 16 KB frame stack), which was the largest single cost of a forwar
 backend (INTERNALS.md, "Forward path cost"). A parked greenlet starts every job with a fresh
 contextvars context; a job must not leave a started ``gevent.Timeout`` behind (use it as a
 context manager): a stale one that fires while the greenlet is parked is ignored, one that fires
-during a later job interrupts that job. A greenlet whose job raised is not reused.
+during a later job interrupts that job. A greenlet whose job raised is not reused. What a layer
+above binds to the greenlet itself (a store transaction) is cleaned by its ``after_each_job``
+hook, so it cannot reach the next job.
 """
+import logging
+
 import gevent
 from gevent import GreenletExit
 from gevent.event import Event
 from gevent.hub import get_hub
 
+logger = logging.getLogger(__name__)
+
 KEEP_IDLE = 64
+_after_job = []     # fn(greenlet), run when any pooled job ends (after_each_job)
+
+
+def after_each_job(fn):
+    """Run ``fn(greenlet)`` whenever a job of any pool ends, before its greenlet may run another:
+    for state a layer above keys by greenlet (zpomelo.db's current transaction)."""
+    if fn not in _after_job:
+        _after_job.append(fn)
 _TASK = object()    # marks a switch that hands a parked greenlet its next job
 
 
@@ -63,6 +77,11 @@ class GreenPool:
             try:
                 fn(*args)
             finally:
+                for hook in _after_job:
+                    try:
+                        hook(current)
+                    except Exception:
+                        logger.exception("an after-job hook failed (%r)", hook)
                 self._finished(current)
             if len(self._parked) >= self._keep_idle:
                 return

@@ -283,3 +283,32 @@ def test_versions_never_repeat_after_delete_and_recreate(store):
     a.run(lambda: Player.create("u1", gold=50))
     seen = b.run(lambda: Player.get("u1").gold)
     assert seen == 50
+
+
+def test_a_pooled_job_that_leaves_its_transaction_open_has_it_rolled_back(db):
+    """Pool greenlets are reused: a transaction begun by hand and never ended must not reach the
+    next job run by the same greenlet, nor keep its locks."""
+    from zpomelo.db.transaction import current
+    from zpomelo.greenpool import GreenPool
+    with db.transaction():
+        Counter.create("c", n=1)
+    pool = GreenPool(1, keep_idle=1)
+    seen = {}
+
+    def forgets_to_end():
+        db.begin()
+        Counter.get("c").n = 99          # locks "c" and changes it, never committed
+        seen["first"] = gevent.getcurrent()
+
+    def next_job():
+        seen["second"] = gevent.getcurrent()
+        seen["inherited"] = current()
+        with db.transaction():           # the lock is free again: no wait, no LockTimeout
+            seen["n"] = Counter.get("c").n
+
+    pool.spawn(forgets_to_end)
+    pool.join()
+    pool.spawn(next_job)
+    pool.join()
+    assert seen["second"] is seen["first"]       # the same greenlet ran both jobs
+    assert seen["inherited"] is None and seen["n"] == 1

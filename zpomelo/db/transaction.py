@@ -13,6 +13,7 @@ import time
 
 from gevent import getcurrent
 
+from zpomelo import greenpool
 from zpomelo.db.codec import pack, unpack
 from zpomelo.db.errors import DbError, NoTransaction, TransactionAborted, ValidationError
 from zpomelo.db.locks import printable
@@ -45,6 +46,20 @@ def after_commit(fn, *args):
         fn(*args)
     else:
         tx.after_commit(fn, *args)
+
+
+def _left_open(greenlet):
+    """A pooled job ended with its transaction still open (``db.begin()`` never committed nor
+    rolled back): roll it back, so its locks are freed and the greenlet's next job starts clean."""
+    tx = _current.get(greenlet)
+    if tx is not None:
+        logger.error("a job ended with transaction #%d still open (begun by hand, never committed "
+                     "or rolled back): rolled back, %d locks freed; end it with commit() or "
+                     "rollback(), or use `with app.db.transaction():`", tx.seq, len(tx.held))
+        tx.rollback("abandoned by its job")
+
+
+greenpool.after_each_job(_left_open)
 
 
 def next_seq():
