@@ -22,6 +22,7 @@ from zpomelo.global_filters import GlobalFilters
 from zpomelo.handler import FilterChain, HandlerService
 from zpomelo.membership import Membership
 from zpomelo.metrics import AppMetrics
+from zpomelo.metrics.stats import RequestStats
 from zpomelo.players import Players
 from zpomelo.pushes import Pushes
 from zpomelo.remotes import RemoteDispatcher
@@ -90,12 +91,18 @@ class Application:
         self.crons = CronScheduler(self)   # config/crons.json, app.add_crons
         self._watcher = None     # reloadOnChange: zpomelo.reload.FileWatcher
         self.metrics = AppMetrics(self)     # /metrics (the [metrics] extra); bound in start()
-        self.stats = reports.ServerStats(self)   # route latencies, RPC calls: the admin console
+        # handler and RPC latencies, always on: read by /metrics and the admin console
+        self.stats = RequestStats(lambda route: self.handler_service.has(route), self._type_of)
         self._stopped = gevent.event.Event()
 
         app_module = loader.load_app_module(self.base_dir)
         if app_module is not None and hasattr(app_module, "configure"):
             app_module.configure(self)
+
+    def _type_of(self, server_id):
+        """The server type of a server in the membership, or None (app.stats names RPC targets)."""
+        record = self.membership.get(server_id)
+        return record.server_type if record is not None else None
 
     def _find_record(self, server_id):
         records = load_servers(self.base_dir, self.env)
@@ -247,7 +254,7 @@ class Application:
             expose_errors=settings.value(self.settings, "exposeErrors",
                                          fallback=self.env != "production"))
         self.handler_service.error_handler = self.error_handler
-        self.handler_service.stats = self.stats
+        self.handler_service.stats = self.stats.handlers
         from zpomelo.db.integration import attach as attach_db
         self.db = attach_db(self)
         self.remotes = RemoteDispatcher(self, remotes)
@@ -296,6 +303,7 @@ class Application:
         security.check_production(self.env, self.keys, [record.host])
         self.rpc_client = RpcClient(self.server_id, default_timeout=self.setting("rpcTimeout"),
                                     keys=self.keys)
+        self.rpc_client.observer = self.stats.rpc
         self.backend_session_service = BackendSessionService(self)
         self.rpc_server = RpcServer(record.host, record.port, self.remotes.dispatch,
                                     pool_size=self.setting("rpcPoolSize"), name=self.server_id,

@@ -315,15 +315,12 @@ class FrontendService:
                 session.conn.note_bad_input("unforwardable notify", "%s: %s" % (route, exc))
             return
         settled = []
-        started = time.perf_counter()
 
         def forwarded(error, result):
             if settled:
                 return
             settled.append(True)
             self.forwarding -= 1
-            app.stats.rpc_done(server_id, SYS, FORWARD, time.perf_counter() - started,
-                               error is not None)
             if error is not None:
                 if getattr(error, "remote_type", None) == "BodyError":
                     self._bad_body(session, msg_id, route, error)

@@ -67,8 +67,7 @@ class HandlerService:
         self.expose_errors = expose_errors
         self.error_handler = None
         self.invoke = None   # fn(handler, route, msg, session) around the call (app.db: a transaction)
-        self.metrics = None  # metrics.stats.HandlerStats while Prometheus metrics are on
-        self.stats = None    # reports.ServerStats: route_done(route, seconds, failed)
+        self.stats = None    # metrics.stats.HandlerStats (app.stats.handlers): observe(route, failed, seconds)
         self.server_type = server_type
         self.routes = self.route_table(services)
 
@@ -88,7 +87,6 @@ class HandlerService:
 
     def handle(self, route, msg, session):
         """Run filters and handler in the calling greenlet; always returns a JSON-able body."""
-        metrics = self.metrics
         started = monotonic()
         response = None
         error = None
@@ -119,12 +117,8 @@ class HandlerService:
                 if error is None:
                     error = exc
                     response = self._on_error(exc, route, msg, session)
-        if metrics is not None or self.stats is not None:
-            elapsed = monotonic() - started
-            if metrics is not None:
-                metrics.observe(route, error is not None, elapsed)
-            if self.stats is not None:
-                self.stats.route_done(route, elapsed, error is not None)
+        if self.stats is not None:
+            self.stats.observe(route, error is not None, monotonic() - started)
         if response is None:
             return {}
         if error is not None and isinstance(response, dict) and "code" not in response:

@@ -15,10 +15,9 @@ def call(app, server_id, service, method, args, timeout=None):
         if getattr(f, "before", None):
             f.before(server_id, service, method, args)
     result = error = None
-    started = time.perf_counter()
     try:
         if server_id == app.server_id:
-            result = app.remotes.call_here(service, method, args)
+            result = _call_here(app, service, method, args)
         else:
             result = app.rpc_client.call(server_id, service, method, args,
                                          timeout or app.setting("rpcTimeout"))
@@ -27,13 +26,22 @@ def call(app, server_id, service, method, args, timeout=None):
         error = exc
         raise
     finally:
-        stats = getattr(app, "stats", None)
-        if stats is not None:
-            stats.rpc_done(server_id, service, method, time.perf_counter() - started,
-                           error is not None)
         for f in reversed(filters):
             if getattr(f, "after", None):
                 f.after(server_id, service, method, args, result, error)
+
+
+def _call_here(app, service, method, args):
+    """A call to this server: counted here, since it never reaches the RPC client (which counts
+    every other call in app.stats.rpc)."""
+    started = time.perf_counter()
+    ok = False
+    try:
+        result = app.remotes.call_here(service, method, args)
+        ok = True
+        return result
+    finally:
+        app.stats.rpc.reply(app.server_id, service, method, time.perf_counter() - started, ok)
 
 
 def call_many(app, server_ids, service, method, args, timeout=None):

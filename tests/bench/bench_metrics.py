@@ -96,7 +96,7 @@ def micro(calls=200_000):
             rpc.reply("chat-1", "_sys", "forward", 0.0004, True)
 
     off = best(handle)
-    service.metrics = HandlerStats(service.has)
+    service.stats = HandlerStats(service.has)
     on = best(handle)
     return {"handler_call_us_off": round(off, 3), "handler_call_us_on": round(on, 3),
             "handler_hook_us": round(on - off, 3), "rpc_reply_hook_us": round(best(rpc_reply), 3)}

@@ -9,7 +9,8 @@ from zpomelo.errors import ConfigError
 from zpomelo.master import admin_users
 from zpomelo.master.console_sessions import IDLE_SECONDS, MAX_SECONDS, SessionTable
 from zpomelo.master.console_web import console_port
-from zpomelo.reports import LatencyStats, tail_lines
+from zpomelo.metrics.stats import RECENT_SAMPLES, HandlerStats, RpcStats
+from zpomelo.reports import tail_lines
 
 
 def _master(tmp_path, env, **fields):
@@ -76,13 +77,27 @@ def test_sessions_end_when_idle_or_too_old_and_tokens_are_unguessable():
     assert "HttpOnly" in SessionTable.cookie(s) and "Max-Age=0" in SessionTable.cookie(None)
 
 
-def test_latency_stats_and_log_tail(tmp_path):
-    stats = LatencyStats()
+def test_console_rows_of_the_request_stats_and_log_tail(tmp_path):
+    stats = HandlerStats(lambda route: route == "a.b.c")
     for ms in range(1, 101):
-        stats.add(ms / 1000.0, failed=ms % 10 == 0)
-    summary = stats.summary()
-    assert summary == {"count": 100, "errors": 10, "min": 1.0, "avg": 50.5, "max": 100.0,
-                       "p99": 100.0}
+        stats.observe("a.b.c", ms % 10 == 0, ms / 1000.0)
+    assert stats.console_rows() == [{"route": "a.b.c", "count": 100, "errors": 10, "min": 1.0,
+                                     "avg": 50.5, "max": 100.0, "p99": 100.0}]
+    # the p99 follows the recent samples; count, min and max the whole life
+    for _ in range(RECENT_SAMPLES):
+        stats.observe("a.b.c", False, 0.002)
+    row = stats.console_rows()[0]
+    assert row["p99"] == 2.0 and row["max"] == 100.0 and row["count"] == 100 + RECENT_SAMPLES
+    rpc = RpcStats({"chat-1": "chat"}.get)
+    rpc.reply("chat-1", "chatRemote", "add", 0.004, True)
+    rpc.reply("chat-1", "chatRemote", "add", 0.006, False)
+    rpc.timeout("chat-1", "chatRemote", "add")
+    rpc.gone("gone-1", "chatRemote", "add")
+    assert rpc.console_rows() == [
+        {"target": "chat-1", "targetType": "chat", "method": "chatRemote.add", "count": 3,
+         "errors": 2, "min": 4.0, "avg": 5.0, "max": 6.0, "p99": 6.0},
+        {"target": "gone-1", "targetType": "unknown", "method": "chatRemote.add", "count": 1,
+         "errors": 1, "min": None, "avg": None, "max": None, "p99": None}]
     log = tmp_path / "x.log"
     log.write_text("".join("line %d\n" % i for i in range(50)))
     assert tail_lines(str(log), 3) == ["line 47", "line 48", "line 49"]

@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from zpomelo.config import load_servers
 from zpomelo.errors import ConfigError
-from zpomelo.metrics.stats import BOUNDS, OTHER, HandlerStats, Latency, ReasonCounter
+from zpomelo.metrics.stats import (BOUNDS, MAX_KEYS, OTHER, HandlerStats, Latency, ReasonCounter,
+                                   RpcStats)
 from zpomelo.testing.cluster import InProcessCluster
 
 pytestmark = pytest.mark.timeout(60)
@@ -128,8 +129,10 @@ def test_the_metrics_setting_turns_them_off(tmp_path):
     with InProcessCluster(str(project), "test") as cluster:
         app = cluster["connector-1"]
         assert "metricsPort" not in app.current_server.extra
-        assert app.handler_service.metrics is None and app.rpc_client.observer is None
+        assert app.metrics.endpoint is None and app.metrics.enabled is False
         assert cluster.connect("connector-1").request("connector.entry.fine", {}) == {"code": 200}
+        # the counters are on anyway: the admin console reads the same ones
+        assert app.stats.handlers.rows["connector.entry.fine"].ok.count == 1
 
 
 def test_metrics_port_is_checked_in_servers_json(tmp_path):
@@ -151,8 +154,9 @@ from zpomelo.testing.cluster import InProcessCluster
 with InProcessCluster(sys.argv[1], "test") as cluster:
     app = cluster["connector-1"]
     assert "metricsPort" not in app.current_server.extra, app.current_server.extra
-    assert app.metrics.enabled is False and app.handler_service.metrics is None
+    assert app.metrics.enabled is False and app.metrics.endpoint is None
     assert cluster.connect("connector-1").request("connector.entry.fine", {}) == {"code": 200}
+    assert app.stats.handlers.rows["connector.entry.fine"].ok.count == 1   # counted anyway
     print("served without metrics")
 '''
 
@@ -191,6 +195,11 @@ def test_unknown_routes_and_reasons_stay_bounded():
     stats.observe("a.b.c", False, 0.001)
     assert sorted((r, s, l.count) for r, s, l in stats.items()) == [
         ("<unknown>", "error", 1000), ("a.b.c", "ok", 1)]
+    rpc = RpcStats(lambda server_id: "chat")
+    for n in range(MAX_KEYS + 10):
+        rpc.reply("chat-%d" % n, "chatRemote", "add", 0.001, True)
+    assert len(rpc.rows) == MAX_KEYS + 1 and rpc.rows[(OTHER, "", OTHER)].latency.count == 10
+    assert rpc.by_type()[("chat", "chatRemote.add")].latency.count == MAX_KEYS
     reasons = ReasonCounter(limit=3)
     for n in range(10):
         reasons.add("reason %d" % n)

@@ -1,8 +1,9 @@
 """Prometheus metrics of one server: ``app.metrics`` (the optional [metrics] extra).
 
-On when prometheus_client is installed, unless the app setting ``metrics`` is false. Then the
-handler service and the RPC client feed the plain counters of ``stats.py`` (the only per-request
-cost), everything else is read when ``/metrics`` is scraped (``collect.py``), and the endpoint
+On when prometheus_client is installed, unless the app setting ``metrics`` is false. Then
+``/metrics`` reads, when scraped (``collect.py``), counters that exist anyway: ``app.stats``
+(``stats.py``: handler and RPC latencies, fed on every request whether metrics are on or not, and
+also read by the admin console) and the services' own counts. The endpoint
 (``endpoint.py``) listens on the server's host, port ``metricsPort`` of its record (0: any free
 port; the bound port is written back into the record the master and ``zpomelo list`` see).
 Without the library nothing is counted or served, and a server that asked for metrics (the
@@ -12,8 +13,6 @@ setting, or a metricsPort) says so in its log.
 master's ``metrics`` command).
 """
 import logging
-
-from zpomelo.metrics.stats import HandlerStats, RpcStats
 
 logger = logging.getLogger(__name__)
 
@@ -32,14 +31,22 @@ class AppMetrics:
     def __init__(self, app):
         self.app = app
         self.enabled = False
-        self.handlers = None    # stats.HandlerStats while enabled
-        self.rpc = None         # stats.RpcStats while enabled
         self.registry = None    # the prometheus_client CollectorRegistry of this server
         self.endpoint = None
         self.port = None
 
+    @property
+    def handlers(self):
+        """stats.HandlerStats: the app's own (``app.stats.handlers``)."""
+        return self.app.stats.handlers
+
+    @property
+    def rpc(self):
+        """stats.RpcStats: the app's own (``app.stats.rpc``)."""
+        return self.app.stats.rpc
+
     def bind(self):
-        """Decide, hook the counters in and listen; returns the bound port or None (off).
+        """Decide and listen; returns the bound port or None (off).
 
         Called by ``Application._bind`` once the handler service and the RPC client exist.
         """
@@ -65,10 +72,6 @@ class AppMetrics:
         endpoint = MetricsEndpoint(registry, app.current_server.host, int(port or 0), app.server_id)
         self.port = endpoint.bind()
         self.registry, self.endpoint = registry, endpoint
-        self.handlers = HandlerStats(lambda route: app.handler_service.has(route))
-        self.rpc = RpcStats(self._type_of)
-        app.handler_service.metrics = self.handlers
-        app.rpc_client.observer = self.rpc
         self.enabled = True
         return self.port
 
@@ -80,10 +83,6 @@ class AppMetrics:
         if self.endpoint is not None:
             self.endpoint.close()
 
-    def _type_of(self, server_id):
-        record = self.app.membership.get(server_id)
-        return record.server_type if record is not None else None
-
     def membership_sizes(self):
         sizes = {}
         for record in self.app.membership.servers.values():
@@ -93,13 +92,11 @@ class AppMetrics:
     def snapshot(self):
         """Plain data: per-route and per-RPC-target latencies (count, sum, min, max, avg, p99)."""
         handlers = {}
-        if self.handlers is not None:
-            for route, status, latency in self.handlers.items():
-                handlers.setdefault(route, {})[status] = latency.snapshot()
+        for route, status, latency in self.handlers.items():
+            handlers.setdefault(route, {})[status] = latency.snapshot()
         rpc = []
-        if self.rpc is not None:
-            for (target_type, method), row in sorted(self.rpc.by_type().items()):
-                rpc.append(dict(row.latency.snapshot(), targetType=target_type, method=method,
-                                errors=row.errors, timeouts=row.timeouts, gone=row.gone))
+        for (target_type, method), row in sorted(self.rpc.by_type().items()):
+            rpc.append(dict(row.latency.snapshot(), targetType=target_type, method=method,
+                            errors=row.errors, timeouts=row.timeouts, gone=row.gone))
         return {"enabled": self.enabled, "port": self.port, "handlers": handlers, "rpc": rpc,
                 "membership": self.membership_sizes()}

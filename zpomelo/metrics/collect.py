@@ -1,6 +1,6 @@
 """Prometheus families of one server, built when /metrics is scraped (needs prometheus_client).
 
-Nothing here runs per request: every family reads counters that exist anyway (``stats.py``, the
+Nothing here runs per request: every family reads counters that exist anyway (``app.stats``, the
 RPC server's, the bus's and the pushes' ``stats``, the frontend's sessions) at scrape time.
 Names and labels are the table in README "Operating a cluster".
 """
@@ -54,15 +54,13 @@ class ServerCollector(Collector):
                     ["server_type"], by_type(self.metrics.membership_sizes()))
 
     def _handlers(self):
-        stats = self.metrics.handlers
-        rows = [((route, status), latency) for route, status, latency in stats.items()] \
-            if stats is not None else []
+        rows = [((route, status), latency)
+                for route, status, latency in self.metrics.handlers.items()]
         yield histogram("handler_seconds", "handler run time by route and status (ok: answered, "
                         "error: the handler or a filter raised)", ["route", "status"], rows)
 
     def _rpc_client(self):
-        stats = self.metrics.rpc
-        merged = stats.by_type() if stats is not None else {}
+        merged = self.metrics.rpc.by_type()
         keys = sorted(merged)
         labels = ["target_type", "method"]
         yield histogram("rpc_client_seconds", "outgoing RPC calls answered (result or error): "

@@ -62,8 +62,8 @@ class RpcClient:
         self._swept_tick = int(time.monotonic() / TICK)
         self._closed = False
         self.stats = {"late_replies": 0, "timeouts": 0}
-        # metrics.stats.RpcStats while metrics are on: reply(server_id, service, method,
-        # seconds, ok), timeout(...), gone(...)
+        # metrics.stats.RpcStats (app.stats.rpc): reply(server_id, service, method, seconds,
+        # ok), timeout(...), gone(...); each call reports once
         self.observer = None
         self._sweeper = gevent.spawn(self._sweep_loop)
 
@@ -130,6 +130,8 @@ class RpcClient:
             callback(self._gone(server_id, service, method, peer), None)
             return
         if len(peer.outgoing) >= self._max_queued:
+            if self.observer is not None:
+                self.observer.gone(server_id, service, method)
             callback(RpcError(
                 "rpc %s.%s not sent: %d envelopes already queued for this server; it is not keeping up"
                 % (service, method, len(peer.outgoing)), server_id=server_id), None)
