@@ -88,7 +88,7 @@ _DECLARED = [
     Setting("metrics", APP, None, _bool,
             "serve Prometheus metrics on /metrics (port: metricsPort of the server record); "
             "default: on when prometheus_client is installed (the [metrics] extra), false turns "
-            "them off"),
+            "the endpoint off (the counters are kept: the admin console reads them)"),
     # -- connector settings: keys of app.set("connectorConfig", {...}) -------------------------
     Setting("heartbeat", CONNECTOR, None, _number,
             "seconds between client heartbeats announced in the handshake; unset = off"),

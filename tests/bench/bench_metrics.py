@@ -6,7 +6,8 @@ off, the two clusters running side by side and the rounds alternating between th
 
 Both clusters are copies of examples/bench (environment "test": every port 0) started with
 `zpomelo start` (zpomelo.testing.ProcessCluster); in the "off" copy app.py also sets
-`metrics: false`. During the "on" rounds a scraper GETs every server's /metrics every 5 s
+`metrics: false`, which turns the endpoint off (the request counters, app.stats, are always
+kept: the admin console reads them). During the "on" rounds a scraper GETs every server's /metrics every 5 s
 (--scrape-interval), as Prometheus would. The load is `zpomelo bench --mode echo` (route chat.chatHandler.echo). The
 report gives per-round and median throughput and server CPU per request (connector + chat), and
 the on/off ratios; the target is within 5%.
@@ -71,7 +72,8 @@ class Scraper(threading.Thread):
 
 def micro(calls=200_000):
     """In one process, no sockets: the added cost of one handler call and one RPC answer (us),
-    best of 5, HandlerService.handle with a trivial handler, metrics hook off vs on."""
+    best of 5, HandlerService.handle with a trivial handler, without counters (HandlerService
+    alone) vs with app.stats' HandlerStats, and one RpcStats.reply."""
     from zpomelo.handler import FilterChain, HandlerService
     from zpomelo.metrics.stats import HandlerStats, RpcStats
 
