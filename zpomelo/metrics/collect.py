@@ -71,7 +71,8 @@ class ServerCollector(Collector):
         yield counter("rpc_client_timeouts", "outgoing RPC calls with no answer in time", labels,
                       [(k, merged[k].timeouts) for k in keys])
         yield counter("rpc_client_gone", "outgoing RPC calls failed because the target server was "
-                      "gone or its connection dropped (outcome unknown)", labels,
+                      "gone or its connection dropped (outcome unknown), or its send queue was full (not sent)",
+                      labels,
                       [(k, merged[k].gone) for k in keys])
 
     def _rpc_server(self):
