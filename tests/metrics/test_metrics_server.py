@@ -13,6 +13,7 @@ import gevent
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from zpomelo import reports
 from zpomelo.config import load_servers
 from zpomelo.errors import ConfigError
 from zpomelo.metrics.stats import (BOUNDS, MAX_KEYS, OTHER, HandlerStats, Latency, ReasonCounter,
@@ -117,6 +118,13 @@ def test_kicks_handshakes_timeouts_and_unknown_routes(tmp_path):
         snapshot = connector.metrics.snapshot()
         assert snapshot["handlers"]["connector.entry.slow"]["error"]["count"] == 2
         assert [r["timeouts"] for r in snapshot["rpc"] if r["method"] == "slowRemote.wait"] == [1]
+        # and the console's report reads the very same rows: each request counted once
+        report = reports.report(connector, {"routes": True, "rpc": True})
+        slow = [r for r in report["routes"] if r["route"] == "connector.entry.slow"]
+        assert [(r["count"], r["errors"]) for r in slow] == [(3, 2)]
+        calls = [r for r in report["rpc"] if r["method"] == "slowRemote.wait"]
+        assert [(r["target"], r["targetType"], r["count"], r["errors"]) for r in calls] == [
+            ("slow-1", "slow", 2, 1)]     # answered once, timed out once
         # only /metrics is served
         with pytest.raises(urllib.error.HTTPError) as refused:
             scrape(connector, "/")
