@@ -5,6 +5,11 @@ nothing outside it) and, at ``info_path``, the JSON ``info`` (what the page need
 cluster, such as the client port, whatever ports it bound). The port is the server's "webPort"
 in servers.json (0: any free port; no field: no page); the bound port is ``app.get("webPort")``.
 For development and examples: behind a real site, serve the files with your web server.
+
+Pomelo's browser client that ships with zpomelo (``zpomelo/web/``: ``pomelo-client.mjs``,
+``pomelo-protocol.mjs``) is served beside the page's own files, so every page imports it as
+``./pomelo-client.mjs`` and no project keeps a copy; a file of the same name under ``web_dir``
+wins.
 """
 import json
 import logging
@@ -16,6 +21,7 @@ from gevent.pywsgi import WSGIServer
 logger = logging.getLogger(__name__)
 
 INDEX = "index.html"
+CLIENT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "web")
 # .mjs is not in every mimetypes table, and browsers refuse modules served as anything else.
 CONTENT_TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".html": "text/html",
                  ".css": "text/css", ".json": "application/json"}
@@ -45,8 +51,10 @@ def stop(app):
 
 
 def site(web_dir, documents):
-    """The WSGI app: ``documents`` ({path: JSON bytes}) first, else the files under web_dir."""
+    """The WSGI app: ``documents`` ({path: JSON bytes}) first, else the files under web_dir,
+    else zpomelo's browser client."""
     root = os.path.realpath(web_dir)
+    client_root = os.path.realpath(CLIENT_DIR)
 
     def app(environ, start_response):
         method = environ["REQUEST_METHOD"]
@@ -56,7 +64,7 @@ def site(web_dir, documents):
         path = environ.get("PATH_INFO") or "/"
         if path in documents:
             return _answer(start_response, "200 OK", documents[path], "application/json", method)
-        full = file_under(root, path)
+        full = file_under(root, path) or file_under(client_root, path)
         if full is None:
             return _answer(start_response, "404 Not Found", b"not found\n", "text/plain", method)
         with open(full, "rb") as f:

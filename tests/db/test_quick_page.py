@@ -60,11 +60,15 @@ def test_two_pages_join_move_and_give_an_item(tmp_path):
     assert os.path.getsize(os.path.join(ARTIFACTS, "quick-e2e.png")) > 0
 
 
-def test_the_page_client_is_the_chat_page_client():
-    """The quick page carries its own copy of the Pomelo client (a project made from the
-    template stands alone); it must not drift from the chat page's, which the JS tests cover."""
+def test_the_page_gets_zpomelos_browser_client_from_the_package():
+    """The quick page keeps no copy of the Pomelo client: its server answers
+    ./pomelo-client.mjs from zpomelo/web/ (the client the JS tests cover)."""
+    from zpomelo import static_site
+    site = static_site.site(os.path.join(ROOT, "examples", "quick", "web"), {})
     for name in ("pomelo-client.mjs", "pomelo-protocol.mjs"):
-        with open(os.path.join(ROOT, "examples", "chat", "web", name), "rb") as f:
-            chat = f.read()
-        with open(os.path.join(ROOT, "examples", "quick", "web", name), "rb") as f:
-            assert f.read() == chat, "examples/quick/web/%s differs from examples/chat/web's" % name
+        assert not os.path.exists(os.path.join(ROOT, "examples", "quick", "web", name))
+        got = {}
+        body = b"".join(site({"REQUEST_METHOD": "GET", "PATH_INFO": "/" + name},
+                             lambda status, headers: got.update(status=status)))
+        with open(os.path.join(static_site.CLIENT_DIR, name), "rb") as f:
+            assert got["status"] == "200 OK" and body == f.read()

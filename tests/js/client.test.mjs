@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, mock, test } from 'node:test';
 
-import { PomeloClient } from '../../examples/chat/web/pomelo-client.mjs';
+import { PomeloClient } from '../../zpomelo/web/pomelo-client.mjs';
 import {
   Message, Package, Protobuf, decodeMessage, decodePackages, encodeMessage, encodePackage,
   strdecode, strencode,
-} from '../../examples/chat/web/pomelo-protocol.mjs';
+} from '../../zpomelo/web/pomelo-protocol.mjs';
 
 const SERVER_PROTOS = { onChat: { 'required string msg': 1, 'required string from': 2, 'required string target': 3 } };
 const CLIENT_PROTOS = { 'connector.entryHandler.enter': { 'required string username': 1, 'required string rid': 2 } };

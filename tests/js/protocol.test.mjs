@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import {
   Message, Package, Protobuf, decodeMessage, decodePackages, encodeMessage, encodePackage,
   parseProto, strdecode, strencode,
-} from '../../examples/chat/web/pomelo-protocol.mjs';
+} from '../../zpomelo/web/pomelo-protocol.mjs';
 
 const hex = (text) => Uint8Array.from(text.trim().split(/\s+/).map((h) => parseInt(h, 16)));
 const toHex = (bytes) => [...bytes].map((b) => b.toString(16).padStart(2, '0')).join(' ');

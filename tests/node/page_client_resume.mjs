@@ -1,4 +1,4 @@
-// The chat page's PomeloClient (examples/chat/web/pomelo-client.mjs) with resume on, under node
+// The chat page's PomeloClient (zpomelo/web/pomelo-client.mjs) with resume on, under node
 // with `ws`, against a real zpomelo frontend (tests/apps/resume) reached through the test's TCP
 // proxy. Driven by tests/resume/test_page_client_resume.py over stdin/stdout, one JSON per line:
 //   node page_client_resume.mjs <proxy port> <count>
@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(path.join(here, 'package.json'));
 const WebSocket = require('ws');
-const { PomeloClient } = await import('../../examples/chat/web/pomelo-client.mjs');
+const { PomeloClient } = await import('../../zpomelo/web/pomelo-client.mjs');
 
 const [port, count] = process.argv.slice(2).map(Number);
 const ROOM = 'connector.roomHandler.';

@@ -1,4 +1,4 @@
-"""The chat page's JavaScript client (examples/chat/web/pomelo-client.mjs) resumes by itself:
+"""The chat page's JavaScript client (zpomelo/web/pomelo-client.mjs) resumes by itself:
 under node with `ws`, through the test's TCP proxy, against the real resume frontend."""
 import json
 import os
