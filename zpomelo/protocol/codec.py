@@ -205,6 +205,10 @@ class ServerCodec:
         Raises ProtocolError for a malformed message (close the connection) and BodyError (a
         ProtocolError with `msg_id` and `route`) for a body that cannot be decoded (answer 500).
         """
+        return self._decoded(*self._message(data))
+
+    def _message(self, data):
+        """(type, id, route name, body bytes) of a client's message; ProtocolError if malformed."""
         mtype, msg_id, route, body = _decode_message(data)
         if mtype > NOTIFY:
             raise ProtocolError("a client may send only REQUEST or NOTIFY messages, got %s"
@@ -215,6 +219,9 @@ class ServerCodec:
             except KeyError:
                 raise ProtocolError("route code %d is not in the route dictionary" % route) \
                     from None
+        return mtype, msg_id, route, body
+
+    def _decoded(self, mtype, msg_id, route, body):
         protos = self._client_protos
         if protos is not None and route in protos:
             try:
@@ -228,18 +235,10 @@ class ServerCodec:
 
         Protobuf bodies and notifies are decoded now (a bad notify body is refused here, where
         it can be counted: nobody answers a notify)."""
-        mtype, msg_id, route, body = _decode_message(data)
-        if mtype != REQUEST:
-            return self.decode(data)
-        if route.__class__ is int:
-            try:
-                route = self._code_to_route[route]
-            except KeyError:
-                raise ProtocolError("route code %d is not in the route dictionary" % route) \
-                    from None
+        mtype, msg_id, route, body = self._message(data)
         protos = self._client_protos
-        if protos is not None and route in protos:
-            return self.decode(data)
+        if mtype != REQUEST or (protos is not None and route in protos):
+            return self._decoded(mtype, msg_id, route, body)
         return mtype, msg_id, route, RawBody(body, msg_id, route)
 
     def encode_body(self, route, obj):
