@@ -8,6 +8,8 @@ import pytest
 
 from zpomelo.testing import wait_until
 
+from tests.ordering.conftest import EchoLoad
+
 pytestmark = pytest.mark.timeout(90)
 
 REQUESTS = 300
@@ -54,13 +56,7 @@ def test_pushes_from_one_backend_to_one_session_keep_their_order_under_load(clus
         _enter(other, "seq-other-%s-%d" % (transport, i), "seq-room-" + transport)
     seen = {}
     client.on("onSeq", lambda body: seen.setdefault(body["tag"], []).append(body["n"]))
-    stop = []
-
-    def load(other):
-        while not stop:
-            other.request("chat.chatHandler.echo", {"x": 1})
-
-    loaders = [gevent.spawn(load, other) for other in others]
+    load = EchoLoad(others)
     try:
         runs = 6
         count = 500
@@ -72,8 +68,7 @@ def test_pushes_from_one_backend_to_one_session_keep_their_order_under_load(clus
         assert all(error is None and body == {"pushed": count} for error, body in results)
         wait_until(lambda: sum(len(v) for v in seen.values()) == runs * count, timeout=30)
     finally:
-        stop.append(True)
-        gevent.joinall(loaders, timeout=10)
+        load.stop()
     assert sorted(seen) == list(range(runs))
     for tag, numbers in seen.items():
         assert numbers == list(range(count)), "run %s out of order" % tag

@@ -7,7 +7,7 @@ from zpomelo.client import Client
 from zpomelo.testing import wait_until
 from zpomelo.testing.process_cluster import ProcessCluster, copy_project
 
-from tests.ordering.conftest import APP_DIR
+from tests.ordering.conftest import APP_DIR, EchoLoad
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -60,13 +60,7 @@ def test_own_pushes_before_answers_and_ordered_runs_between_processes(tmp_path):
             clients += [runner] + others
             seen = {}
             runner.on("onSeq", lambda body: seen.setdefault(body["tag"], []).append(body["n"]))
-            stop = []
-
-            def load(other):
-                while not stop:
-                    other.request("chat.chatHandler.echo", {"x": 1})
-
-            loaders = [gevent.spawn(load, other) for other in others]
+            load = EchoLoad(others)
             results = []
             for tag in range(6):
                 runner.request_async("chat.chatHandler.push_many", {"count": 500, "tag": tag},
@@ -74,8 +68,7 @@ def test_own_pushes_before_answers_and_ordered_runs_between_processes(tmp_path):
             wait_until(lambda: len(results) == 6, timeout=60, message="the runs answered")
             # the answers came after their pushes: every run is whole already
             assert sum(len(v) for v in seen.values()) == 6 * 500
-            stop.append(True)
-            gevent.joinall(loaders, timeout=20)
+            load.stop()
             assert all(error is None and body == {"pushed": 500} for error, body in results)
             for tag in range(6):
                 assert seen[tag] == list(range(500)), "run %d out of order" % tag
