@@ -6,34 +6,22 @@ chromium, and leaves a screenshot in tests/artifacts/chat-e2e.png.
 """
 import json
 import os
-import shutil
 
 import gevent.subprocess
 import pytest
 
+from tests.browser import skip_without_browser
 from zpomelo.testing import InProcessCluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CHAT_DIR = os.path.join(ROOT, "examples", "chat")
 SCRIPT = os.path.join(ROOT, "tests", "chat", "e2e_chat.mjs")
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-PLAYWRIGHT = os.path.join(ROOT, "tests", "node", "node_modules", "playwright-core")
-
-
-def missing_tools():
-    missing = [name for name, present in (
-        ("node", shutil.which("node")),
-        (CHROMIUM, os.path.exists(CHROMIUM)),
-        ("playwright-core (npm install in tests/node)", os.path.isdir(PLAYWRIGHT)),
-    ) if not present]
-    return ", ".join(missing)
 
 
 @pytest.mark.timeout(120)
 def test_two_pages_chat_privately_and_see_each_other_leave():
-    if missing_tools():
-        pytest.skip("needs %s (tests/install-system-deps.sh installs them)" % missing_tools())
+    skip_without_browser()
     with InProcessCluster(CHAT_DIR, "test") as cluster:
         web_port = cluster["gate-server-1"].get("webPort")
         assert web_port, "the gate's page server did not start"

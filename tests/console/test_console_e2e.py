@@ -5,26 +5,18 @@ from the page and a kill -9 done outside it, and the routes/rpc/users/logs pages
 """
 import json
 import os
-import shutil
 import signal
 
 import gevent.subprocess
 import pytest
 
+from tests.browser import skip_without_browser
 from zpomelo.client import Client
 
 from .conftest import OPERATOR, ROOT, WATCHER
 
 SCRIPT = os.path.join(ROOT, "tests", "console", "e2e_console.mjs")
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-PLAYWRIGHT = os.path.join(ROOT, "tests", "node", "node_modules", "playwright-core")
-
-
-def missing_tools():
-    return ", ".join(name for name, present in (
-        ("node", shutil.which("node")), (CHROMIUM, os.path.exists(CHROMIUM)),
-        ("playwright-core (npm install in tests/node)", os.path.isdir(PLAYWRIGHT))) if not present)
 
 
 def run_browser(args, on_wait, timeout=200):
@@ -50,8 +42,7 @@ def run_browser(args, on_wait, timeout=200):
 
 @pytest.mark.timeout(240)
 def test_the_console_in_chromium_logs_in_watches_and_acts(console_cluster):
-    if missing_tools():
-        pytest.skip("needs %s (tests/install-system-deps.sh installs them)" % missing_tools())
+    skip_without_browser()
     cluster, url = console_cluster
     before = cluster.servers()
     port = before["connector-server-2"]["clientPort"]

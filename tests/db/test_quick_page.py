@@ -7,32 +7,23 @@ A screenshot is left in tests/artifacts/quick-e2e.png.
 """
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import gevent.subprocess
 import pytest
 
+from tests.browser import skip_without_browser
 from zpomelo.testing import InProcessCluster
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "tests", "db", "e2e_quick.mjs")
 ARTIFACTS = os.path.join(ROOT, "tests", "artifacts")
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-PLAYWRIGHT = os.path.join(ROOT, "tests", "node", "node_modules", "playwright-core")
-
-
-def missing_tools():
-    return ", ".join(name for name, present in (
-        ("node", shutil.which("node")), (CHROMIUM, os.path.exists(CHROMIUM)),
-        ("playwright-core (npm install in tests/node)", os.path.isdir(PLAYWRIGHT))) if not present)
 
 
 @pytest.mark.timeout(150)
 def test_two_pages_join_move_and_give_an_item(tmp_path):
-    if missing_tools():
-        pytest.skip("needs %s (tests/install-system-deps.sh installs them)" % missing_tools())
+    skip_without_browser()
     project = tmp_path / "quick"
     run = subprocess.run([sys.executable, "-m", "zpomelo.cli", "init", "--template", "quick",
                           str(project)], capture_output=True, text=True, timeout=60)
