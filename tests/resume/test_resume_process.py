@@ -325,3 +325,49 @@ def test_a_kicked_connection_gets_no_window_and_the_client_does_not_come_back(fr
     finally:
         alice.close()
         bob.close()
+
+
+def _raw_handshake(port, resume):
+    """Handshake with ``sys.resume`` set to ``resume`` over a raw socket: the decoded reply."""
+    import socket
+    from zpomelo.protocol import handshake, package
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        sock.sendall(handshake.encode_client_request(
+            {"type": "js-websocket", "version": "0.0.1", "resume": resume}))
+        decoder = package.PackageDecoder(1 << 16)
+        for _ in range(100):                   # bounded: a reply is one small package
+            chunk = sock.recv(4096)
+            assert chunk, "the frontend closed the connection instead of answering %r" % (resume,)
+            for kind, body in decoder.feed(chunk):
+                assert kind == package.HANDSHAKE
+                return handshake.parse_response(body)
+        raise AssertionError("no handshake reply")
+    finally:
+        sock.close()
+
+
+def test_malformed_resume_requests_get_a_fresh_session_and_touch_nobody(frontend, proxy):
+    """sys.resume of the wrong type, a token that is not a string, a push count that is not a
+    count: each gets a plain fresh session, the frontend keeps serving, the victim keeps its own."""
+    alice, seen, sid = resuming_client(proxy, "alice-target")
+    token = alice.resume.token
+    bad = ["yes", [1], 5, None, {"token": 7}, {"token": ["r1"]}, {"token": "x" * 5000},
+           {"token": token, "pushes": "many"}, {"token": token, "pushes": -1},
+           {"token": token, "pushes": 2 ** 70}, {"token": token, "pushes": True},
+           {"token": token, "pushes": 1.5}]
+    try:
+        for value in bad:
+            reply = _raw_handshake(frontend[1], value)
+            assert reply["code"] == 200, (value, reply)
+            assert reply["sys"].get("resume", {}).get("resumed") is not True, (value, reply)
+        me = alice.request(ROOM + "whoami")
+        assert me["sid"] == sid and me["uid"] == "alice-target"
+        # her token was not used up by the bad attempts: a cut link still resumes her session
+        resumed = []
+        alice.on_resumed(resumed.append)
+        proxy.cut()
+        wait_until(lambda: resumed, 15, message="alice resumed after the cut")
+        assert alice.request(ROOM + "whoami")["sid"] == sid
+    finally:
+        alice.close()
