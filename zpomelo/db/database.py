@@ -20,6 +20,7 @@ import gevent
 
 from zpomelo.db import transaction as txmod
 from zpomelo.db.cache import DocumentCache
+from zpomelo.db.deadlines import SharedDeadlines
 from zpomelo.db.errors import Conflict, DbError, StoreUnavailable, TooManyRetries, TransactionAborted
 from zpomelo.db.locks import LockManager
 from zpomelo.db.model import SEP
@@ -61,6 +62,7 @@ class Database:
         0 or None keeps records forever. clock: the wall clock of the buckets (tests set it)."""
         self.engine = engine
         self.clock = clock
+        self._deadlines = SharedDeadlines()   # bounds every wait on the engine
         self.request_ttl = float(request_ttl) if request_ttl else None
         self._purger = None
         if self.request_ttl:
@@ -250,28 +252,28 @@ class Database:
         """Wait for an engine call. With ``shield``, an interruption (the handler's timeout
         firing) does not abandon a commit the store may already be applying: we wait for its
         outcome, so the answer tells the truth about it."""
+        if result.ready():
+            return result.get()
         deadline = time.monotonic() + self.commit_timeout
         interrupted = None
-        while True:
+        while not result.ready():
             remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise StoreUnavailable("the store did not finish %s within %.3gs; the outcome is "
+                                       "unknown" % (what, self.commit_timeout))
             try:
-                ready = result.wait(max(remaining, 0))
+                self._deadlines.wait(result, remaining)
             except BaseException as exc:
                 if not shield:
                     raise
                 interrupted = interrupted or exc
-                continue
-            if result.ready():
-                break
-            if ready is None and remaining <= 0:
-                raise StoreUnavailable("the store did not finish %s within %.3gs; the outcome is "
-                                       "unknown" % (what, self.commit_timeout))
         if interrupted is not None and (not result.successful()
                                         or type(interrupted).__name__ == "GreenletExit"):
             raise interrupted  # the store said no (or we are killed): the interruption wins
         return result.get()
 
     def close(self):
+        self._deadlines.close()
         if self._purger is not None:
             self._purger.kill()
         self.engine.close()

@@ -22,7 +22,7 @@ class _Lock:
 
     def __init__(self, owner):
         self.owner = owner
-        self.waiters = collections.deque()
+        self.waiters = None     # a deque once somebody waits (most locks never see a waiter)
 
 
 class _Waiter:
@@ -55,6 +55,8 @@ class LockManager:
             return
         self._break_cycle(tx, lock.owner, key)
         waiter = _Waiter(tx, key)
+        if lock.waiters is None:
+            lock.waiters = collections.deque()
         lock.waiters.append(waiter)
         tx.waiting = waiter
         self.stats["waits"] += 1
@@ -81,7 +83,7 @@ class LockManager:
     def _forget(self, lock, waiter):
         try:
             lock.waiters.remove(waiter)
-        except ValueError:
+        except (ValueError, AttributeError):
             pass
 
     def _break_cycle(self, tx, owner, key):

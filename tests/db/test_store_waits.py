@@ -1,0 +1,131 @@
+"""Waits on the store: bounded by one shared check (no Timeout per commit), and a store that
+stops answering gives a clear "outcome unknown" error in time; SQLite's one-statement commit path
+falls back to checking every commit of a batch when a version moved."""
+import os
+import signal
+import time
+
+import gevent
+import pytest
+from gevent.event import AsyncResult
+
+from db_models import Counter
+from redis_service import RedisServer
+from zpomelo.db import Database, StoreUnavailable
+from zpomelo.db.deadlines import SharedDeadlines
+from zpomelo.db.engine_sqlite import SqliteEngine
+from zpomelo.db.errors import Conflict
+from zpomelo.testing import wait_until
+
+
+@pytest.mark.timeout(10)
+def test_a_wait_ends_at_its_deadline_or_with_its_result():
+    deadlines = SharedDeadlines(period=0.05)
+    try:
+        never = AsyncResult()
+        started = time.monotonic()
+        assert deadlines.wait(never, 0.2) is False
+        waited = time.monotonic() - started
+        assert 0.2 <= waited < 2.0, waited
+
+        later = AsyncResult()
+        gevent.spawn_later(0.05, later.set, 7)
+        assert deadlines.wait(later, 5.0) is True and later.get() == 7
+        assert deadlines.wait(later, 5.0) is True      # ready: no wait at all
+        assert not deadlines._waits
+    finally:
+        deadlines.close()
+
+
+@pytest.mark.timeout(10)
+def test_a_result_that_wins_the_race_cancels_the_expiry():
+    """The deadline passes and the expiry is scheduled, but the result is set in the same turn
+    of the loop: the waiter returns True and no WaitExpired reaches the code after it."""
+    deadlines = SharedDeadlines(period=3600)   # the check runs only when the test calls it
+    result = AsyncResult()
+    outcome = {}
+
+    def waiter():
+        outcome["ready"] = deadlines.wait(result, 0.0001)
+        gevent.sleep(0.05)          # an expiry that leaked would be thrown in here
+        outcome["after"] = "clean"
+
+    g = gevent.spawn(waiter)
+    wait_until(lambda: g in deadlines._waits, 5, message="the waiter to wait")
+    result.set("done")              # the result first ...
+    deadlines.expire(time.monotonic() + 1)   # ... then the expiry, in the same turn
+    g.join(5)
+    deadlines.close()
+    assert g.successful(), g.exception
+    assert outcome == {"ready": True, "after": "clean"}
+
+
+@pytest.mark.timeout(60)
+def test_a_frozen_redis_gives_an_outcome_unknown_error_within_commit_timeout(tmp_path):
+    server = RedisServer(tmp_path, appendfsync="everysec").start()
+    from zpomelo.db.engine_redis import RedisEngine
+    db = Database(RedisEngine(server.url, prefix="w:", socket_timeout=30.0), commit_timeout=1.0,
+                  max_retries=0)
+    try:
+        def inc():
+            c = Counter.get_or_create("c")
+            c.n += 1
+            return c.n
+        assert db.run(inc) == 1
+        os.kill(server.proc.pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="did not finish committing .* outcome is unknown"):
+                db.run(inc)
+            assert time.monotonic() - started < 10
+        finally:
+            os.kill(server.proc.pid, signal.SIGCONT)
+        # the store answers again: a commit goes through; each one whose outcome was unknown
+        # happened once or not at all, never twice
+        attempts = []
+        wait_until(lambda: _try(db, inc, attempts), 20, message="a commit after SIGCONT")
+        with db.transaction():
+            n = Counter.get("c").n
+        assert 2 <= n <= 2 + len(attempts), (n, attempts)   # 1 before, the last attempt, the frozen one maybe
+    finally:
+        db.close()
+        server.stop()
+
+
+def _try(db, fn, attempts):
+    attempts.append(1)
+    try:
+        db.run(fn)
+        return True
+    except StoreUnavailable:
+        return False
+
+
+@pytest.mark.timeout(30)
+def test_a_batch_with_a_stale_commit_is_redone_checking_each_commit(tmp_path):
+    """One SQLite batch: the first commit updates k (version 1 -> 2); the second read k at
+    version 1 too. The fast path refuses the second after applying the first; the batch is
+    rolled back and redone: the first commits, the second is a Conflict naming k, and a third
+    commit of the batch (another key) is not disturbed."""
+    engine = SqliteEngine(str(tmp_path / "game.db"), synchronous="NORMAL")
+    try:
+        assert engine._apply([({"k": 0, "j": 0}, {"k": b"one", "j": b"j1"})]) == [{"k": 1, "j": 1}]
+        outcomes = engine._apply([
+            ({"k": 1}, {"k": b"first"}),
+            ({"k": 1, "j": 1}, {"k": b"stale", "j": b"stale"}),
+            ({"j": 1, "new": 0}, {"new": b"n"}),
+            ({"absent": 0}, {"absent": b"created"}),
+        ])
+        assert outcomes[0] == {"k": 2}
+        assert isinstance(outcomes[1], Conflict) and list(outcomes[1].keys) == ["k"]
+        assert outcomes[2] == {"new": 1}
+        assert outcomes[3] == {"absent": 1}
+        assert engine._load("k") == (2, b"first")
+        assert engine._load("j") == (1, b"j1")       # the stale commit wrote nothing
+        # creating a document someone else created meanwhile is a conflict, not an error
+        outcome, = engine._apply([({"absent": 0}, {"absent": b"again"})])
+        assert isinstance(outcome, Conflict)
+        assert engine._load("absent") == (1, b"created")
+        assert engine.stats["conflicts"] == 2
+    finally:
+        engine.close()
