@@ -1,8 +1,8 @@
 """A prototype of the connector's WebSocket path on gevent-websocket, for measuring only.
 
-`install()` replaces `Connector._handle` in the calling process: the transport is sniffed with
-MSG_PEEK (one byte, left in the socket), raw TCP connections go the usual way, and WebSocket
-ones are handed untouched to gevent's pywsgi with gevent-websocket's `WebSocketHandler`, which
+`install()` replaces `Connector._accept` in the calling process (a greenlet per accepted
+socket): the transport is sniffed with MSG_PEEK (one byte, left in the socket), raw TCP
+connections go the usual way, and WebSocket ones are handed untouched to gevent's pywsgi with gevent-websocket's `WebSocketHandler`, which
 parses the HTTP request, answers the upgrade and then runs a WSGI application that serves the
 Pomelo connection: frames are read with `WebSocket.receive()` and written as frames made by
 gevent-websocket's `Header.encode_header`, through the connector's own write queue (batching and
@@ -99,28 +99,37 @@ class _Server(pywsgi.WSGIServer):
                         "wsgi.multiprocess": False, "wsgi.run_once": False, "wsgi.url_scheme": "http"}
 
 
-def _handle(self, sock, address):
-    if self._refuse(address):
-        return
-    if self.config.no_delay:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+def _accept(self, sock, address):
+    gevent.spawn(_sniff_with_peek, self, sock, address)
+
+
+def _sniff_with_peek(self, sock, address):
     try:
         first = sock.recv(1, socket.MSG_PEEK)
     except OSError:
-        return
+        first = b""
     if not first:
+        sock.close()
         return
     if first[0] not in _HTTP_FIRST_BYTES:
-        return _original_handle(self, sock, address)
+        return _original_accept(self, sock, address)     # the first byte is still unread
+    if self._refuse(address):
+        sock.close()
+        return
+    if self.config.no_delay:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     server = getattr(self, "_wsgi_server", None)
     if server is None:
         server = self._wsgi_server = _Server(self)
-    WebSocketHandler(sock, address, server).handle()
+    try:
+        WebSocketHandler(sock, address, server).handle()
+    finally:
+        sock.close()
 
 
-_original_handle = hybrid.Connector._handle
+_original_accept = hybrid.Connector._accept
 
 
 def install():
-    hybrid.Connector._handle = _handle
+    hybrid.Connector._accept = _accept
     logger.warning("connector WebSocket path: gevent-websocket prototype (bench only)")

@@ -1,16 +1,20 @@
 """Connection: one client's Pomelo state machine and heartbeat deadline.
 
-The transport subclasses (tcp.TcpConnection, ws.WsConnection) only read bytes and frame writes;
-everything Pomelo-specific lives here. Greenlets per connection: the reader (the listener's
-handler greenlet, which runs ``serve``) and, only when the socket cannot take a write at once,
-the writer of a bounded queue (zpomelo.socket_writer). Deadlines are loop timers that interrupt
-the reader, so an idle connection costs no extra greenlet.
+The transport subclasses (tcp.TcpConnection, ws.WsConnection) only unframe bytes and frame
+writes; everything Pomelo-specific lives here. An idle connection holds no greenlet: its socket's
+read watcher and its deadline timer call back in the hub, which hands the connection to a reused
+worker greenlet (connector.workers) to read, decode and run the frontend's code; the worker goes
+back to the pool once the socket has nothing more to read. A TLS connection keeps one worker for
+its whole life (``serve``: an SSL read may need a write, and bytes may wait inside the SSL layer
+where the watcher cannot see them). Writes go out at once while the socket takes them, else
+through the writer greenlet of a bounded queue (zpomelo.socket_writer).
 """
 import enum
 import logging
 from time import monotonic
 
 import gevent
+from gevent import getcurrent
 
 from zpomelo.connector import badinput, ratelimit
 from zpomelo.errors import CODE_RATE_LIMITED, BodyError, ProtocolError
@@ -18,6 +22,7 @@ from zpomelo.protocol import handshake
 from zpomelo.protocol import message
 from zpomelo.protocol.package import (
     DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, HEARTBEAT_PACKAGE, KICK, PackageDecoder)
+from zpomelo.netio import make_receiver
 from zpomelo.socket_writer import SocketWriter
 
 logger = logging.getLogger(__name__)
@@ -51,12 +56,60 @@ class HeartbeatTimeout(Deadline):
     reason = "heartbeat timeout"
 
 
-def start_deadline(seconds, exc_class, greenlet):
-    """A loop timer that throws ``exc_class`` into ``greenlet`` after ``seconds``."""
+def start_deadline(seconds, exc_class, target):
+    """A loop timer that, after ``seconds``, ends ``target``: a Connection (interrupted with
+    ``exc_class`` in the greenlet serving it, or closed from a worker while it is idle), or any
+    greenlet (``exc_class`` thrown into it)."""
     # repeat=seconds: libev's timer.again() re-arms only repeating timers (it stops one-shots)
     timer = gevent.get_hub().loop.timer(seconds, seconds)
-    timer.start(greenlet.kill, exc_class, False)
+    if isinstance(target, Connection):
+        timer.start(_deadline_passed, target, exc_class)
+    else:
+        timer.start(target.throw, exc_class)
     return timer
+
+
+def _deadline_passed(conn, exc_class):
+    """Timer callback (in the hub): interrupt the greenlet serving ``conn``, or close the idle
+    connection from a worker (closing runs the frontend's close callbacks, which may block)."""
+    worker = conn._worker
+    if worker is not None:
+        worker.throw(exc_class)
+    elif conn.state is not CLOSED:
+        conn._stop_deadline()
+        conn._connector.workers.run(_expire, conn, exc_class.reason)
+
+
+def _expire(conn, reason):
+    conn._worker = getcurrent()
+    try:
+        conn.close(reason)
+    finally:
+        conn._worker = None
+
+
+def _readable(conn):
+    """The socket's read watcher callback (in the hub): serve the reads in a worker."""
+    conn._sock._read_event.stop()
+    conn._connector.workers.run(_serve_reads, conn)
+
+
+def _serve_reads(conn, _arg):
+    conn._worker = getcurrent()
+    try:
+        try:
+            reason = conn._read_ready()
+        except BaseException as exc:    # noqa: B036 - GreenletExit and Deadline end it too
+            reason = conn._reason_for(exc)
+        if reason is not None:
+            try:
+                conn.close(reason)
+            except Deadline:    # a deadline thrown in before close() stopped its timer
+                pass
+        elif conn.state is not CLOSED:
+            conn._watch()
+    finally:
+        conn._worker = None
 
 
 class Connection:
@@ -90,7 +143,7 @@ class Connection:
         self._sock = sock
         self._decoder = PackageDecoder(config.max_body)
         self._reported = False      # frontend.on_connect accepted: on_close is owed once
-        self._reader = None
+        self._worker = None         # the greenlet serving this connection now (None while idle)
         self._deadline = None       # the handshake deadline, then the heartbeat deadline
         limits = getattr(config, "rate_limits", None)
         self._limiter = None
@@ -112,45 +165,128 @@ class Connection:
 
     # ---- running -------------------------------------------------------------------------
 
-    def serve(self, initial, handshake_deadline=None):
-        """Run the connection in the calling greenlet (the reader) until it closes.
-
-        ``initial`` holds bytes already read while sniffing; ``handshake_deadline`` is the running
-        timer started at accept, stopped once the client's ACK arrives.
-        """
-        self._reader = gevent.getcurrent()
-        self._deadline = handshake_deadline
-        reason = "closed"
+    def start(self, initial, handshake_deadline=None):
+        """Begin in the calling worker greenlet (connector.workers); returns once the connection
+        is idle (its read watcher armed) or closed. ``initial`` holds bytes already read while
+        sniffing; ``handshake_deadline`` is the running timer started at accept, stopped once the
+        client's ACK arrives."""
+        self._worker = getcurrent()
         try:
             try:
-                accepted = self._frontend.on_connect(self)
-            except Exception:
-                logger.exception("frontend.on_connect failed for %r", self)
-                accepted = False
-            if not accepted:
-                reason = "refused by the frontend"
+                reason = self._begin(initial, handshake_deadline)
+            except BaseException as exc:    # noqa: B036 - GreenletExit and Deadline end it too
+                reason = self._reason_for(exc)
+            if reason is None:
+                if self.state is not CLOSED:
+                    self._watch()
                 return
-            self._reported = True
-            reason = self._read_loop(initial)
-        except Deadline as exc:
-            reason = exc.reason
-        except ProtocolError as exc:
-            reason = "protocol error: %s" % exc
-            self.note_bad_input(badinput.MALFORMED_PACKAGE, exc)
-            self._on_protocol_error(exc)
-        except OSError as exc:
-            reason = "socket error: %s" % (exc.strerror or exc)
-        except gevent.GreenletExit:
-            reason = "server stopping"
+            try:
+                self.close(reason)
+            except Deadline:    # a deadline thrown in before close() stopped its timer
+                pass
         finally:
-            self.close(reason)
+            self._worker = None
+
+    def serve(self, initial, handshake_deadline=None):
+        """Run the connection in the calling greenlet until it closes (TLS connections; a
+        greenlet that blocks in its reads for the connection's whole life)."""
+        self._worker = getcurrent()
+        reason = "closed"
+        try:
+            reason = self._begin(initial, handshake_deadline)
+            if reason is None and self.state is not CLOSED:
+                reason = self._read_loop(b"")
+        except BaseException as exc:    # noqa: B036 - GreenletExit and Deadline end it too
+            reason = self._reason_for(exc)
+        finally:
+            self.close(reason or "closed")
             try:
                 self._out.wait(self._config.close_timeout + 1.0)
             except Deadline:  # a deadline callback already queued when close() stopped its timer
                 pass
             self._out.close(flush=False)
 
+    def _begin(self, initial, handshake_deadline):
+        """Ask the frontend, then feed the sniffed bytes: a close reason, or None to go on."""
+        if handshake_deadline is not None:
+            handshake_deadline.callback = _deadline_passed   # it ends this connection from now on
+            handshake_deadline.args = (self, HandshakeTimeout)
+        self._deadline = handshake_deadline
+        try:
+            accepted = self._frontend.on_connect(self)
+        except Exception:
+            logger.exception("frontend.on_connect failed for %r", self)
+            accepted = False
+        if not accepted:
+            return "refused by the frontend"
+        self._reported = True
+        if initial:
+            return self._feed(initial)
+        return None
+
+    def _reason_for(self, exc):
+        """The close reason for an exception that ended this connection's reads."""
+        if isinstance(exc, Deadline):
+            return exc.reason
+        if isinstance(exc, ProtocolError):
+            self.note_bad_input(badinput.MALFORMED_PACKAGE, exc)
+            self._on_protocol_error(exc)
+            return "protocol error: %s" % exc
+        if isinstance(exc, OSError):
+            return "socket error: %s" % (exc.strerror or exc)
+        if isinstance(exc, gevent.GreenletExit):
+            return "server stopping"
+        logger.error("%r failed", self, exc_info=exc)
+        return "internal error: %s" % (exc,)
+
+    def _watch(self):
+        """Arm the socket's read watcher: the next bytes are served by a worker."""
+        event = self._sock._read_event
+        if event is None:       # the socket was closed under us
+            self.close("socket error: the socket is closed")
+            return
+        event.start(_readable, self)
+
+    def _unwatch(self):
+        event = getattr(self._sock, "_read_event", None)
+        if event is not None and event.callback is _readable:
+            event.stop()
+
+    def _read_ready(self):
+        """Read what the socket holds now (it was readable): a close reason, or None once it has
+        nothing more (or the connection was closed meanwhile)."""
+        recv = self._sock._sock.recv
+        feed = self._feed
+        while True:
+            try:
+                data = recv(RECV_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return None
+            if not data:
+                return "client closed"
+            reason = feed(data)
+            if reason is not None or self.state is CLOSED:
+                return reason
+            if len(data) < RECV_SIZE:   # most likely empty now: wait for the watcher, not EAGAIN
+                return None
+
     def _read_loop(self, data):
+        """Blocking reads in the calling greenlet (``serve``) until a close reason."""
+        recv = make_receiver(self._sock)
+        feed = self._feed
+        while True:
+            if data:
+                reason = feed(data)
+                if reason is not None:
+                    return reason
+                if self.state is CLOSED:
+                    return self.close_reason
+            data = recv(RECV_SIZE)
+            if not data:
+                return "client closed"
+
+    def _feed(self, data):
+        """Transport hook: handle bytes read from the socket; a close reason, or None."""
         raise NotImplementedError
 
     def _on_protocol_error(self, exc):
@@ -268,9 +404,9 @@ class Connection:
             return
         timer = self._deadline
         if timer is None:
-            self._deadline = start_deadline(seconds, HeartbeatTimeout, self._reader)
+            self._deadline = start_deadline(seconds, HeartbeatTimeout, self)
         else:
-            timer.again(self._reader.kill, HeartbeatTimeout, False)
+            timer.again(_deadline_passed, self, HeartbeatTimeout)
 
     def _stop_deadline(self):
         timer = self._deadline
@@ -386,6 +522,7 @@ class Connection:
         self.state = CLOSED
         self.close_reason = reason
         self._stop_deadline()
+        self._unwatch()     # before the writer closes the socket (its watcher must be idle then)
         self._out.close(flush, self._config.close_timeout, self._closing_bytes())
         self._connector._forget(self)
         if self._reported:

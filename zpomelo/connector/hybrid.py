@@ -4,19 +4,25 @@ The first bytes of a connection decide its transport: an HTTP method (GET, POST,
 HEAD) means a WebSocket upgrade, anything else raw Pomelo packages. A package's type byte is 1..5,
 so the first byte alone tells them apart; the bytes read while sniffing are handed on, never
 re-read (MSG_PEEK does not work inside TLS).
+
+Accepting runs in the hub (no greenlet per socket): a new socket waits for its first bytes on
+its read watcher, and a worker greenlet (connector.workers) sniffs it, reads a WebSocket upgrade
+and starts the Connection, which then holds no greenlet while idle (connector.conn).
 """
 import itertools
 import logging
 import socket
+from time import monotonic
 
 import gevent
+from gevent import getcurrent
 from gevent import ssl as gevent_ssl
-from gevent.pool import Pool
 from gevent.server import StreamServer
 
 from zpomelo.connector import badinput, ratelimit
-from zpomelo.connector.conn import RECV_SIZE, Deadline, HandshakeTimeout, start_deadline
+from zpomelo.connector.conn import RECV_SIZE, HandshakeTimeout
 from zpomelo.connector.tcp import TcpConnection
+from zpomelo.connector.workers import Workers
 from zpomelo.connector.ws import WsConnection, accept_upgrade
 from zpomelo.errors import ConfigError
 
@@ -62,11 +68,11 @@ class Connector:
         self.host = host
         self.port = port
         self.connections = {}
-        self._sniffing = set()  # handler greenlets whose transport is not known yet
+        self._sniffing = set()  # _Sniffing sockets whose transport is not known yet
         self._sids = itertools.count(1)
         self._ssl_context = make_ssl_context(self.config.ssl)
         self._server = None
-        self._handlers = None
+        self.workers = None     # made in bind(): its hub is the serving thread's
         self.bad_input = badinput.BadInputLog("connector %s:%s" % (host, port))
         # messages refused by the per-connection rate limits, by kind, and connections kicked
         self.rate_limited = {ratelimit.REQUESTS: 0, ratelimit.BYTES: 0, ratelimit.TOO_BIG: 0,
@@ -89,9 +95,9 @@ class Connector:
         """Bind and listen without accepting yet (clients wait in the backlog); sets ``.port``."""
         if self._server is not None:
             return self
-        self._handlers = Pool()
-        self._server = StreamServer((self.host, self.port), self._handle,
-                                    backlog=self.config.backlog, spawn=self._handlers)
+        self.workers = Workers()
+        self._server = _Listener((self.host, self.port), self._accept,
+                                 backlog=self.config.backlog, spawn=None)
         self._server.init_socket()
         self.port = self._server.server_port
         self.bad_input.name = "connector %s:%s" % (self.host, self.port)
@@ -119,12 +125,20 @@ class Connector:
             return
         self._server = None
         server.close()
-        for greenlet in list(self._sniffing):
-            greenlet.kill(block=False)
-        for conn in list(self.connections.values()):
+        for sniffing in list(self._sniffing):
+            sniffing.drop()
+        closing = list(self.connections.values())
+        for conn in closing:
             conn.close("server stopping")
-        self._handlers.join(timeout=timeout)
-        self._handlers.kill(block=True, timeout=1.0)
+        ends = monotonic() + timeout
+        for conn in closing:
+            conn._out.wait(max(0.0, ends - monotonic()))
+        workers = self.workers
+        if not workers.join(max(0.0, ends - monotonic())):
+            workers.kill()
+            workers.join(1.0)
+        for conn in closing:
+            conn._out.close(flush=False)
         self.bad_input.close()
 
     def _forget(self, conn):
@@ -141,35 +155,49 @@ class Connector:
             return True
         return False
 
-    def _handle(self, sock, address):
-        """The reader greenlet of one accepted socket (the server closes it when this returns)."""
+    def _accept(self, sock, address):
+        """An accepted socket (in the hub: no greenlet until its first bytes arrive)."""
         if self._refuse(address):
+            sock.close()
             return
-        config = self.config
-        current = gevent.getcurrent()
-        deadline = start_deadline(config.handshake_timeout, HandshakeTimeout, current)
-        self._sniffing.add(current)
+        try:
+            if self.config.no_delay:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sniffing = _Sniffing(self, sock, address)
+        except OSError as exc:      # the client already left
+            logger.debug("dropped %s at accept: %r", address, exc)
+            sock.close()
+            return
+        self._sniffing.add(sniffing)
+        if self._ssl_context is not None:
+            self.workers.run(_sniff, sniffing)   # the TLS handshake starts at once
+        else:
+            sock._read_event.start(_first_bytes, sniffing)
+
+    def _open_sniffed(self, sniffing):
+        """In a worker: sniff the transport and start the Connection (or drop the socket)."""
+        sock, address = sniffing.sock, sniffing.address
+        sniffing.worker = getcurrent()
         try:
             conn, initial = self._open(sock, address)
         except (HandshakeTimeout, OSError, gevent.GreenletExit) as exc:
             logger.debug("dropped %s before its transport was known: %r", address, exc)
             conn = None
         finally:
-            self._sniffing.discard(current)
+            sniffing.worker = None
+            self._sniffing.discard(sniffing)
         if conn is None:
-            deadline.stop()
-            deadline.close()
+            sniffing.stop_timer()
             return
         self.connections[conn.id] = conn
-        try:
-            conn.serve(initial, deadline)  # owns the deadline from here on
-        except Deadline:  # raced with the connection's own close; nothing left to do
-            pass
+        timer, sniffing.timer = sniffing.timer, None
+        if self._ssl_context is not None:
+            conn.serve(initial, timer)      # TLS keeps this worker for the connection's life
+        else:
+            conn.start(initial, timer)      # owns the deadline from here on
 
     def _open(self, sock, address):
         """Sniff the transport: (Connection, bytes already read) or (None, b"") when dropped."""
-        if self.config.no_delay:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         conn = None
         try:
             if self._ssl_context is not None:
@@ -193,3 +221,70 @@ class Connector:
         finally:
             if conn is None:
                 sock.close()
+
+
+class _Listener(StreamServer):
+    """The listening socket; accepted sockets belong to the connector from then on (gevent's
+    server would close them when the handler returns, and ours returns at once)."""
+
+    def do_close(self, sock, *args):
+        pass
+
+
+class _Sniffing:
+    """An accepted socket whose transport is not known yet, under the handshake deadline."""
+
+    __slots__ = ("connector", "sock", "address", "timer", "worker")
+
+    def __init__(self, connector, sock, address):
+        self.connector = connector
+        self.sock = sock
+        self.address = address
+        self.worker = None      # the worker reading it now
+        seconds = connector.config.handshake_timeout
+        # repeat=seconds: the connection re-arms it with timer.again() after the handshake
+        self.timer = gevent.get_hub().loop.timer(seconds, seconds)
+        self.timer.start(_sniff_expired, self)
+
+    def stop_timer(self):
+        timer, self.timer = self.timer, None
+        if timer is not None:
+            timer.stop()
+            timer.close()
+
+    def drop(self):
+        """Give up on it (the deadline, the connector stopping)."""
+        worker = self.worker
+        if worker is not None:
+            gevent.get_hub().loop.run_callback(_throw_if_sniffing, self, worker)
+            return
+        self.connector._sniffing.discard(self)
+        self.stop_timer()
+        event = self.sock._read_event
+        if event is not None:
+            event.stop()
+        self.sock.close()
+
+
+def _first_bytes(sniffing):
+    """Read watcher callback (in the hub): the client sent its first bytes."""
+    sniffing.sock._read_event.stop()
+    sniffing.connector.workers.run(_sniff, sniffing)
+
+
+def _sniff(sniffing, _arg):
+    sniffing.connector._open_sniffed(sniffing)
+
+
+def _sniff_expired(sniffing):
+    """Handshake deadline while sniffing (in the hub)."""
+    worker = sniffing.worker
+    if worker is not None:
+        worker.throw(HandshakeTimeout)
+    else:
+        sniffing.drop()
+
+
+def _throw_if_sniffing(sniffing, worker):
+    if sniffing.worker is worker:
+        worker.throw(gevent.GreenletExit)

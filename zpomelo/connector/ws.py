@@ -1,14 +1,13 @@
 """WebSocket transport on our own lean frame path (zpomelo.protocol.websocket).
 
-``accept_upgrade`` reads the HTTP upgrade on a freshly sniffed socket; ``WsConnection`` then reads
-frames (each binary or text message holds any number of packages) and writes every batch of
+``accept_upgrade`` reads the HTTP upgrade on a freshly sniffed socket; ``WsConnection`` then unframes
+what is read (each binary or text message holds any number of packages) and writes every batch of
 queued packages as one binary message.
 """
 import logging
 
-from zpomelo.connector.conn import CLOSED, RECV_SIZE, Connection
+from zpomelo.connector.conn import CLOSED, Connection
 from zpomelo.errors import ProtocolError
-from zpomelo.netio import make_receiver
 from zpomelo.protocol import websocket as wsproto
 
 logger = logging.getLogger(__name__)
@@ -59,28 +58,22 @@ class WsConnection(Connection):
         self._frames = wsproto.FrameDecoder(connector.config.max_ws_message, require_mask=True)
         self._close_frame = wsproto.encode_close(wsproto.CLOSE_NORMAL)
 
-    def _read_loop(self, data):
-        recv = make_receiver(self._sock)
-        feed = self._frames.feed
+    def _feed(self, data):
         handle_bytes = self.handle_bytes
-        while True:
-            if data:
-                for opcode, payload in feed(data):
-                    if opcode == wsproto.BINARY or opcode == wsproto.TEXT:
-                        handle_bytes(payload)
-                        if self.state is CLOSED:
-                            return self.close_reason
-                    elif opcode == wsproto.PING:
-                        self._send_control(wsproto.encode_frame(payload, wsproto.PONG))
-                    elif opcode == wsproto.CLOSE:
-                        code, _ = wsproto.parse_close(payload)
-                        if code is not None:
-                            self._close_frame = wsproto.encode_close(code)
-                        self.client_left = True     # a close frame is a goodbye, not a drop
-                        return "client closed"
-            data = recv(RECV_SIZE)
-            if not data:
+        for opcode, payload in self._frames.feed(data):
+            if opcode == wsproto.BINARY or opcode == wsproto.TEXT:
+                handle_bytes(payload)
+                if self.state is CLOSED:
+                    return None
+            elif opcode == wsproto.PING:
+                self._send_control(wsproto.encode_frame(payload, wsproto.PONG))
+            elif opcode == wsproto.CLOSE:
+                code, _ = wsproto.parse_close(payload)
+                if code is not None:
+                    self._close_frame = wsproto.encode_close(code)
+                self.client_left = True     # a close frame is a goodbye, not a drop
                 return "client closed"
+        return None
 
     def _send_control(self, frame):
         self._out.control(frame)     # keeps only the latest pong: a ping flood cannot grow it
