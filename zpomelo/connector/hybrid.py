@@ -82,6 +82,8 @@ class Connector:
         # a frontend that forwards request bodies untouched (FrontendService) gets JSON request
         # bodies undecoded, as codec.RawBody (ServerCodec.decode_lazy)
         self.lazy_bodies = getattr(frontend, "lazy_bodies", False)
+        # the common handshake reply, encoded once per codec.handshake_sys_key (Connection)
+        self.handshake_replies = {}
 
     @property
     def pending(self):

@@ -5,6 +5,5 @@ from zpomelo.connector.conn import Connection
 class TcpConnection(Connection):
     transport = "tcp"
 
-    def _feed(self, data):
-        self.handle_bytes(data)
-        return None
+    # the bytes are packages as they are; handle_bytes returns None (no close reason)
+    _feed = Connection.handle_bytes

@@ -23,7 +23,7 @@ from zpomelo import greenpool
 logger = logging.getLogger(__name__)
 
 KEEP_IDLE = 64
-_TASK = object()    # marks a switch that hands a parked worker its next job
+TASK = object()     # marks a switch that hands a parked worker its next job
 
 
 class Workers:
@@ -35,21 +35,24 @@ class Workers:
 
     def __init__(self, keep_idle=KEEP_IDLE):
         self.busy = {}
-        self._parked = []
+        self.parked = []        # workers waiting (in the hub) for a job
         self._keep_idle = keep_idle
         self._hub = get_hub()
         self._quiet = None      # an Event for join(): set when the last busy worker finishes
 
     def run(self, fn, owner, arg=None):
-        parked = self._parked
-        worker = parked.pop() if parked else greenlet(self._work, self._hub)
-        worker.switch(_TASK, fn, owner, arg)
+        parked = self.parked
+        (parked.pop() if parked else self.new()).switch(TASK, fn, owner, arg)
+
+    def new(self):
+        """A new worker; its first ``switch(TASK, fn, owner, arg)`` runs that job."""
+        return greenlet(self._work, self._hub)
 
     def _work(self, _mark, fn, owner, arg):
         current = getcurrent()
         busy = self.busy
-        hub = self._hub
-        parked = self._parked
+        park = self.parked.append
+        wait = self._hub.switch
         after_job = greenpool._after_job
         while True:
             busy[current] = owner
@@ -57,32 +60,36 @@ class Workers:
                 fn(owner, arg)
             except BaseException:   # noqa: B036 - a job's bug must not take the hub down
                 logger.exception("connection job %r failed for %r", fn, owner)
-            finally:
-                del busy[current]
-                for hook in after_job:
-                    try:
-                        hook(current)
-                    except Exception:
-                        logger.exception("an after-job hook failed (%r)", hook)
-                if not busy and self._quiet is not None:
-                    self._quiet.set()
+            del busy[current]
+            if after_job:
+                self._after_job(after_job, current)
+            if not busy and self._quiet is not None:
+                self._quiet.set()
             fn = owner = arg = None
-            if len(parked) >= self._keep_idle:
+            if len(self.parked) >= self._keep_idle:
                 return
             current.gr_context = None     # the next job starts with a fresh contextvars context
-            parked.append(current)
+            park(current)
             while True:
                 try:
-                    task = hub.switch()
+                    task = wait()
                 except GreenletExit:
-                    if current in parked:
-                        parked.remove(current)
+                    if current in self.parked:
+                        self.parked.remove(current)
                     return
                 except BaseException:   # noqa: B036 - a stale timeout of an earlier job: nobody to tell
                     continue
-                if type(task) is tuple and len(task) == 4 and task[0] is _TASK:
+                if type(task) is tuple and len(task) == 4 and task[0] is TASK:
                     _, fn, owner, arg = task
                     break
+
+    @staticmethod
+    def _after_job(hooks, current):
+        for hook in hooks:
+            try:
+                hook(current)
+            except Exception:
+                logger.exception("an after-job hook failed (%r)", hook)
 
     def join(self, timeout=None):
         """Wait until no worker runs a job; True if none does within ``timeout``."""
@@ -99,7 +106,8 @@ class Workers:
         for worker in list(self.busy):
             if not worker.dead:
                 get_hub().loop.run_callback(_throw_if_alive, worker)
-        parked, self._parked = self._parked, []
+        parked = list(self.parked)
+        self.parked.clear()
         for worker in parked:
             get_hub().loop.run_callback(_throw_if_alive, worker)
 

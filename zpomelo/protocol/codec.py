@@ -190,6 +190,23 @@ class ServerCodec:
             reply.update(self.protobuf.handshake_sys(client_sys.get("protoVersion")))
         return reply
 
+    def handshake_sys_key(self, client_sys):
+        """A small key such that clients with equal keys get equal ``handshake_sys``: whether
+        each cached version (dictVersion, protoVersion) is the current one. The connector
+        encodes the common handshake reply once per key."""
+        dictionary, protobuf = self.dictionary, self.protobuf
+        if dictionary is not None:
+            version = client_sys.get("dictVersion")
+            dict_current = bool(version) and version == dictionary.version
+        else:
+            dict_current = None
+        if protobuf is not None:
+            version = client_sys.get("protoVersion")
+            proto_current = bool(version) and version == protobuf.version
+        else:
+            proto_current = None
+        return dict_current, proto_current
+
     def peek(self, data):
         """(type, id, route) of a client message without decoding its body (what a refusal needs
         to answer it); the route is None for a dictionary code we do not know. ProtocolError
