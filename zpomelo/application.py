@@ -1,7 +1,8 @@
 """The Application: one server's identity, settings, game code and services, started in order.
 
 This module is wiring and lifecycle only: pushes live in pushes.py, the _sys API in sysapi.py,
-server choice in router.py, the filtered RPC call in rpc_proxy.py, settings in settings.py.
+server choice in router.py, the filtered RPC call in rpc_proxy.py, settings in settings.py, peers
+and the master's commands in cluster_link.py.
 Start and stop orders: ``Application.start`` and ``Application.stop``.
 """
 import dataclasses
@@ -11,10 +12,12 @@ import os
 import gevent
 import gevent.event
 
-from zpomelo import loader, reports, rpc_proxy, settings
+from zpomelo import loader, settings
+from zpomelo.app_api import AppApi
 from zpomelo.backend_session import BackendSessionService
 from zpomelo.bus import Bus
 from zpomelo.channel import ChannelService, GlobalChannelService
+from zpomelo.cluster_link import ClusterLink
 from zpomelo.config import ServerRecord, load_servers
 from zpomelo.crons import CronScheduler
 from zpomelo.errors import ConfigError
@@ -36,15 +39,9 @@ from zpomelo.sysapi import SysCalls, served_while_stopping
 logger = logging.getLogger(__name__)
 
 
-def _env_matches(spec, env):
-    return spec in (None, "", "all") or env in str(spec).split("|")
+class Application(AppApi):
+    """One server: game code's API (app_api.py), its services, and their start and stop."""
 
-
-def _type_matches(spec, server_type):
-    return spec in (None, "", "all") or server_type in str(spec).split("|")
-
-
-class Application:
     def __init__(self, base_dir=".", env="development", server=None, master=None):
         self.base_dir = os.path.abspath(base_dir)
         self.env = env
@@ -81,7 +78,8 @@ class Application:
         self.frontend = None
         self.session_service = None
         self.connector = None
-        self.agent = None
+        self.agent = None        # master/agent.py's MasterAgent, when there is a master
+        self.cluster = ClusterLink(self)   # peers from membership; the master's commands
         self.channel_service = ChannelService(self)
         self.global_channel_service = GlobalChannelService(self)
         self.backend_session_service = None
@@ -115,119 +113,6 @@ class Application:
                 return record
         raise ConfigError("no server %r in the %s environment (servers: %s)" % (
             server_id, self.env, ", ".join(r.id for r in records)))
-
-    # -- settings and configuration (Pomelo's surface) ---------------------------------
-    def get(self, key, default=None):
-        return self.settings.get(key, default)
-
-    def set(self, key, value):
-        self.settings[key] = value
-        return self
-
-    def enable(self, key):
-        self.settings[key] = True
-        return self
-
-    def disable(self, key):
-        self.settings[key] = False
-        return self
-
-    def enabled(self, key):
-        return bool(self.settings.get(key))
-
-    def setting(self, name):
-        """A declared setting (zpomelo.settings): the value set, converted, or its default."""
-        return settings.value(self.settings, name)
-
-    def configure(self, *args):
-        """configure(fn) | configure(env, fn) | configure(env, server_type, fn): run fn now if it applies."""
-        fn = args[-1]
-        env = args[0] if len(args) > 1 else None
-        server_type = args[1] if len(args) > 2 else None
-        if _env_matches(env, self.env) and _type_matches(server_type, self.server_type):
-            fn()
-        return self
-
-    def route(self, server_type, fn):
-        """fn(route_param, msg, app) -> server id; route_param is the session for forwarded requests."""
-        self.router.set_route(server_type, fn)
-        return self
-
-    def before(self, f):
-        self.filters.add_before(f)
-        return self
-
-    def after(self, f):
-        self.filters.add_after(f)
-        return self
-
-    def filter(self, f):
-        self.filters.add(f)
-        return self
-
-    def global_before(self, f):
-        """On a frontend, before every client request is forwarded or handled: ``before(route,
-        msg, session)`` returns None to go on or a body that answers (refuses) the request."""
-        self.global_filters.add_before(f)
-        return self
-
-    def global_after(self, f):
-        """On a frontend, ``after(route, msg, session, response, error)`` sees every answer."""
-        self.global_filters.add_after(f)
-        return self
-
-    def global_filter(self, f):
-        """An object with global ``before`` and/or ``after`` (Pomelo's app.globalFilter)."""
-        self.global_filters.add(f)
-        return self
-
-    def rpc_filter(self, f):
-        """An object with before(server_id, service, method, args) and/or after(..., result, error)."""
-        self.rpc_filters.append(f)
-        return self
-
-    def set_error_handler(self, fn):
-        """fn(app, exc, route, msg, session) -> response body (or None for the default)."""
-        self.error_handler = fn
-        if self.handler_service is not None:
-            self.handler_service.error_handler = fn
-        return self
-
-    def load(self, component):
-        self.components.append(component)
-        return self
-
-    def add_crons(self, entries):
-        """Crons at run time, in crons.json's format [{"id", "time", "action"[, "serverId"]}]."""
-        return self.crons.add(entries)
-
-    def remove_crons(self, ids):
-        return self.crons.remove(ids)
-
-    # -- cluster view ----------------------------------------------------------------
-    def get_servers_by_type(self, server_type):
-        return self.membership.by_type(server_type)
-
-    def get_server(self, server_id):
-        return self.membership.get(server_id)
-
-    @property
-    def servers(self):
-        return dict(self.membership.servers)
-
-    # -- players (zpomelo.players) -----------------------------------------------------
-    def push_to_uids(self, uids, route, msg):
-        """Push to these players wherever they are connected; returns the uids not reached
-        (offline, or unreachable: their frontend or directory owner down). [] = all reached."""
-        return self.players.push_to_uids(uids, route, msg)
-
-    def push_to_uid(self, uid, route, msg):
-        """Push to one player wherever it is connected; False when it is not online."""
-        return not self.players.push_to_uids([uid], route, msg)
-
-    def rpc_call(self, server_id, service, method, args, timeout=None):
-        """One remote call with the RPC filters around it (zpomelo.rpc_proxy.call)."""
-        return rpc_proxy.call(self, server_id, service, method, args, timeout)
 
     # -- lifecycle ---------------------------------------------------------------------
     def _hook(self, name):
@@ -271,7 +156,7 @@ class Application:
             self.rpc_server.start()
             self.bus.start()
             self.metrics.start()
-            self._join_cluster(static_peers)
+            self.cluster.join(static_peers)
             self.players.start()
             self.state = "started"
             self._hook("after_startup")
@@ -331,89 +216,13 @@ class Application:
         self.current_server = dataclasses.replace(record, extra=extra, **bound)
         self.settings["curServer"] = self.current_server
 
-    def _join_cluster(self, static_peers):
-        self.membership.listen(self._peer_added, self._peer_removed)
-        self.membership.listen(self.players.on_member_added, self.players.on_member_removed)
-        self.membership.add(self.current_server)
-        if static_peers and not self.master_endpoint:
-            self.add_static_peers(static_peers)
-        if self.master_endpoint:
-            from zpomelo.master.discovery import start_agent    # masterHA: via ZooKeeper
-            self.agent, members = start_agent(
-                self.base_dir, self.env, self.master_endpoint, self.current_server.to_dict(),
-                on_add=self.membership.add, on_remove=self.membership.remove,
-                on_command=self._on_master_command, keys=self.keys)
-            self.membership.replace_all(members)
-
     def add_static_peers(self, records):
         """Membership without a master: the given records (e.g. servers.json with fixed ports)."""
-        for record in records:
-            if record.id == self.server_id:
-                continue
-            if not record.port:
-                logger.warning("%s: peer %s has port 0 in servers.json: without a master it cannot "
-                               "be found; start the cluster with `zpomelo start`", self.server_id, record.id)
-                continue
-            self.membership.add(record)
-
-    def _peer_added(self, record, old):
-        if record.id == self.server_id:
-            return
-        self.rpc_client.add_peer(record.id, "tcp://%s:%s" % (record.host, record.port))
-        bus_port = record.extra.get("busPort")
-        if bus_port:
-            self.bus.add_peer(record.id, "tcp://%s:%s" % (record.host, bus_port))
-        else:
-            self.sys_calls.hello_async(record.id, self._hello_answered(record.id))
-
-    def _hello_answered(self, server_id):
-        def done(error, info):
-            if error is None and info and info.get("busPort") and self.membership.get(server_id):
-                host = self.membership.get(server_id).host
-                self.bus.add_peer(server_id, "tcp://%s:%s" % (host, info["busPort"]))
-        return done
-
-    def _peer_removed(self, record):
-        if record.id == self.server_id:
-            return
-        self.rpc_client.remove_peer(record.id)
-        self.bus.remove_peer(record.id)
-
-    def _on_master_command(self, name, args):
-        if name == "stop":
-            gevent.spawn(self.stop)
-            return True
-        if name == "kill":
-            # answer first (the master then knows it need not kill -9 on our host), then die
-            gevent.spawn_later(0.1, os._exit, 1)
-            return True
-        if name == "info":
-            return self.info()
-        if name == "reload":
-            from zpomelo.reload import reload_code
-            return reload_code(self)
-        if name == "metrics":
-            return self.metrics.snapshot()
-        if name == reports.REPORT:
-            return reports.report(self, args)
-        if name == "after_start_all":
-            self._hook("after_start_all")
-            for component in self.components:
-                if hasattr(component, "after_start_all"):
-                    component.after_start_all(self)
-            return True
-        raise ValueError("unknown master command %r" % name)
+        self.cluster.add_static_peers(records)
 
     def info(self):
-        """What the master shows in `zpomelo list`: measured here, on this server's host."""
-        from zpomelo.master.procinfo import self_report
-        report = self_report()
-        report.update({"id": self.server_id, "serverType": self.server_type,
-                       "state": self.state, "host": self.current_server.host,
-                       "connections": len(self.frontend.sessions) if self.frontend else 0,
-                       # bad client input by kind (connector/badinput.py), for list and metrics
-                       "badInput": dict(self.connector.bad_input.counts) if self.connector else {}})
-        return report
+        """What the master shows in `zpomelo list` (cluster_link.ClusterLink.info)."""
+        return self.cluster.info()
 
     def stop(self, drain_timeout=None):
         """Graceful stop, in an order that loses no request:

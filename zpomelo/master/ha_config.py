@@ -96,10 +96,10 @@ class _MasterSettingsProbe:
         return self.set(key, True)
 
     def configure(self, *args):
-        from zpomelo.application import _env_matches, _type_matches
+        from zpomelo.app_api import env_matches, type_matches
         env = args[0] if len(args) > 1 else None
         server_type = args[1] if len(args) > 2 else None
-        if _env_matches(env, self.env) and _type_matches(server_type, self.server_type):
+        if env_matches(env, self.env) and type_matches(server_type, self.server_type):
             args[-1]()
         return self
 
