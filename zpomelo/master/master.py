@@ -1,17 +1,12 @@
-"""The master process: membership, liveness, and the socket servers and the CLI talk to.
+"""The master process: starts the cluster and answers what arrives on its port.
 
-One ROUTER on the master's port (see wire.py). Servers register when ready; the master tells
-everyone about joins and leaves, watches heartbeats, and fires after_start_all once every expected
+One ROUTER on the master's port (port.py; wire.py is its format, and every frame is opened with
+the cluster secret there). Servers register when ready; the master tells everyone about joins
+and leaves, watches heartbeats (members.py), and fires after_start_all once every expected
 server is up. Processes are the Supervisor's job; admin verbs are control.py's.
-
-Every frame on the port is opened with the cluster secret (wire.Sealer) before anything looks at
-it; with CURVE keys the socket is also a CURVE server (rpc/security.py). A frame that fails is
-logged once per peer address and kind, answered with a fixed error, and changes nothing.
 """
-import itertools
 import logging
 import os
-import socket
 import time
 
 import gevent
@@ -25,20 +20,19 @@ from zpomelo.master.control import AdminControl, select_servers
 from zpomelo.master.exporter import MasterExporter
 from zpomelo.master.registry import Registry
 from zpomelo.master.launcher import HostAccess
-from zpomelo.master.supervisor import RUNNING, UNRESPONSIVE, Supervisor, log_tail
+from zpomelo.master.members import MemberEvents
+from zpomelo.master.port import MasterPort
+from zpomelo.master.supervisor import Supervisor
 from zpomelo.rpc import security
-from zpomelo.rpc.greenzmq import GreenSocket
-from zpomelo.rpc.zsock import bound_port
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_TIMEOUT = 5.0     # seconds without a heartbeat before a server counts as gone
 ADOPT_GRACE = 3.0           # how long a restarted master waits for running servers to re-register
 START_TIMEOUT = 60.0
-BIND_RETRY = 2.0            # a master restarted at once may find its old port busy for a moment
 
 
-class Master:
+class Master(MemberEvents):
     def __init__(self, base_dir, env, only_type=None, only_id=None, server_command=None,
                  context=None, record=None, ha=None, takeover=False):
         self.base_dir = os.path.abspath(base_dir)
@@ -53,27 +47,23 @@ class Master:
         self.selected = set() if takeover else select_servers(self.configured, only_type,
                                                                only_id)
         self.keys = security.load_keys(self.base_dir)
-        self._sealer = wire.Sealer(security.require_secret(self.keys), wire.FROM_MASTER,
-                                   wire.TO_MASTER)
         security.check_production(env, self.keys,
                                   [self.record.host] + [r.host for r in self.configured])
         self.refusals = security.RefusalLog(logger)
+        # the ROUTER socket: sealed frames in and out, answers to commands (port.py)
+        self.wire = MasterPort(self.record, self.keys, context or zmq.Context.instance(), ha,
+                               self.refusals)
         self._unregistered = set()              # ids whose own "unregister" set explicit_stop
         self.registry = Registry()
         self.control = AdminControl(self)
-        self.port = None
         self.ready = gevent.event.Event()       # set when started (or failed: see start_error)
         self.start_error = None
         self.start_elapsed = None
         self.done = gevent.event.Event()        # set when the master should exit
-        self._context = context or zmq.Context.instance()
-        self._socket = None
         self._server_command = server_command
         self._settled = False
         self._adopting = set()
         self._all_started = False
-        self._req_ids = itertools.count(1)
-        self._pending = {}                      # req id -> AsyncResult
         self._greenlets = []
         self._t0 = None
         self.supervisor = None
@@ -87,6 +77,11 @@ class Master:
     def acting(self):
         """masterHA: only while this master leads and its ZooKeeper lease holds (ha.py)."""
         return self.ha is None or self.ha.may_act()
+
+    @property
+    def port(self):
+        """The port bound (master.json's, or any free one for 0); None before start."""
+        return self.wire.port
 
     @property
     def endpoint(self):
@@ -116,7 +111,7 @@ class Master:
             command=lambda proc, name, timeout: self.command(proc.server_id, name,
                                                               timeout=timeout))
         self.supervisor.may_act = self.acting
-        self._greenlets.append(gevent.spawn(self._read_loop))
+        self._greenlets.append(gevent.spawn(self.wire.read_loop, self._dispatch))
         adopting = self._adopting = self._adopt(state["servers"])
         for record in ([] if self.takeover else self.configured):
             if record.id not in self.supervisor.procs:
@@ -129,33 +124,7 @@ class Master:
         self._check_all_started()
 
     def _bind(self, previous):
-        sock = self._context.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
-        security.secure_server(sock, self.keys)
-        port = self.record.port
-        if port and _listening(self.record.host, port):
-            # a dual-stack wildcard listener would not stop our bind, yet clients would be split
-            sock.close()
-            raise ZpomeloError(
-                "the master cannot use %s:%d: another program is already listening there (is "
-                "another cluster running? see zpomelo list -P %d); change the port in "
-                "config/master.json" % (self.record.host, port, port))
-        if port == 0 and previous.get("host") == self.record.host and previous.get("port"):
-            port = int(previous["port"])    # servers of the last run still talk to that port
-        try:
-            bind_retrying(sock, "tcp://%s:%d" % (self.record.host, port),
-                          BIND_RETRY if port != self.record.port else 0)
-        except zmq.ZMQError as e:
-            if port == self.record.port:
-                sock.close()
-                raise ZpomeloError(
-                    "the master cannot bind %s:%d: %s; is another master running? (zpomelo list"
-                    " -P %d), or change the port in config/master.json"
-                    % (self.record.host, port, e, port)) from None
-            sock.bind("tcp://%s:0" % self.record.host)
-        self.port = bound_port(sock)
-        self._socket = GreenSocket(sock)
+        self.wire.bind(previous)
         logger.info("master %s (%s) listening on %s:%d (%s), pid %d", self.record.id, self.env,
                     self.record.host, self.port, "CURVE + cluster secret" if self.keys.curve
                     else "cluster secret, no CURVE", os.getpid())
@@ -270,51 +239,9 @@ class Master:
 
     # ------------------------------------------------------------------ the socket
 
-    def _read_loop(self):
-        while True:
-            try:
-                parts = self._socket.recv_multipart_frames()
-            except zmq.ZMQError:
-                return
-            if len(parts) != 2:
-                continue        # not [identity, frame]: nothing to answer
-            identity, frame = parts[0].bytes, parts[1]
-            address = frame.get("Peer-Address")
-            try:
-                msg = self._sealer.open(frame.bytes)
-            except wire.Unauthenticated as e:
-                self.refusals.refused(address, _claimed_kind(frame.bytes), str(e))
-                self._send_raw(identity, wire.pack(wire.ERROR, wire.UNAUTHENTICATED_MESSAGE))
-                continue
-            if msg is None:
-                logger.warning("dropped a malformed message on the master port from %s",
-                               address)
-                self._send(identity, wire.ERROR, "malformed request: expected a msgpack array")
-                continue
-            try:
-                self._dispatch(identity, msg, address)
-            except Exception:
-                logger.exception("failed to handle %r", msg[0])
-
-    def _send(self, identity, *parts):
-        if self.ha is not None and parts[0] in wire.EPOCH_AT:
-            if not self.ha.may_act():
-                logger.debug("not acting (no ZooKeeper lease): %r not sent", parts[0])
-                return
-            parts = wire.with_epoch(parts, self.ha.epoch)
-        self._send_raw(identity, self._sealer.seal(*parts))
-
-    def _send_raw(self, identity, frame):
-        if self._socket is None:
-            return
-        try:
-            self._socket.try_send_multipart([identity, frame])
-        except zmq.ZMQError as e:
-            logger.debug("send to %r failed: %s", identity, e)
-
     def broadcast(self, *parts, exclude=None):
         for identity in self.registry.identities(exclude):
-            self._send(identity, *parts)
+            self.wire.send(identity, *parts)
 
     def _dispatch(self, identity, msg, address=None):
         kind = msg[0]
@@ -322,14 +249,9 @@ class Master:
             self.ha.saw_newer_epoch(wire.epoch_of(msg), "a server (%r)" % kind)
         if kind == wire.HEARTBEAT:
             if not self.registry.touch(msg[1], identity):
-                self._send(identity, wire.REREGISTER)
+                self.wire.send(identity, wire.REREGISTER)
         elif kind == wire.RESULT:
-            pending = self._pending.pop(msg[1], None)
-            if pending is not None:
-                if msg[2]:
-                    pending.set(msg[3])
-                else:
-                    pending.set_exception(ZpomeloError(str(msg[3])))
+            self.wire.on_result(msg)
         elif kind == wire.REGISTER:
             self._on_register(identity, msg[1])
         elif kind == wire.UNREGISTER:
@@ -339,108 +261,6 @@ class Master:
         else:
             logger.warning("unknown message %r on the master port", kind)
 
-    # ------------------------------------------------------------------ membership
-
-    def _on_register(self, identity, record):
-        if not isinstance(record, dict) or not isinstance(record.get("id"), str):
-            logger.warning("dropped a registration without an id: %r", record)
-            return
-        sid = record["id"]
-        proc = self.supervisor.procs.get(sid)
-        pid = record.get("pid")
-        if proc is None:        # started by hand, or lost from the state file: manage it too
-            proc = self.supervisor.add(record, configured=any(r.id == sid
-                                                              for r in self.configured))
-        if not proc.alive:
-            self.supervisor.adopt(proc, pid, time.time())
-        elif pid and proc.pid is None:
-            proc.pid = pid      # started over ssh: the server tells its pid on its host
-        elif pid and pid != proc.pid:
-            logger.warning("server %s registered from pid %s, but pid %s runs it; keeping"
-                           " the registration", sid, pid, proc.pid)
-        if sid in self._unregistered:
-            # it unregistered and came back: auto-restart applies again when it dies later
-            self._unregistered.discard(sid)
-            proc.explicit_stop = False
-        member, changed = self.registry.register(record, identity)
-        first = not proc.registered.is_set()
-        proc.registered.set()
-        proc.state = RUNNING
-        self._send(identity, wire.WELCOME, self.registry.records(), self._settled)
-        if changed:
-            logger.info("server %s (%s) registered: pid %s, %s:%s%s", sid,
-                        record.get("serverType"), pid, record.get("host"), record.get("port"),
-                        " client port %s" % record["clientPort"] if record.get("clientPort")
-                        else "")
-            self.broadcast(wire.ADD, member.record, exclude=sid)
-            self.save_state()
-            self.exporter.refresh()
-        if self._all_started and first:
-            self.command_async(sid, wire.CMD_AFTER_START_ALL)
-        self._check_all_started()
-
-    def _on_unregister(self, sid):
-        proc = self.supervisor.procs.get(sid)
-        if proc is not None:
-            if not proc.explicit_stop:
-                self._unregistered.add(sid)
-            proc.explicit_stop = True
-            if proc.state == RUNNING:
-                proc.state = "stopping"
-        removed = self.remove_member(sid, "unregistered (graceful stop)")
-        if proc is not None and proc.alive and not proc.watched_by_child:
-            self.supervisor.exited(proc, "stopped (unregistered)")   # no child exit to wait for
-        elif removed:
-            self.save_state()
-
-    def remove_member(self, sid, reason):
-        if self.registry.remove(sid) is None:
-            return False
-        logger.info("server %s left the cluster: %s", sid, reason)
-        self.broadcast(wire.REMOVE, sid)
-        self.exporter.refresh()
-        return True
-
-    def _on_exit(self, proc, reason):
-        self.remove_member(proc.server_id, reason)
-        self._check_all_started()
-        if not self.ready.is_set() and proc.server_id in self.selected \
-                and not proc.registered.is_set():
-            self._fail_start("server %s %s before it was ready%s" % (
-                proc.server_id, reason, log_tail(proc.output_log)))
-        self.save_state()
-
-    def _heartbeat_check_loop(self):
-        paused = False
-        while True:
-            gevent.sleep(min(1.0, self.heartbeat_timeout / 2))
-            if not self.acting():
-                paused = True       # judge nobody by heartbeats missed while we could not act
-                continue
-            if paused:
-                paused = False
-                for member in self.registry.members.values():
-                    member.last_seen = time.monotonic()
-                self.broadcast(wire.SYNC, self.registry.records())
-            for sid in self.registry.silent_since(self.heartbeat_timeout):
-                self._on_silent(sid)
-
-    def _on_silent(self, sid):
-        proc = self.supervisor.procs.get(sid)
-        self.remove_member(sid, "no heartbeat for %.1f s" % self.heartbeat_timeout)
-        if proc is None or not proc.alive:
-            return
-        restart = proc.record.get("auto-restart") or proc.record.get("restart-force")
-        if not proc.watched_by_child and restart:
-            # heartbeats are all we know of a server we did not start: silence means gone
-            self.supervisor.presumed_dead(proc, "no heartbeat for %.1f s" % self.heartbeat_timeout)
-            return
-        proc.state = UNRESPONSIVE
-        if proc.record.get("restart-force"):
-            logger.warning("server %s is unresponsive: restart-force kills it", sid)
-            self.supervisor.signal(proc, "KILL")
-        self.save_state()
-
     # ------------------------------------------------------------------ commands to servers
 
     def command(self, sid, name, args=None, timeout=5.0):
@@ -448,33 +268,23 @@ class Master:
         member = self.registry.get(sid)
         if member is None:
             raise ZpomeloError("server %s is not registered" % sid)
-        req_id = next(self._req_ids)
-        result = gevent.event.AsyncResult()
-        self._pending[req_id] = result
-        self._send(member.identity, wire.CMD, req_id, name, args)
-        try:
-            return result.get(timeout=timeout)
-        except gevent.Timeout:
-            raise ZpomeloError("server %s did not answer %r within %.1f s"
-                               % (sid, name, timeout)) from None
-        finally:
-            self._pending.pop(req_id, None)
+        return self.wire.command(member.identity, sid, name, args, timeout)
 
     def command_async(self, sid, name, args=None):
         member = self.registry.get(sid)
         if member is not None:
-            self._send(member.identity, wire.CMD, 0, name, args)
+            self.wire.command_async(member.identity, name, args)
 
     # ------------------------------------------------------------------ admin
 
     def _on_admin(self, identity, msg, address=None):
         if not self.acting():
-            self._send(identity, wire.ERROR, "master %s does not lead the cluster now (it lost "
+            self.wire.send(identity, wire.ERROR, "master %s does not lead the cluster now (it lost "
                        "its ZooKeeper lease or stepped down); ask the current leader: zpomelo "
                        "finds it through ZooKeeper without -h/-P" % self.record.id)
             return
         if len(msg) != 5:
-            self._send(identity, wire.ERROR, "malformed admin request: expected "
+            self.wire.send(identity, wire.ERROR, "malformed admin request: expected "
                        "[\"admin\", username, password, verb, args]")
             return
         _, username, password, verb, args = msg
@@ -483,14 +293,14 @@ class Master:
             result = self.control.handle(verb, args or {}, user)
         except ZpomeloError as e:
             logger.info("admin %s by %r refused: %s", verb, username, e)
-            self._send(identity, wire.ERROR, str(e))
+            self.wire.send(identity, wire.ERROR, str(e))
             return
         except Exception as e:
             logger.exception("admin %s failed", verb)
-            self._send(identity, wire.ERROR, "internal error in the master: %s: %s"
+            self.wire.send(identity, wire.ERROR, "internal error in the master: %s: %s"
                        % (type(e).__name__, e))
             return
-        self._send(identity, wire.OK, result)
+        self.wire.send(identity, wire.OK, result)
         if self.control.exit_after_reply:
             self._record_stopped()
             runstate.remove(self.base_dir, self.env)
@@ -530,34 +340,5 @@ class Master:
         self.exporter.close()
         if self.supervisor is not None:
             self.supervisor.close()
-        if self._socket is not None:
-            self._socket.close(linger=0)
-            self._socket = None
+        self.wire.close()
 
-
-def bind_retrying(sock, endpoint, retry_for):
-    deadline = time.monotonic() + retry_for
-    while True:
-        try:
-            return sock.bind(endpoint)
-        except zmq.ZMQError:
-            if time.monotonic() >= deadline:
-                raise
-            gevent.sleep(0.05)
-
-
-def _listening(host, port):
-    try:
-        socket.create_connection((host, port), timeout=0.5).close()
-        return True
-    except OSError:
-        return False
-
-
-def _claimed_kind(frame):
-    """What an unauthenticated frame claims to be, for the refusal log (never acted upon)."""
-    body = frame[wire.HEADER_SIZE:] if frame.startswith(wire.MAGIC) else frame
-    msg = wire.unpack(body)
-    kind = msg[0] if msg else None
-    known = (wire.REGISTER, wire.UNREGISTER, wire.HEARTBEAT, wire.RESULT, wire.ADMIN)
-    return "an unauthenticated %r" % kind if kind in known else "an unauthenticated message"
