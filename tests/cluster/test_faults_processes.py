@@ -10,7 +10,7 @@ import gevent
 import pytest
 
 from zpomelo.client import Client
-from zpomelo.testing import ProcessCluster, wait_until
+from zpomelo.testing import ProcessCluster, rounds, wait_until
 
 APP_DIR = os.path.join(os.path.dirname(os.path.dirname(__file__)), "apps", "cluster")
 
@@ -64,7 +64,7 @@ def test_backend_killed_under_load_fails_fast_and_comes_back(cluster):
     stop = gevent.event.Event()
 
     def load(client, tag):
-        while not stop.is_set():
+        for _ in rounds(stop, seconds=120):      # the test's timeout
             started = time.monotonic()
             answer = client.request("chat.chatHandler.echo", {"n": 1}, timeout=10)
             spent = time.monotonic() - started

@@ -15,7 +15,7 @@ from zpomelo.client import Client
 from zpomelo.db import Database, DbError
 from zpomelo.db.engine_redis import RedisEngine
 from zpomelo.router import crc32_key
-from zpomelo.testing import ProcessCluster, wait_until
+from zpomelo.testing import ProcessCluster, rounds, wait_until
 
 APP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "bank")
 
@@ -37,7 +37,7 @@ def test_redis_kill9_with_aof_always_loses_nothing_acknowledged(tmp_path):
         return c.n
 
     def writer(key):
-        while not stop.is_set():
+        for _ in rounds(stop, seconds=120):      # the test's timeout
             try:
                 acked[key] = db.run(inc, key)
             except DbError:
@@ -100,7 +100,7 @@ def test_backend_kill9_mid_transaction_under_load(tmp_path, store, monkeypatch):
         stop = gevent.event.Event()
 
         def payer(client, uid):
-            while not stop.is_set():
+            for _ in rounds(stop, seconds=180):  # the test's timeout
                 answer = client.request("bank.bankHandler.pay", {"amount": 1})
                 if answer.get("code") == 200:
                     paid[uid] += 1
@@ -109,7 +109,7 @@ def test_backend_kill9_mid_transaction_under_load(tmp_path, store, monkeypatch):
                     gevent.sleep(0.02)
 
         def mover(client, a, b):
-            while not stop.is_set():
+            for _ in rounds(stop, seconds=180):
                 answer = client.request("bank.bankHandler.transfer", {"from": a, "to": b, "amount": 1})
                 transfers["ok" if answer.get("code") == 200 else "err"] += 1
                 a, b = b, a

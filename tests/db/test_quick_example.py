@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from zpomelo.testing import InProcessCluster
+from zpomelo.testing import InProcessCluster, rounds
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -75,9 +75,8 @@ def test_hot_adding_an_area_server_splits_and_loses_nothing(quick):
     stop = gevent.event.Event()
 
     def play(uid, i):
-        client, area, step = clients[uid], areas[i % 6], 0
-        while not stop.is_set():
-            step += 1
+        client, area = clients[uid], areas[i % 6]
+        for step in rounds(stop, seconds=120):   # the default test timeout
             answer = client.request("area.areaHandler.move", {"areaId": area, "x": step, "y": i})
             assert answer == {"code": 200}, answer
             moves[uid] = step

@@ -20,7 +20,7 @@ from db_models import Counter, Player
 from redis_service import RedisServer
 from zpomelo.db import Database, DbError
 from zpomelo.db.engine_redis import RedisEngine
-from zpomelo.testing import wait_until
+from zpomelo.testing import rounds, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 PREFIX = "rep:"
@@ -70,7 +70,7 @@ def _run_load(db, primary, checkpoint=None):
     stop = gevent.event.Event()
 
     def writer(key):
-        while not stop.is_set():
+        for _ in rounds(stop, seconds=120):      # the tests' timeout
             try:
                 acked[key] = db.run(_inc, key)
             except DbError:
@@ -78,7 +78,7 @@ def _run_load(db, primary, checkpoint=None):
                 gevent.sleep(0.01)
 
     def mover(i):
-        while not stop.is_set():
+        for _ in rounds(stop, seconds=120):
             try:
                 db.run(_transfer, *(("pa", "pb") if i % 2 else ("pb", "pa")))
             except DbError:

@@ -8,6 +8,7 @@ import gevent.event
 
 from master import cli_project
 from zpomelo.client import Client
+from zpomelo.testing import rounds
 from zpomelo.master import ha_config
 from zpomelo.master.ha import kazoo_client
 
@@ -115,9 +116,7 @@ class ChatLoad:
         return self
 
     def _run(self, client, name, rid):
-        n = 0
-        while not self._stop.is_set():
-            n += 1
+        for n in rounds(self._stop, seconds=180):    # the longest HA test's timeout
             try:
                 reply = client.request("chat.chatHandler.send", {
                     "rid": rid, "content": "%s says %d" % (name, n), "from": name,

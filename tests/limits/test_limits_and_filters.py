@@ -8,7 +8,7 @@ import gevent
 import pytest
 
 from zpomelo.errors import CODE_RATE_LIMITED
-from zpomelo.testing import wait_until
+from zpomelo.testing import rounds, wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -79,10 +79,8 @@ def test_a_flooder_is_limited_then_kicked_while_others_keep_succeeding(cluster, 
     other_results = []
 
     def steady(client):
-        n = 0
-        while not stop and n < 200:
-            other_results.append(client.request(WORK, {"n": n})["code"])
-            n += 1
+        for n in rounds(lambda: stop, seconds=60, limit=200):
+            other_results.append(client.request(WORK, {"n": n - 1})["code"])
             gevent.sleep(0.05)          # 20/s: well under the 50/s limit
 
     loaders = [gevent.spawn(steady, c) for c in others]

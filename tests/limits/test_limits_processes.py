@@ -7,7 +7,7 @@ import pytest
 
 from zpomelo.client import Client
 from zpomelo.errors import CODE_RATE_LIMITED
-from zpomelo.testing import wait_until
+from zpomelo.testing import rounds, wait_until
 from zpomelo.testing.process_cluster import ProcessCluster, copy_project
 
 from tests.limits.conftest import APP_DIR
@@ -36,10 +36,8 @@ def test_a_flooder_is_kicked_others_keep_going_and_refusals_never_reach_the_back
             stop = []
 
             def steady(client):
-                n = 0
-                while not stop and n < 400:
-                    results.append(client.request(WORK, {"n": n})["code"])
-                    n += 1
+                for n in rounds(lambda: stop, seconds=180, limit=400):
+                    results.append(client.request(WORK, {"n": n - 1})["code"])
                     gevent.sleep(0.05)
 
             loaders = [gevent.spawn(steady, c) for c in others]

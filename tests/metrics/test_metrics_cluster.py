@@ -11,7 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from zpomelo.client import Client
-from zpomelo.testing import wait_until
+from zpomelo.testing import rounds, wait_until
 from zpomelo.testing.process_cluster import ProcessCluster, copy_project
 
 pytestmark = pytest.mark.timeout(150)
@@ -115,9 +115,10 @@ def test_every_server_counts_the_chat_requests_it_served_and_the_sd_file_follows
                    message="every user in the room")
         go.set()
         during = []
-        while not all(g.dead for g in sessions):
+        for _ in rounds(lambda: all(g.dead for g in sessions), seconds=120):
             during.append({sid: scrape(*endpoints[sid]) for sid in servers})
             gevent.sleep(0.05)
+        assert all(g.dead for g in sessions), "the chat load did not end within 120 s"
         clients = [g.get() for g in sessions]
         assert during, "no scrape happened during the load"
 

@@ -4,6 +4,8 @@ import os
 import gevent
 import pytest
 
+from zpomelo.testing import rounds
+
 APP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps", "cluster")
 
 
@@ -21,9 +23,7 @@ class EchoLoad:
         self._greenlets = [gevent.spawn(self._load, client, limit) for client in clients]
 
     def _load(self, client, limit):
-        for _ in range(limit):
-            if self._stop:
-                return
+        for _ in rounds(lambda: self._stop, seconds=300, limit=limit):
             client.request("chat.chatHandler.echo", {"x": 1})
 
     def stop(self, timeout=20):

@@ -13,7 +13,7 @@ import gevent
 import pytest
 
 from zpomelo.client import Client
-from zpomelo.testing import wait_until
+from zpomelo.testing import rounds, wait_until
 from zpomelo.testing.process_cluster import ProcessCluster
 
 pytestmark = pytest.mark.timeout(180)
@@ -106,10 +106,8 @@ class Load:
         self._greenlets = [gevent.spawn(self._run, i, c) for i, c in enumerate(clients)]
 
     def _run(self, i, client):
-        n = 0
-        while not self._stop:
-            target = ("echo-1", "echo-2")[n % 2]
-            n += 1
+        for n in rounds(lambda: self._stop, seconds=180):     # the tests' timeout
+            target = ("echo-1", "echo-2")[(n - 1) % 2]
             try:
                 self.answers[i].append((target, client.request("echo.echoHandler.version",
                                                                {"target": target})))

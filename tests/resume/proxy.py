@@ -1,5 +1,6 @@
 """A TCP proxy a test controls: cut every connection, freeze them (a network stall), refuse new
-ones. Both directions are pumped by gevent greenlets of the test process."""
+ones. Both directions are pumped by gevent greenlets of the test process; a connection lives at
+most LIFETIME seconds (the longest resume test's timeout), so no pump outlives its test."""
 import logging
 
 import gevent
@@ -7,7 +8,10 @@ from gevent import socket
 from gevent.event import Event
 from gevent.server import StreamServer
 
+from zpomelo.testing import rounds
+
 logger = logging.getLogger(__name__)
+LIFETIME = 180.0
 
 
 class _Pair:
@@ -50,12 +54,13 @@ class TcpProxy:
         self.pairs.append(pair)
         pair.pumps = [gevent.spawn(self._pump, pair, client, upstream),
                       gevent.spawn(self._pump, pair, upstream, client)]
-        pair.closed.wait()
+        if not pair.closed.wait(LIFETIME):
+            pair.close()
 
     @staticmethod
     def _pump(pair, src, dst):
         try:
-            while not pair.frozen:
+            for _ in rounds(lambda: pair.frozen, seconds=LIFETIME):
                 data = src.recv(65536)
                 if not data or pair.frozen:
                     break

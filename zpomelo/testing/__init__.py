@@ -6,13 +6,14 @@ Two tiers, as in nameko's testing tools:
 - a whole cluster in the test process with ``InProcessCluster`` and real clients, or real server
   processes with ``ProcessCluster``.
 The pytest plugin (``zpomelo.testing.plugin``, registered by installing zpomelo) gives both as
-fixtures. ``wait_until`` polls a condition with a deadline instead of sleeping.
+fixtures. ``wait_until`` polls a condition with a deadline instead of sleeping; ``rounds`` bounds a
+test's load loop (a stop signal, a deadline, a count).
 """
 from zpomelo.testing.cluster import InProcessCluster
 from zpomelo.testing.fake_app import FakeApp, Push, RpcCall, UnexpectedCall
 from zpomelo.testing.fake_session import FakeSession
 from zpomelo.testing.process_cluster import ProcessCluster
-from zpomelo.testing.waiting import wait_until
+from zpomelo.testing.waiting import rounds, wait_until
 
 __all__ = ["FakeApp", "FakeSession", "InProcessCluster", "ProcessCluster", "Push", "RpcCall",
-           "UnexpectedCall", "wait_until"]
+           "UnexpectedCall", "rounds", "wait_until"]

@@ -27,3 +27,20 @@ def wait_until(predicate, timeout=10.0, interval=None, message="condition"):
         gevent.sleep(min(pause, deadline - now))
         if interval is None:
             pause = min(pause * 2, MAX_INTERVAL)
+
+
+def rounds(stop=None, seconds=60.0, limit=None):
+    """The rounds of a load loop: yields 1, 2, ... until ``stop`` says stop, ``seconds`` have
+    passed or ``limit`` rounds ran, whichever comes first.
+
+    ``stop`` is a gevent/threading Event (stop once set) or a callable (stop once it returns
+    something true). Every loop in a test needs such a bound: a test that fails (or a server
+    that hangs) before the test stops its load must not leave the loop running past the test's
+    own timeout. ``for n in rounds(stop, seconds=30): client.request(...)``
+    """
+    done = stop.is_set if hasattr(stop, "is_set") else stop if stop is not None else (lambda: False)
+    deadline = time.monotonic() + seconds
+    n = 0
+    while not done() and time.monotonic() < deadline and (limit is None or n < limit):
+        n += 1
+        yield n
