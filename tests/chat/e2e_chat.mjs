@@ -1,35 +1,14 @@
 // Drives the chat page in headless Chromium (Debian's /usr/bin/chromium through playwright-core).
 //   node tests/chat/e2e_chat.mjs <page url> <artifacts dir>
 // Prints one JSON line {"ok": true, "steps": [...]} or {"ok": false, "error": ..., "steps": [...]};
-// exits 0 only when every step passed. Used by tests/chat/test_chat_e2e.py.
-import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, '..', 'node', 'package.json'));
-const { chromium } = require('playwright-core');
+// exits 0 only when every step passed (tests/node/e2e_run.mjs). Used by tests/chat/test_chat_e2e.py.
+import { runScenario } from '../node/e2e_run.mjs';
 
 const [pageUrl, artifactsDir] = process.argv.slice(2);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT_MS = 10000;
-const FLAGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
-
-const steps = [];
-const timings = {}; // step -> ms since the start, to see where a slow run spends its time
-const started = Date.now();
-const step = (name) => {
-  steps.push(name);
-  timings[name] = Date.now() - started;
-};
-
-async function openAs(context, username, room) {
-  const page = await context.newPage();
-  page.on('pageerror', (err) => steps.push(`${username}: page error: ${err.message}`));
+async function openAs(run, username, room) {
+  const page = await run.context.newPage();
+  page.on('pageerror', (err) => run.steps.push(`${username}: page error: ${err.message}`));
   await page.goto(pageUrl);
   await page.fill('#username', username);
   await page.fill('#room', room);
@@ -59,32 +38,28 @@ async function say(page, target, text) {
   await page.click('#send');
 }
 
-async function main() {
-  fs.mkdirSync(artifactsDir, { recursive: true });
-  // launch() gives Chromium a fresh temporary --user-data-dir of its own and removes it on close.
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
-  // One context for every page: the page keeps no state in storage, and contexts cost time.
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-  step('chromium started');
-  let alice = null;
-  try {
-    alice = await openAs(context, 'alice', 'lobby');
+runScenario({ artifactsDir, viewport: { width: 1100, height: 720 }, failureShot: 'chat-e2e-failure.png' },
+  async (run) => {
+    const { step } = run;
+    step('chromium started');
+    const alice = await openAs(run, 'alice', 'lobby');
+    run.failurePage = alice;
     await entered(alice, 'alice');
     step('alice entered lobby');
 
-    const bob = await openAs(context, 'bob', 'lobby');
+    const bob = await openAs(run, 'bob', 'lobby');
     await entered(bob, 'bob');
     await online(bob, 'alice');
     await online(alice, 'bob');
     step('alice and bob see each other online');
 
-    const carol = await openAs(context, 'carol', 'lobby');
+    const carol = await openAs(run, 'carol', 'lobby');
     await entered(carol, 'carol');
     await online(alice, 'carol');
     await online(bob, 'carol');
     step('carol entered; everyone sees her');
 
-    const impostor = await openAs(context, 'alice', 'lobby');
+    const impostor = await openAs(run, 'alice', 'lobby');
     await impostor.waitForFunction(() => document.getElementById('error').textContent.includes('already in this room'),
       null, { timeout: WAIT_MS });
     if (await impostor.evaluate(() => document.body.dataset.state) !== 'login') throw new Error('a taken name entered the room');
@@ -107,7 +82,7 @@ async function main() {
     if (await chatLine(bob, 'alice', 'just for bob').count() !== 1) throw new Error('bob did not see the private message once');
     step('a private message reaches bob only');
 
-    await bob.screenshot({ path: path.join(artifactsDir, 'chat-e2e.png') });
+    await run.shot(bob, 'chat-e2e.png');
     step('screenshot saved');
 
     await carol.close();
@@ -116,15 +91,4 @@ async function main() {
     await alice.locator('#messages li.notice', { hasText: 'carol left' }).waitFor({ timeout: WAIT_MS });
     if (await alice.locator('#target option[value="carol"]').count() !== 0) throw new Error('carol is still a target');
     step('closing carol\'s page shows her leaving');
-
-    process.stdout.write(`${JSON.stringify({ ok: true, steps, timings })}\n`);
-  } catch (err) {
-    if (alice) await alice.screenshot({ path: path.join(artifactsDir, 'chat-e2e-failure.png') }).catch(() => {});
-    process.stdout.write(`${JSON.stringify({ ok: false, error: String(err && err.stack || err), steps, timings })}\n`);
-    process.exitCode = 1;
-  } finally {
-    await browser.close();
-  }
-}
-
-main();
+  });

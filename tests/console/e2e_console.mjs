@@ -2,29 +2,16 @@
 // playwright-core), against a real cluster started by tests/console/test_console_e2e.py.
 //   node tests/console/e2e_console.mjs <console url> <artifacts dir> <config json>
 // config: {"operator": [user, password], "watcher": [user, password]}
-// Prints one JSON line {"ok": true, "steps": [...]} or {"ok": false, "error", "steps"}.
-import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, '..', 'node', 'package.json'));
-const { chromium } = require('playwright-core');
+// Prints one JSON line {"ok": true, "steps": [...]} or {"ok": false, "error", "steps"}
+// (tests/node/e2e_run.mjs).
+import { runScenario } from '../node/e2e_run.mjs';
 
 const [baseUrl, artifactsDir, configJson] = process.argv.slice(2);
 const config = JSON.parse(configJson);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT_MS = 40000;   // per step   // a server added or restarted registers within seconds; the box is shared
-const FLAGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
 
-const steps = [];
-const step = (name) => steps.push(name);
+const FULL = { fullPage: true };
 const url = (p) => new URL(p, baseUrl).toString();
-const shot = (page, name) => page.screenshot({ path: path.join(artifactsDir, name), fullPage: true });
 
 async function login(page, [username, password]) {
   await page.goto(url('/'));
@@ -38,14 +25,13 @@ async function login(page, [username, password]) {
 const rowState = (page, id, state) => page.waitForSelector(
   `#servers tr[data-server="${id}"][data-state="${state}"]`, { timeout: WAIT_MS });
 
-async function main() {
-  fs.mkdirSync(artifactsDir, { recursive: true });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
-  const page = await context.newPage();
-  page.on('pageerror', (err) => steps.push(`page error: ${err.message}`));
-  page.on('dialog', (dialog) => dialog.accept());
-  try {
+runScenario({ artifactsDir, viewport: { width: 1280, height: 760 }, failureShot: 'console-failure.png' },
+  async (run) => {
+    const { step } = run;
+    const page = await run.context.newPage();
+    run.failurePage = page;
+    page.on('pageerror', (err) => run.steps.push(`page error: ${err.message}`));
+    page.on('dialog', (dialog) => dialog.accept());
     // 1. without a session: the page sends the browser to the login form; the API refuses
     await page.goto(url('/'));
     await page.waitForURL(/\/login$/, { timeout: WAIT_MS });
@@ -57,7 +43,7 @@ async function main() {
     await login(page, [config.operator[0], 'wrong-password']);
     await page.waitForSelector('#login-error:has-text("wrong username or password")', { timeout: WAIT_MS });
     if (!page.url().endsWith('/login')) throw new Error(`a wrong password reached ${page.url()}`);
-    await shot(page, 'console-login-refused.png');
+    await run.shot(page, 'console-login-refused.png', FULL);
     step('a wrong password is refused');
 
     // 3. a watch-only user sees the cluster, has no buttons, and the server refuses its action
@@ -92,7 +78,7 @@ async function main() {
     await page.click('#add');
     await rowState(page, 'chat-server-3', 'running');
     await page.waitForSelector('#message:has-text("add chat-server-3: done")', { timeout: WAIT_MS });
-    await shot(page, 'console-cluster.png');
+    await run.shot(page, 'console-cluster.png', FULL);
     step('a server added from the form appears running');
 
     // 6. kill it with its button: the row shows it gone
@@ -115,25 +101,14 @@ async function main() {
     // 9. the other pages: routes, rpc, users, logs (filled by the traffic the test sent)
     await page.click('button.tab[data-tab="routes"]');
     await page.waitForSelector('#routes tbody tr td:has-text("connector.entryHandler.enter")', { timeout: WAIT_MS });
-    await shot(page, 'console-routes.png');
+    await run.shot(page, 'console-routes.png', FULL);
     await page.click('button.tab[data-tab="rpc"]');
     await page.waitForSelector('#rpc tbody tr td:has-text("chatRemote.add")', { timeout: WAIT_MS });
     await page.click('button.tab[data-tab="users"]');
     for (const uid of config.uids) await page.waitForSelector(`#users tr[data-uid="${uid}"]`, { timeout: WAIT_MS });
-    await shot(page, 'console-users.png');
+    await run.shot(page, 'console-users.png', FULL);
     await page.click('button.tab[data-tab="logs"]');
     await page.waitForSelector('#logs pre[data-server="master-server-1"]', { timeout: WAIT_MS });
-    await shot(page, 'console-logs.png');
+    await run.shot(page, 'console-logs.png', FULL);
     step('routes, rpc calls, online users and logs are shown');
-
-    process.stdout.write(`${JSON.stringify({ ok: true, steps })}\n`);
-  } catch (err) {
-    try { await shot(page, 'console-failure.png'); } catch (e) { /* the page may be gone */ }
-    process.stdout.write(`${JSON.stringify({ ok: false, error: String(err && err.stack || err), steps })}\n`);
-    process.exitCode = 1;
-  } finally {
-    await browser.close();
-  }
-}
-
-main();
+  });

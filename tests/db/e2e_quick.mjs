@@ -1,30 +1,15 @@
 // Drives the quick game's page in headless Chromium (Debian's /usr/bin/chromium, playwright-core).
 //   node tests/db/e2e_quick.mjs <page url> <artifacts dir>
 // Prints one JSON line {"ok": true, "steps": [...]} or {"ok": false, "error": ..., "steps": [...]};
-// exits 0 only when every step passed. Used by tests/db/test_quick_page.py.
-import fs from 'node:fs';
-import path from 'node:path';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
-
-const here = path.dirname(fileURLToPath(import.meta.url));
-const require = createRequire(path.join(here, '..', 'node', 'package.json'));
-const { chromium } = require('playwright-core');
+// exits 0 only when every step passed (tests/node/e2e_run.mjs). Used by tests/db/test_quick_page.py.
+import { runScenario } from '../node/e2e_run.mjs';
 
 const [pageUrl, artifactsDir] = process.argv.slice(2);
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const WAIT_MS = 10000;
-const FLAGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync',
-];
 
-const steps = [];
-const step = (name) => steps.push(name);
-
-async function joinAs(context, uid, area) {
-  const page = await context.newPage();
-  page.on('pageerror', (err) => steps.push(`${uid}: page error: ${err.message}`));
+async function joinAs(run, uid, area) {
+  const page = await run.context.newPage();
+  page.on('pageerror', (err) => run.steps.push(`${uid}: page error: ${err.message}`));
   await page.goto(pageUrl);
   await page.fill('#uid', uid);
   await page.fill('#area', area);
@@ -39,15 +24,13 @@ const sees = (page, uid, x, y) => page.waitForSelector(
 
 const hasItem = (page, item) => page.locator('#items li', { hasText: item }).first().waitFor({ timeout: WAIT_MS });
 
-async function main() {
-  fs.mkdirSync(artifactsDir, { recursive: true });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
-  const context = await browser.newContext({ viewport: { width: 1100, height: 720 } });
-  step('chromium started');
-  let ann = null;
-  try {
-    ann = await joinAs(context, 'ann', 'town');
-    const bob = await joinAs(context, 'bob', 'town');
+runScenario({ artifactsDir, viewport: { width: 1100, height: 720 }, failureShot: 'quick-e2e-failure.png' },
+  async (run) => {
+    const { step } = run;
+    step('chromium started');
+    const ann = await joinAs(run, 'ann', 'town');
+    run.failurePage = ann;
+    const bob = await joinAs(run, 'bob', 'town');
     await sees(ann, 'bob', 0, 0);
     await sees(bob, 'ann', 0, 0);
     step('ann and bob joined town and see each other');
@@ -71,7 +54,7 @@ async function main() {
     await bob.click('#give');     // bob's select has ann and the sword: give it back
     await hasItem(ann, 'sword');
     step('bob gave it back');
-    await ann.screenshot({ path: path.join(artifactsDir, 'quick-e2e.png') });
+    await run.shot(ann, 'quick-e2e.png');
     step('screenshot saved');
 
     await ann.click('#give');     // with no item left the page says so and sends nothing
@@ -80,15 +63,4 @@ async function main() {
       null, { timeout: WAIT_MS });
     await hasItem(bob, 'sword');
     step('ann gave it again; with nothing left to give the page says so');
-
-    process.stdout.write(`${JSON.stringify({ ok: true, steps })}\n`);
-  } catch (err) {
-    if (ann) await ann.screenshot({ path: path.join(artifactsDir, 'quick-e2e-failure.png') }).catch(() => {});
-    process.stdout.write(`${JSON.stringify({ ok: false, error: String(err && err.stack || err), steps })}\n`);
-    process.exitCode = 1;
-  } finally {
-    await browser.close();
-  }
-}
-
-main();
+  });
