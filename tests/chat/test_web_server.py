@@ -74,7 +74,8 @@ def test_serves_the_page_with_the_ids_tests_rely_on(site):
     assert int(headers["content-length"]) == len(body)
 
 
-@pytest.mark.parametrize("name", ["chat.mjs", "pomelo-client.mjs", "pomelo-protocol.mjs"])
+@pytest.mark.parametrize("name", ["chat.mjs", "pomelo-client.mjs", "pomelo-protocol.mjs",
+                                  "server-address.mjs"])
 def test_modules_are_served_as_javascript(site, name):
     status, headers, body = http(site.get("webPort"), "GET", "/" + name)
     assert status == 200

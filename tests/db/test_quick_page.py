@@ -56,7 +56,7 @@ def test_the_page_gets_zpomelos_browser_client_from_the_package():
     ./pomelo-client.mjs from zpomelo/web/ (the client the JS tests cover)."""
     from zpomelo import static_site
     site = static_site.site(os.path.join(ROOT, "examples", "quick", "web"), {})
-    for name in ("pomelo-client.mjs", "pomelo-protocol.mjs"):
+    for name in ("pomelo-client.mjs", "pomelo-protocol.mjs", "server-address.mjs"):
         assert not os.path.exists(os.path.join(ROOT, "examples", "quick", "web", name))
         got = {}
         body = b"".join(site({"REQUEST_METHOD": "GET", "PATH_INFO": "/" + name},

@@ -1,6 +1,7 @@
 // The chat page: ask the gate for a connector, enter a room there, then chat.
 // Talks the routes of Pomelo's chatofpomelo-websocket, so the same servers serve both clients.
 import { PomeloClient } from './pomelo-client.mjs';
+import { serverAddress } from './server-address.mjs';
 
 const EVERYONE = '*';
 const DEFAULT_GATE_PORT = 3014;
@@ -125,24 +126,7 @@ function appendMessage(li) {
 // ---------------------------------------------------------------------------------- server
 
 /** Where the gate listens: ?gate=host:port, else what the page's own server says, else :3014. */
-async function gateAddress() {
-  const host = window.location.hostname || '127.0.0.1';
-  const param = new URLSearchParams(window.location.search).get('gate');
-  if (param) {
-    const [gateHost, gatePort] = param.includes(':') ? param.split(':') : [host, param];
-    return { host: gateHost || host, port: Number(gatePort) };
-  }
-  try {
-    const reply = await fetch('gate.json', { cache: 'no-store' });
-    if (reply.ok) {
-      const info = await reply.json();
-      if (info.port) return { host, port: info.port };
-    }
-  } catch (err) {
-    // Served by some other web server: fall back to chatofpomelo's gate port.
-  }
-  return { host, port: DEFAULT_GATE_PORT };
-}
+const gateAddress = () => serverAddress('gate', 'gate.json', DEFAULT_GATE_PORT);
 
 async function queryConnector(uid) {
   const gate = new PomeloClient();

@@ -1,6 +1,7 @@
 // The quick game's page: log in on the connector, join an area, move on its board, see the
 // others' moves pushed, pick up items and give them to other players (each one transaction).
 import { PomeloClient } from './pomelo-client.mjs';
+import { serverAddress } from './server-address.mjs';
 
 const DEFAULT_CLIENT_PORT = 3210;
 const SIZE = 10; // the board is SIZE x SIZE squares
@@ -95,24 +96,7 @@ function render() {
 // ---------------------------------------------------------------------------------- server
 
 /** Where the connector listens: ?connector=host:port, else what the page's server says. */
-async function connectorAddress() {
-  const host = window.location.hostname || '127.0.0.1';
-  const param = new URLSearchParams(window.location.search).get('connector');
-  if (param) {
-    const [h, p] = param.includes(':') ? param.split(':') : [host, param];
-    return { host: h || host, port: Number(p) };
-  }
-  try {
-    const reply = await fetch('connector.json', { cache: 'no-store' });
-    if (reply.ok) {
-      const info = await reply.json();
-      if (info.port) return { host, port: info.port };
-    }
-  } catch (err) {
-    // served by another web server: the template's development port
-  }
-  return { host, port: DEFAULT_CLIENT_PORT };
-}
+const connectorAddress = () => serverAddress('connector', 'connector.json', DEFAULT_CLIENT_PORT);
 
 async function call(route, msg) {
   const reply = await game.request(route, msg);
