@@ -22,27 +22,23 @@ from zpomelo.protocol import package, websocket
 from zpomelo.protocol.protobuf import ProtobufPair
 from zpomelo.testing import wait_until
 
+from tests.protocol.vectors import (ERROR_RESPONSE_VECTOR, HANDSHAKE_ERROR_VECTOR, KICK_VECTOR,
+                                    PUSH_PROTOBUF_VECTOR, PUSH_VECTOR, REQUEST_DICT_VECTOR,
+                                    REQUEST_VECTOR)
+from tests.protocol.vectors import h as hx
+
 pytestmark = pytest.mark.timeout(30)
 
 WAIT = 3.0   # upper bound of any wait on the other side; tests finish far sooner
 
 
-def hx(text):
-    return bytes.fromhex(text.replace(" ", ""))
-
-
-# docs/protocol.md section 9
-V_REQUEST = hx("04 00 00 2a 00 01 1c 63 6f 6e 6e 65 63 74 6f 72 2e 65 6e 74 72 79 48 61 6e 64 6c"
-               "65 72 2e 65 6e 74 72 79 7b 22 75 69 64 22 3a 22 61 22 7d")
-V_REQUEST_DICT = hx("04 00 00 0f 01 01 00 08 7b 22 75 69 64 22 3a 22 61 22 7d")
-V_ERROR_RESPONSE_ID3 = hx("04 00 00 0e 04 03 7b 22 63 6f 64 65 22 3a 35 30 30 7d")
-V_PUSH = hx("04 00 00 14 06 06 6f 6e 43 68 61 74 7b 22 6d 73 67 22 3a 22 68 69 22 7d")
-V_PUSH_DICT_PROTO = hx("04 00 00 0a 07 00 0d 0a 05 68 65 6c 6c 6f")
+# docs/protocol.md section 9 (tests/protocol/vectors.py), and the ones only this client needs
+V_REQUEST, V_REQUEST_DICT, V_ERROR_RESPONSE_ID3 = REQUEST_VECTOR, REQUEST_DICT_VECTOR, ERROR_RESPONSE_VECTOR
+V_PUSH, V_PUSH_DICT_PROTO = PUSH_VECTOR, PUSH_PROTOBUF_VECTOR
+V_HANDSHAKE_ERROR, V_KICK = HANDSHAKE_ERROR_VECTOR, KICK_VECTOR
 V_ACK = hx("02 00 00 00")
 V_HEARTBEAT = hx("03 00 00 00")
 V_HANDSHAKE_REPLY = hx("01 00 00 22") + b'{"code":200,"sys":{"heartbeat":3}}'
-V_HANDSHAKE_ERROR = hx("01 00 00 0c 7b 22 63 6f 64 65 22 3a 35 30 30 7d")
-V_KICK = hx("05 00 00 11 7b 22 72 65 61 73 6f 6e 22 3a 22 6b 69 63 6b 22 7d")
 
 ENTRY = "connector.entryHandler.entry"
 ROUTE_TO_CODE = {"area.playerHandler.move": 1, ENTRY: 8, "onChat": 13}

@@ -4,7 +4,7 @@ import os
 import gevent
 import pytest
 
-from zpomelo.testing import rounds
+from zpomelo.testing import rounds, wait_until
 
 APP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "apps", "cluster")
 
@@ -12,6 +12,27 @@ APP_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 @pytest.fixture(scope="session")
 def zpomelo_project():
     return APP_DIR
+
+
+def overtakes(client, requests, timeout):
+    """Send ``requests`` push_self requests at once (each pushes onSelf to its own session, then
+    answers); the request numbers whose answer came before its push (or without it)."""
+    events = []
+    answered = []
+    client.on("onSelf", lambda body: events.append(("push", body["n"])))
+
+    def on_answer(error, body):
+        events.append(("answer", body["n"] if error is None else error))
+        answered.append(1)
+
+    for n in range(requests):
+        client.request_async("chat.chatHandler.push_self", {"n": n}, on_answer)
+        if n % 20 == 19:
+            gevent.sleep(0)
+    wait_until(lambda: len(answered) == requests, timeout=timeout, message="every answer")
+    position = {event: i for i, event in enumerate(events)}
+    return [n for n in range(requests)
+            if ("push", n) not in position or position[("answer", n)] < position[("push", n)]]
 
 
 class EchoLoad:

@@ -3,12 +3,11 @@ before the answer; pushes from one server to one session arrive in the order sen
 
 Real in-process cluster (two frontends, chat backends), real TCP and WebSocket clients.
 """
-import gevent
 import pytest
 
 from zpomelo.testing import wait_until
 
-from tests.ordering.conftest import EchoLoad
+from tests.ordering.conftest import EchoLoad, overtakes
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -25,23 +24,8 @@ def test_a_push_to_the_own_session_arrives_before_the_answer(cluster, connect, t
     _enter(client, "order-" + transport, "order-room-" + transport)
     bus_stats = cluster["connector-1"].bus.stats
     timeouts_before = bus_stats["mark_timeouts"]
-    events = []
-    client.on("onSelf", lambda body: events.append(("push", body["n"])))
-    answered = []
-
-    def on_answer(error, body):
-        events.append(("answer", body["n"] if error is None else error))
-        answered.append(1)
-
-    for n in range(REQUESTS):
-        client.request_async("chat.chatHandler.push_self", {"n": n}, on_answer)
-        if n % 20 == 19:
-            gevent.sleep(0)
-    wait_until(lambda: len(answered) == REQUESTS, timeout=30)
-    position = {event: i for i, event in enumerate(events)}
-    overtakes = [n for n in range(REQUESTS)
-                 if ("push", n) not in position or position[("answer", n)] < position[("push", n)]]
-    assert overtakes == [], "%d of %d answers overtook their push" % (len(overtakes), REQUESTS)
+    overtaken = overtakes(client, REQUESTS, timeout=30)
+    assert overtaken == [], "%d of %d answers overtook their push" % (len(overtaken), REQUESTS)
     assert bus_stats["mark_timeouts"] == timeouts_before    # no answer waited for a lost push
 
 

@@ -1,13 +1,12 @@
 """The ordering guarantees in real server processes (`zpomelo start` of tests/apps/cluster:
 two frontends, two chat backends, an area), real TCP and WebSocket clients."""
-import gevent
 import pytest
 
 from zpomelo.client import Client
 from zpomelo.testing import wait_until
 from zpomelo.testing.process_cluster import ProcessCluster, copy_project
 
-from tests.ordering.conftest import APP_DIR, EchoLoad
+from tests.ordering.conftest import APP_DIR, EchoLoad, overtakes
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -18,25 +17,6 @@ def _client(port, transport, uid, rid):
     client = Client.connect("127.0.0.1", port, transport)
     assert client.request("connector.entryHandler.entry", {"uid": uid, "rid": rid})["code"] == 200
     return client
-
-
-def _overtakes(client):
-    events = []
-    answered = []
-    client.on("onSelf", lambda body: events.append(("push", body["n"])))
-
-    def on_answer(error, body):
-        events.append(("answer", body["n"] if error is None else error))
-        answered.append(1)
-
-    for n in range(REQUESTS):
-        client.request_async("chat.chatHandler.push_self", {"n": n}, on_answer)
-        if n % 20 == 19:
-            gevent.sleep(0)
-    wait_until(lambda: len(answered) == REQUESTS, timeout=60, message="every answer")
-    position = {event: i for i, event in enumerate(events)}
-    return [n for n in range(REQUESTS)
-            if ("push", n) not in position or position[("answer", n)] < position[("push", n)]]
 
 
 def test_own_pushes_before_answers_and_ordered_runs_between_processes(tmp_path):
@@ -50,9 +30,9 @@ def test_own_pushes_before_answers_and_ordered_runs_between_processes(tmp_path):
             for transport, frontend in (("tcp", "connector-1"), ("ws", "connector-2")):
                 client = _client(ports[frontend], transport, "p-" + transport, "proc-room-" + transport)
                 clients.append(client)
-                overtakes = _overtakes(client)
-                assert overtakes == [], "%s: %d of %d answers overtook their push" % (
-                    transport, len(overtakes), REQUESTS)
+                overtaken = overtakes(client, REQUESTS, timeout=60)
+                assert overtaken == [], "%s: %d of %d answers overtook their push" % (
+                    transport, len(overtaken), REQUESTS)
 
             # runs of numbered pushes from one backend to one session, while others load it
             runner = _client(ports["connector-2"], "tcp", "runner", "proc-runs")
