@@ -159,12 +159,13 @@ class Database:
                 self.commit(tx)
                 return result
             except DbError as exc:
+                touched = tx.touched()
                 self.rollback(tx)
                 if not exc.retryable:
                     raise
                 last = exc
                 if isinstance(exc, Conflict):   # the cache was stale; a Deadlock says nothing of it
-                    self.cache.drop(exc.keys or tx.touched())
+                    self.cache.drop(exc.keys or touched)
                 self.stats["retries"] += 1
                 gevent.sleep(random.random() * min(0.0005 * (attempt + 1), 0.02))
             except BaseException:

@@ -134,6 +134,7 @@ class Transaction:
         return entry.value
 
     def delete(self, instance):
+        self._check_active()
         if instance._tx is not self:
             raise TransactionAborted("%r belongs to another transaction" % (instance,))
         entry = self.entries[instance.key_of(instance.id)]
@@ -239,6 +240,10 @@ class Transaction:
         if _current.get(self.greenlet) is self:
             del _current[self.greenlet]
         self.db.locks.release_all(self)
+        # each instance handed out points back here (instance._tx): dropping the entries breaks
+        # that cycle, so an ended transaction is freed at once, not by the cyclic GC (measured:
+        # the collections cost more than the rest of a cached read)
+        self.entries = {}
         if self.on_end is not None:
             on_end, self.on_end = self.on_end, None
             on_end()
