@@ -150,10 +150,12 @@ class SqliteEngine:
             try:
                 try:
                     outcomes = [self._apply_fast(conn, checks, writes) for checks, writes in batch]
+                    committed = len(outcomes)
                 except _Refused:   # a version moved: redo the batch checking every commit first
                     conn.execute("ROLLBACK")
                     self._begin()
                     outcomes = [self._apply_one(conn, checks, writes) for checks, writes in batch]
+                    committed = sum(1 for outcome in outcomes if not isinstance(outcome, Conflict))
                 if self.commit_in_thread:
                     self._offload.thread(conn.execute, "COMMIT").get()
                 else:
@@ -175,7 +177,7 @@ class SqliteEngine:
             self._checkpointing = self._offload.thread(self._checkpoint)
             self._checkpointing.rawlink(lambda _: setattr(self, "_checkpointing", None))
         self.stats["batches"] += 1
-        self.stats["commits"] += sum(1 for outcome in outcomes if not isinstance(outcome, Conflict))
+        self.stats["commits"] += committed
         return outcomes
 
     def _begin(self):
