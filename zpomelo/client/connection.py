@@ -1,9 +1,10 @@
 """Client: one Pomelo connection's protocol side: handshake, requests, pushes, heartbeats.
 
 Bytes, sockets and the writer live in zpomelo.client.transport; this module speaks Pomelo over
-it (what arrives is handled in incoming.py, reconnecting and resuming in resume.py). One connection = one socket, one reader greenlet (decodes, answers requests, runs push
-handlers and async callbacks), a writer greenlet only while the socket cannot take a write at
-once, and, when the server asks for heartbeats, one heartbeat greenlet. Nothing else blocks on
+it (what arrives is handled in incoming.py, reconnecting and resuming in resume.py). One
+connection = one socket, one reader greenlet (decodes, answers requests, runs push handlers and
+async callbacks), a writer greenlet only while the socket cannot take a write at once, and, when
+the server asks for heartbeats, one heartbeat greenlet. Nothing else blocks on
 the socket, and no greenlet is started per request.
 """
 import logging

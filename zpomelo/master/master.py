@@ -50,9 +50,9 @@ class Master(MemberEvents):
         security.check_production(env, self.keys,
                                   [self.record.host] + [r.host for r in self.configured])
         self.refusals = security.RefusalLog(logger)
-        # the ROUTER socket: sealed frames in and out, answers to commands (port.py)
-        self.wire = MasterPort(self.record, self.keys, context or zmq.Context.instance(), ha,
-                               self.refusals)
+        # the one ROUTER socket: sealed frames in and out, answers to commands (port.py)
+        self.socket = MasterPort(self.record, self.keys, context or zmq.Context.instance(), ha,
+                                 self.refusals)
         self._unregistered = set()              # ids whose own "unregister" set explicit_stop
         self.registry = Registry()
         self.control = AdminControl(self)
@@ -81,7 +81,7 @@ class Master(MemberEvents):
     @property
     def port(self):
         """The port bound (master.json's, or any free one for 0); None before start."""
-        return self.wire.port
+        return self.socket.port
 
     @property
     def endpoint(self):
@@ -111,7 +111,7 @@ class Master(MemberEvents):
             command=lambda proc, name, timeout: self.command(proc.server_id, name,
                                                               timeout=timeout))
         self.supervisor.may_act = self.acting
-        self._greenlets.append(gevent.spawn(self.wire.read_loop, self._dispatch))
+        self._greenlets.append(gevent.spawn(self.socket.read_loop, self._dispatch))
         adopting = self._adopting = self._adopt(state["servers"])
         for record in ([] if self.takeover else self.configured):
             if record.id not in self.supervisor.procs:
@@ -124,7 +124,7 @@ class Master(MemberEvents):
         self._check_all_started()
 
     def _bind(self, previous):
-        self.wire.bind(previous)
+        self.socket.bind(previous)
         logger.info("master %s (%s) listening on %s:%d (%s), pid %d", self.record.id, self.env,
                     self.record.host, self.port, "CURVE + cluster secret" if self.keys.curve
                     else "cluster secret, no CURVE", os.getpid())
@@ -241,7 +241,7 @@ class Master(MemberEvents):
 
     def broadcast(self, *parts, exclude=None):
         for identity in self.registry.identities(exclude):
-            self.wire.send(identity, *parts)
+            self.socket.send(identity, *parts)
 
     def _dispatch(self, identity, msg, address=None):
         kind = msg[0]
@@ -249,9 +249,9 @@ class Master(MemberEvents):
             self.ha.saw_newer_epoch(wire.epoch_of(msg), "a server (%r)" % kind)
         if kind == wire.HEARTBEAT:
             if not self.registry.touch(msg[1], identity):
-                self.wire.send(identity, wire.REREGISTER)
+                self.socket.send(identity, wire.REREGISTER)
         elif kind == wire.RESULT:
-            self.wire.on_result(msg)
+            self.socket.on_result(msg)
         elif kind == wire.REGISTER:
             self._on_register(identity, msg[1])
         elif kind == wire.UNREGISTER:
@@ -268,24 +268,25 @@ class Master(MemberEvents):
         member = self.registry.get(sid)
         if member is None:
             raise ZpomeloError("server %s is not registered" % sid)
-        return self.wire.command(member.identity, sid, name, args, timeout)
+        return self.socket.command(member.identity, sid, name, args, timeout)
 
     def command_async(self, sid, name, args=None):
         member = self.registry.get(sid)
         if member is not None:
-            self.wire.command_async(member.identity, name, args)
+            self.socket.command_async(member.identity, name, args)
 
     # ------------------------------------------------------------------ admin
 
     def _on_admin(self, identity, msg, address=None):
         if not self.acting():
-            self.wire.send(identity, wire.ERROR, "master %s does not lead the cluster now (it lost "
-                       "its ZooKeeper lease or stepped down); ask the current leader: zpomelo "
-                       "finds it through ZooKeeper without -h/-P" % self.record.id)
+            self.socket.send(identity, wire.ERROR,
+                             "master %s does not lead the cluster now (it lost its ZooKeeper "
+                             "lease or stepped down); ask the current leader: zpomelo finds it "
+                             "through ZooKeeper without -h/-P" % self.record.id)
             return
         if len(msg) != 5:
-            self.wire.send(identity, wire.ERROR, "malformed admin request: expected "
-                       "[\"admin\", username, password, verb, args]")
+            self.socket.send(identity, wire.ERROR, "malformed admin request: expected "
+                             "[\"admin\", username, password, verb, args]")
             return
         _, username, password, verb, args = msg
         try:
@@ -293,14 +294,14 @@ class Master(MemberEvents):
             result = self.control.handle(verb, args or {}, user)
         except ZpomeloError as e:
             logger.info("admin %s by %r refused: %s", verb, username, e)
-            self.wire.send(identity, wire.ERROR, str(e))
+            self.socket.send(identity, wire.ERROR, str(e))
             return
         except Exception as e:
             logger.exception("admin %s failed", verb)
-            self.wire.send(identity, wire.ERROR, "internal error in the master: %s: %s"
-                       % (type(e).__name__, e))
+            self.socket.send(identity, wire.ERROR, "internal error in the master: %s: %s"
+                             % (type(e).__name__, e))
             return
-        self.wire.send(identity, wire.OK, result)
+        self.socket.send(identity, wire.OK, result)
         if self.control.exit_after_reply:
             self._record_stopped()
             runstate.remove(self.base_dir, self.env)
@@ -340,5 +341,5 @@ class Master(MemberEvents):
         self.exporter.close()
         if self.supervisor is not None:
             self.supervisor.close()
-        self.wire.close()
+        self.socket.close()
 

@@ -17,7 +17,7 @@ logger = logging.getLogger("zpomelo.master.master")     # the master's log, as b
 
 class MemberEvents:
     """Needs the Master's registry, supervisor, configured, heartbeat_timeout, selected, ready,
-    wire, broadcast, save_state, exporter, command_async, acting and _check_all_started."""
+    socket, broadcast, save_state, exporter, command_async, acting and _check_all_started."""
 
     def _on_register(self, identity, record):
         if not isinstance(record, dict) or not isinstance(record.get("id"), str):
@@ -44,7 +44,7 @@ class MemberEvents:
         first = not proc.registered.is_set()
         proc.registered.set()
         proc.state = RUNNING
-        self.wire.send(identity, wire.WELCOME, self.registry.records(), self._settled)
+        self.socket.send(identity, wire.WELCOME, self.registry.records(), self._settled)
         if changed:
             logger.info("server %s (%s) registered: pid %s, %s:%s%s", sid,
                         record.get("serverType"), pid, record.get("host"), record.get("port"),
