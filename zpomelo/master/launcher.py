@@ -152,14 +152,21 @@ class HostAccess:
         return done.returncode, (done.stdout + done.stderr).decode("utf-8", "replace")
 
 
+def read_tail(path, size):
+    """The last ``size`` bytes of a log file as text, or None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - size))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
 def remote_pid_from(log_path):
     """The pid a remote server's shell printed (the last one in its ssh log), or None."""
-    try:
-        with open(log_path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 65536))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
+    text = read_tail(log_path, 65536)
+    if text is None:
         return None
     found = re.findall(r"^%s (\d+)$" % PID_LINE, text, re.M)
     return int(found[-1]) if found else None

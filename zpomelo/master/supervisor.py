@@ -20,7 +20,7 @@ import gevent.pool
 from zpomelo.errors import ZpomeloError
 from zpomelo.master import runstate, wire
 from zpomelo.master.launcher import (DEFAULT_SERVER_COMMAND, PID_LINE,  # noqa: F401
-                                     child_env, remote_pid_from)
+                                     child_env, read_tail, remote_pid_from)
 
 logger = logging.getLogger(__name__)
 
@@ -309,12 +309,8 @@ class Supervisor:
 
 def log_tail(path, lines=15):
     """The last lines of a log file, for error messages."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 8192))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
+    text = read_tail(path, 8192)
+    if text is None:
         return ""
     tail = [line for line in text.splitlines() if not line.startswith(PID_LINE)][-lines:]
     if not tail:
