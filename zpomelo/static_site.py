@@ -7,9 +7,10 @@ in servers.json (0: any free port; no field: no page); the bound port is ``app.g
 For development and examples: behind a real site, serve the files with your web server.
 
 Pomelo's browser client that ships with zpomelo (``zpomelo/web/``: ``pomelo-client.mjs``,
-``pomelo-protocol.mjs``; and ``server-address.mjs``, how a page finds its server) is served
-beside the page's own files, so every page imports it as ``./pomelo-client.mjs`` and no project
-keeps a copy; a file of the same name under ``web_dir`` wins.
+``pomelo-protocol.mjs``; ``server-address.mjs``, how a page finds its server; ``page.css``, the
+examples' shared look) is served beside the page's own files, so every page imports it as
+``./pomelo-client.mjs`` and no project keeps a copy; a file of the same name under ``web_dir``
+wins.
 """
 import json
 import logging

@@ -52,11 +52,12 @@ def test_two_pages_join_move_and_give_an_item(tmp_path):
 
 
 def test_the_page_gets_zpomelos_browser_client_from_the_package():
-    """The quick page keeps no copy of the Pomelo client: its server answers
-    ./pomelo-client.mjs from zpomelo/web/ (the client the JS tests cover)."""
+    """The quick page keeps no copy of the Pomelo client (nor of the modules and styles it shares
+    with the chat page): its server answers ./pomelo-client.mjs from zpomelo/web/ (the client the
+    JS tests cover)."""
     from zpomelo import static_site
     site = static_site.site(os.path.join(ROOT, "examples", "quick", "web"), {})
-    for name in ("pomelo-client.mjs", "pomelo-protocol.mjs", "server-address.mjs"):
+    for name in ("pomelo-client.mjs", "pomelo-protocol.mjs", "server-address.mjs", "page.css"):
         assert not os.path.exists(os.path.join(ROOT, "examples", "quick", "web", name))
         got = {}
         body = b"".join(site({"REQUEST_METHOD": "GET", "PATH_INFO": "/" + name},
