@@ -15,7 +15,7 @@ from typing import Mapping
 from zpomelo.config_records import (  # noqa: F401 (ServerRecord, MasterRecord, ... are ours)
     BOOL_KEYS, CLUSTER_COUNT, CLUSTER_SIGNAL, EMPTY, INT_KEYS, MAX_PORT, METRICS_PORT,
     MasterRecord, ServerRecord, as_int, as_str, check_host_fields, check_server_type,
-    expand_cluster, fail, server_label)
+    expand_cluster, fail, required, server_label)
 from zpomelo.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -143,13 +143,10 @@ def load_master(base_dir, env):
                           "{\"id\", \"host\", \"port\"}" % str(env), path=path)
     label = section.get("id") if isinstance(section.get("id"), str) else "master"
     master_id = as_str(section.get("id", "master-server-1"), path, label, "id")
-    if section.get("host") is None:
-        fail("missing; give the address the master binds, e.g. \"127.0.0.1\"",
-             path, master_id, "host")
-    host = as_str(section["host"], path, master_id, "host")
-    if section.get("port") is None:
-        fail("missing; give the master's port, e.g. 3005", path, master_id, "port")
-    port = as_int(section["port"], path, master_id, "port", 0, MAX_PORT)
+    host = as_str(required(section, "host", "give the address the master binds, e.g. \"127.0.0.1\"",
+                           path, master_id), path, master_id, "host")
+    port = as_int(required(section, "port", "give the master's port, e.g. 3005", path, master_id),
+                  path, master_id, "port", 0, MAX_PORT)
     check_host_fields(section, path, master_id)
     web_port = section.get("adminWebPort")
     if web_port is not None and web_port is not False:

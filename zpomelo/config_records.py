@@ -48,6 +48,13 @@ def fail(message, path, server, key):
     raise ConfigError(message, path=path, server=server, field=key)
 
 
+def required(d, key, hint, path, server):
+    """``d[key]``; a ConfigError "missing; <hint>" when it is absent or null."""
+    if d.get(key) is None:
+        fail("missing; " + hint, path, server, key)
+    return d[key]
+
+
 def as_int(value, path, server, key, low, high):
     """An int in [low, high]; decimal strings are accepted (Pomelo configs are loose about it)."""
     if isinstance(value, str) and value.strip().isdigit():
@@ -192,20 +199,13 @@ class ServerRecord:
                  % (own_type, server_type), path, label, "serverType")
         check_server_type(server_type, path, label)
 
-        if "id" not in d or d["id"] is None:
-            fail("missing; every server needs a unique id such as \"%s-server-1\"" % server_type,
-                 path, label, "id")
-        server_id = as_str(d["id"], path, label, "id")
+        hint = "every server needs a unique id such as \"%s-server-1\"" % server_type
+        server_id = as_str(required(d, "id", hint, path, label), path, label, "id")
         label = server_id
-
-        if d.get("host") is None:
-            fail("missing; give the address to bind, e.g. \"host\": \"127.0.0.1\"",
-                 path, label, "host")
-        host = as_str(d["host"], path, label, "host")
-
-        if d.get("port") is None:
-            fail("missing; give the RPC port (0 binds any free port)", path, label, "port")
-        port = as_int(d["port"], path, label, "port", 0, MAX_PORT)
+        host = as_str(required(d, "host", "give the address to bind, e.g. \"host\": \"127.0.0.1\"",
+                               path, label), path, label, "host")
+        port = as_int(required(d, "port", "give the RPC port (0 binds any free port)", path, label),
+                      path, label, "port", 0, MAX_PORT)
 
         frontend = as_bool(d.get("frontend", False), path, label, "frontend")
         client_port = d.get("clientPort")
