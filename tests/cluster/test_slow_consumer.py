@@ -7,7 +7,7 @@ import pytest
 from gevent import socket
 
 from zpomelo.protocol import package
-from zpomelo.testing import wait_until
+from zpomelo.testing import rounds, wait_until
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -22,10 +22,11 @@ def _raw_member(port, uid):
     sock.sendall(package.encode(package.DATA, bytes([0x00, 0x01, len(route)]) + route + body))
     decoder = package.PackageDecoder(1 << 20)
     answered = False
-    while not answered:
+    for _ in rounds(lambda: answered, seconds=30):     # heartbeats may come first, not forever
         data = sock.recv(65536)
         assert data
         answered = any(t == package.DATA for t, _ in decoder.feed(data))
+    assert answered, "no answer to the entry within 30 s"
     return sock
 
 

@@ -8,8 +8,10 @@ from zpomelo.connector import Connector, ConnectorConfig
 from zpomelo.protocol import handshake, message, package
 from zpomelo.protocol import websocket as ws
 from zpomelo.protocol.codec import ServerCodec
+from zpomelo.testing import rounds
 
 IO_TIMEOUT = 5.0
+CLOSE_TIMEOUT = 30.0     # the longest a test waits for the server to close a connection
 
 
 class FakeFrontend:
@@ -157,9 +159,10 @@ class RawClient:
         return msg.type, msg.id, msg.route, json.loads(bytes(msg.body)) if msg.body else {}
 
     def wait_closed(self):
-        """True once the server closed the connection; returns what arrived before (packages)."""
+        """Once the server closed the connection: what arrived before (packages). A server that
+        keeps sending (heartbeats) and never closes fails after CLOSE_TIMEOUT."""
         seen = []
-        while True:
+        for _ in rounds(seconds=CLOSE_TIMEOUT):
             while self._ready:
                 seen.append(self._ready.pop(0))
             try:
@@ -170,6 +173,7 @@ class RawClient:
                 self.eof = True
                 return seen
             self._feed(data)
+        raise AssertionError("the server did not close the connection within %.0f s" % CLOSE_TIMEOUT)
 
     # ---- protocol steps ----
 
