@@ -94,6 +94,32 @@ def test_cli_prints_json_and_connect_mode_counts_connections(cluster, tmp_path):
     assert "server_rss_kb_per_connection" in printed
 
 
+@pytest.mark.timeout(60)
+def test_server_heartbeats_are_answered_one_interval_later_like_pomelo_clients(monkeypatch):
+    """A heartbeat answered at once made every connection a ping-pong at the speed of its round
+    trip (the server answers a client's heartbeat at once): thousands a second, paid by the
+    server measured. A Pomelo client answers one heartbeat interval later (here 1 s)."""
+    from zpomelo.connector.conn import Connection
+
+    received = {}
+    serve_heartbeat = Connection._on_heartbeat
+
+    def counted(conn):
+        received[conn.id] = received.get(conn.id, 0) + 1
+        serve_heartbeat(conn)
+
+    monkeypatch.setattr(Connection, "_on_heartbeat", counted)
+    monkeypatch.setenv("BENCH_HEARTBEAT", "1")
+    with InProcessCluster(APP_DIR, "test") as one_second:
+        result = run_bench(BenchOptions(port=one_second.client_port("connector-server-1"),
+                                        mode="echo", clients=4, inflight=2, duration=2.5, warmup=0.2))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["requests"] > 0
+    # 2.7 s of load: each client answers 2 or 3 heartbeats (the probe connection none or one)
+    assert len(received) >= 4, received
+    assert all(1 <= count <= 4 for count in received.values()), received
+
+
 def test_a_closed_port_is_an_error_not_a_hang():
     result = run_bench(BenchOptions(mode="echo", port=1, clients=2, duration=0.3, warmup=0,
                                     connect_timeout=2))

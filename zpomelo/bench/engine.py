@@ -11,6 +11,7 @@ handshake and ACK) `concurrency` at a time; `Engine.loop(until)` serves sockets 
 load's business (modes.py): `load.ready(conn)`, `load.answered(conn, data, start, end, now)`,
 `load.pushed(conn, data, start, end, now)`.
 """
+import collections
 import errno
 import json
 import select
@@ -37,7 +38,7 @@ _OUT = select.EPOLLOUT
 class Conn:
     """One client connection (per-connection state only; nothing per request)."""
     __slots__ = ("index", "port", "sock", "fd", "state", "buf", "key", "since", "t0", "outbox",
-                 "tag")
+                 "tag", "beat_due")
 
     def __init__(self, index, port):
         self.index = index
@@ -51,6 +52,7 @@ class Conn:
         self.t0 = None            # per in-flight slot: send time of the request in it, 0 = free
         self.outbox = b""         # bytes a full socket buffer refused; sent on EPOLLOUT
         self.tag = None           # the load's own per-connection value
+        self.beat_due = False     # a heartbeat is scheduled (Engine._beats)
 
 
 class _Uncounted:
@@ -79,6 +81,8 @@ class Engine:
         self._todo = []
         self._handshake = None        # (dict version, handshake frame)
         self.coalesce = config.get("coalesce", COALESCE)   # seconds
+        # (due, conn): heartbeats to send, in due order (one interval for every connection)
+        self._beats = collections.deque()
 
     # ---- connecting ------------------------------------------------------------------------
 
@@ -219,6 +223,7 @@ class Engine:
                 return False
             if now >= next_check:
                 self._check_timeouts(now)
+                self._send_beats(now)
                 next_check = now + 0.2
             ready = poll(min(0.05, deadline - now))
             for fd, events in ready:
@@ -274,7 +279,7 @@ class Engine:
             elif kind == wire.PUSH:
                 load.pushed(conn, data, start, end, now)
             elif kind == wire.HEARTBEAT:
-                self.send(conn, self.heartbeat)
+                self._beat_later(conn)
             elif kind == wire.HANDSHAKE and conn.state == HANDSHAKING:
                 self._handshake_reply(conn, data, start, end)
             elif kind == wire.KICK:
@@ -317,6 +322,25 @@ class Engine:
             return
         self.load.lost(conn, why)
         self.close(conn)
+
+    def _beat_later(self, conn):
+        """Answer a server heartbeat one interval later, as Pomelo's clients do. Answering at
+        once made every connection a heartbeat ping-pong at the speed of its round trip (the
+        server answers a client heartbeat at once): about a heartbeat per request, paid by the
+        server measured. No interval in the handshake: the client sends none (Pomelo's too)."""
+        interval = self.sys.get("heartbeat")
+        if not interval or conn.beat_due:
+            return
+        conn.beat_due = True
+        self._beats.append((time.monotonic() + interval, conn))
+
+    def _send_beats(self, now):
+        beats = self._beats
+        while beats and beats[0][0] <= now:
+            conn = beats.popleft()[1]
+            conn.beat_due = False
+            if conn.state != CLOSED:
+                self.send(conn, self.heartbeat)
 
     def _check_timeouts(self, now):
         for conn in list(self.conns.values()):
