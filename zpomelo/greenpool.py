@@ -1,26 +1,32 @@
 """A bounded set of raw greenlets: what gevent.pool.Pool does, for a fraction of the cost.
 
-Each job runs in a raw greenlet (``gevent.spawn_raw``: no Greenlet object, no links); the pool
-only counts them. ``spawn`` waits while the pool is full, so the caller (a reader loop) applies
-back-pressure instead of queueing without bound. Jobs must catch their own exceptions: an
-escaping one is reported by the hub and the job's slot is freed.
+Each job runs in a raw greenlet (no Greenlet object, no links); the pool only counts them.
+``spawn`` waits while the pool is full, so the caller (a reader loop) applies back-pressure
+instead of queueing without bound. Jobs must catch their own exceptions: an escaping one is
+reported by the hub and the job's slot is freed.
 
-Greenlets are reused: a job's greenlet that finishes parks (up to ``keep_idle`` of them) and runs
-the next job. A new greenlet costs about 15-30 µs on CPython 3.11 (each one maps, touches and
-unmaps its own 16 KB frame stack), which was the largest single cost of a forwarded request on a
-backend (INTERNALS.md, "Forward path cost"). A parked greenlet starts every job with a fresh
-contextvars context; a job must not leave a started ``gevent.Timeout`` behind (use it as a
-context manager): a stale one that fires while the greenlet is parked is ignored, one that fires
-during a later job interrupts that job. A greenlet whose job raised is not reused. What a layer
-above binds to the greenlet itself (a store transaction) is cleaned by its ``after_each_job``
-hook, so it cannot reach the next job.
+Greenlets are reused: a job's greenlet that finishes takes the next queued job, or parks (up to
+``keep_idle`` of them) until there is one. A new greenlet costs about 15-30 µs on CPython 3.11
+(each one maps, touches and unmaps its own 16 KB frame stack), which was the largest single cost
+of a forwarded request on a backend (INTERNALS.md, "Forward path cost"); handing each job to a
+parked greenlet still made one per job beyond the ``keep_idle`` parked ones whenever a frame
+brought more calls than that (an mmap/munmap pair per call at 800 calls in flight). Every job
+starts with a fresh contextvars context; a job must not leave a started ``gevent.Timeout``
+behind (use it as a context manager): a stale one that fires while the greenlet is parked is
+ignored, one that fires during a later job interrupts that job. A greenlet whose job raised is
+not reused. What a layer above binds to the greenlet itself (a store transaction) is cleaned by
+its ``after_each_job`` hook, so it cannot reach the next job.
 """
 import logging
+import sys
+from collections import deque
 
 import gevent
 from gevent import GreenletExit
 from gevent.event import Event
 from gevent.hub import get_hub
+from greenlet import getcurrent
+from greenlet import greenlet as RawGreenlet
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +47,10 @@ class GreenPool:
         if size < 1:
             raise ValueError("a pool needs at least one slot, got %r" % (size,))
         self.size = size
-        self.running = set()
+        self.running = set()        # greenlets between being started and parking (or ending)
+        self._jobs = 0              # jobs spawned and not finished (queued or running)
+        self._pending = deque()     # jobs not started yet, in spawn order
+        self._starting = False      # a _start_pending callback is scheduled
         self._parked = []           # finished greenlets waiting (in the hub) for a job
         self._keep_idle = min(keep_idle, size)
         self._free = Event()
@@ -50,63 +59,95 @@ class GreenPool:
         self.waits = 0
 
     def __len__(self):
-        return len(self.running)
+        return self._jobs
 
     def full(self):
-        return len(self.running) >= self.size
+        return self._jobs >= self.size
 
     def spawn(self, fn, *args):
-        """Run ``fn(*args)`` in a greenlet of its own; waits for a free slot while the pool is full."""
-        while len(self.running) >= self.size:
+        """Run ``fn(*args)`` in a pool greenlet; waits for a free slot while the pool is full.
+
+        Jobs start in spawn order, from one loop callback per batch: each runs in a parked (or
+        new) greenlet, and a greenlet whose job finished without blocking takes the next queued
+        job itself. So a burst of jobs that do not block (a frame of RPC calls) needs one
+        greenlet and no switch per job, and a new greenlet is made only while the others are
+        blocked."""
+        while self._jobs >= self.size:
             self.waits += 1
             self._free.clear()
             self._free.wait()
+        self._jobs += 1
         self._idle.clear()
+        self._pending.append((fn, args))
+        if not self._starting:
+            self._starting = True
+            get_hub().loop.run_callback(self._start_pending)
+
+    def _start_pending(self):
+        """(The hub, a loop callback.) Start queued jobs until none is left: a worker returns
+        here when its job blocks or when it parks with the queue empty."""
+        self._starting = False
+        pending = self._pending
         parked = self._parked
-        if parked:
-            worker = parked.pop()
-            self.running.add(worker)
-            get_hub().loop.run_callback(worker.switch, _TASK, fn, args)
-        else:
-            self.running.add(gevent.spawn_raw(self._work, fn, args))
-
-    def _work(self, fn, args):
-        current = gevent.getcurrent()
-        hub = get_hub()
-        while True:
-            try:
-                fn(*args)
-            finally:
-                for hook in _after_job:
-                    try:
-                        hook(current)
-                    except Exception:
-                        logger.exception("an after-job hook failed (%r)", hook)
-                self._finished(current)
-            if len(self._parked) >= self._keep_idle:
-                return
-            fn = args = None
-            current.gr_context = None     # the next job starts with a fresh contextvars context
-            self._parked.append(current)
-            while True:
-                try:
-                    task = hub.switch()
-                except GreenletExit:
-                    if current in self._parked:
-                        self._parked.remove(current)
-                    return
-                except BaseException:   # a stale timeout of an earlier job: nobody to tell
-                    continue
-                if type(task) is tuple and len(task) == 3 and task[0] is _TASK:
-                    _, fn, args = task
-                    break
-
-    def _finished(self, current):
         running = self.running
-        running.discard(current)
+        hub = get_hub()
+        while pending:
+            if parked:
+                worker = parked.pop()
+                running.add(worker)
+                switch_args = (_TASK,)
+            else:
+                worker = RawGreenlet(self._work, hub)
+                running.add(worker)
+                switch_args = ()
+            try:
+                worker.switch(*switch_args)
+            except Exception:   # an escaping job exception ends its greenlet; reported here
+                hub.handle_error(worker, *sys.exc_info())
+
+    def _work(self):
+        current = getcurrent()
+        hub = get_hub()
+        pending = self._pending
+        try:
+            while True:
+                while pending:
+                    fn, args = pending.popleft()
+                    try:
+                        fn(*args)
+                    finally:
+                        fn = args = None
+                        for hook in _after_job:
+                            try:
+                                hook(current)
+                            except Exception:
+                                logger.exception("an after-job hook failed (%r)", hook)
+                        self._job_done()
+                    current.gr_context = None     # the next job starts with a fresh context
+                if len(self._parked) >= self._keep_idle:
+                    return
+                self.running.discard(current)
+                self._parked.append(current)
+                while True:
+                    try:
+                        task = hub.switch()
+                    except GreenletExit:
+                        if current in self._parked:
+                            self._parked.remove(current)
+                        return
+                    except BaseException:   # a stale timeout of an earlier job: nobody to tell
+                        continue
+                    if task is _TASK:       # _start_pending took us out of _parked
+                        break
+        finally:
+            self.running.discard(current)
+
+    def _job_done(self):
+        if self._jobs > 0:      # kill() already forgot the jobs it abandoned
+            self._jobs -= 1
         if not self._free.is_set():
             self._free.set()
-        if not running:
+        if not self._jobs:
             self._idle.set()
 
     def join(self, timeout=None):
@@ -114,10 +155,13 @@ class GreenPool:
         return self._idle.wait(timeout)
 
     def kill(self):
-        """Abandon the running jobs (GreenletExit thrown into each) and end the parked greenlets."""
+        """Drop the jobs not started, abandon the running ones (GreenletExit thrown into each)
+        and end the parked greenlets."""
+        self._pending.clear()
         parked, self._parked = self._parked, []
         for job in list(self.running) + parked:
             gevent.kill(job)
         self.running.clear()
+        self._jobs = 0
         self._idle.set()
         self._free.set()
