@@ -10,6 +10,10 @@ keeps the rules in one place:
 - Otherwise packages queue, and the writer greenlet (started on first need) sends them in batches
   of about `batch_bytes`, one `sendall` (and one WebSocket message on the connector) per batch.
 - `cork()`/`uncork()` hold answers produced while one read is handled and send them together.
+- `hold_writes()` ... `release_writes()`: while a greenlet settles a batch of answers (the
+  replies of one RPC frame), every writer it writes to is corked, and each is uncorked once at
+  the end, so several answers to one connection leave in one `send` (one system call per
+  connection and batch instead of one per answer). Writes of other greenlets are not held.
 - The queue is bounded (`max_bytes`, `max_packages`): a peer that does not read must not hold
   unbounded memory, so going over calls `on_overflow()` and `write` returns False.
 - `close(flush=True, timeout, last)` sends what is queued, then `last` (a WebSocket close frame),
@@ -23,9 +27,39 @@ from collections import deque
 import gevent
 from gevent.event import Event
 from gevent.ssl import SSLSocket
+from greenlet import getcurrent
 
 BATCH_BYTES = 65536
 _INF = float("inf")
+
+# The batch being held (hold_writes): the writers it corked, and the greenlet running it.
+_held = None
+_holder = None
+
+
+def hold_writes():
+    """Hold the calling greenlet's writes, on every SocketWriter, until `release_writes()`.
+
+    Returns False (and holds nothing more) when a batch is already held: the outer one releases.
+    The caller must not block before releasing (other greenlets' writes to a held writer wait
+    too), and must release in a `finally`.
+    """
+    global _held, _holder
+    if _held is not None:
+        return False
+    _held = []
+    _holder = getcurrent()
+    return True
+
+
+def release_writes():
+    """Uncork every writer the held batch corked: each sends what it holds, as one write."""
+    global _held, _holder
+    writers = _held
+    _held = _holder = None
+    if writers:
+        for writer in writers:
+            writer.uncork()
 
 
 class SocketWriter:
@@ -80,6 +114,9 @@ class SocketWriter:
         if size > self._max_bytes:
             self._on_overflow()
             return False
+        if _held is not None and not self.corked and getcurrent() is _holder:
+            self.corked = True
+            _held.append(self)
         queue = self._queue
         if (self._os_sock is not None and not queue and not self._busy and self._unsent is None
                 and not self.corked):

@@ -36,6 +36,7 @@ from zpomelo.errors import RpcError, RpcTimeout, ServerGone
 from zpomelo.rpc.envelope import EnvelopePacker
 from zpomelo.rpc.peer import DOWN, Peer
 from zpomelo.settings import default
+from zpomelo.socket_writer import hold_writes, release_writes
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +180,19 @@ class RpcClient:
     # -- settling calls ------------------------------------------------------------------------
 
     def _on_replies(self, peer, replies):
-        """Called by a peer's reader with validated reply envelopes."""
+        """Called by a peer's reader with validated reply envelopes (those of one frame).
+
+        What the callbacks write to client sockets is held until all of them ran (a frontend's
+        answers: several to one client then leave in one send)."""
+        if len(replies) == 1 or not hold_writes():
+            self._settle_replies(peer, replies)
+            return
+        try:
+            self._settle_replies(peer, replies)
+        finally:
+            release_writes()
+
+    def _settle_replies(self, peer, replies):
         pending = self._pending
         observer = self.observer
         if observer is not None:
