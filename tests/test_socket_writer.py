@@ -7,7 +7,7 @@ import gevent
 import pytest
 from gevent import socket
 
-from zpomelo.socket_writer import SocketWriter
+from zpomelo.socket_writer import SocketWriter, hold_writes, release_writes
 from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(30)
@@ -219,6 +219,42 @@ def test_cork_holds_writes_and_uncork_sends_them_as_one_frame(pair):
     assert batches == [[b"a", b"b", b"c"]]
     assert writer.write(b"d")
     assert read_exactly(far, 5 + 3) == b"[abc]<d>"
+
+
+def test_held_writes_of_one_greenlet_leave_as_one_frame_per_writer_at_release(pair):
+    near, far = pair
+    near2, far2 = socket.socketpair()
+    batches = []
+
+    def frame_batch(parts):
+        batches.append(list(parts))
+        return b"[" + b"".join(parts) + b"]"
+
+    frame = lambda pkg: b"<" + pkg + b">"   # noqa: E731
+    writers = [SocketWriter(sock, Events().on_error, Events().on_overflow, frame=frame,
+                            frame_batch=frame_batch) for sock in (near, near2)]
+    others = []
+    assert hold_writes()
+    try:
+        assert not hold_writes()            # a batch is held already: its holder releases
+        for pkg in (b"a", b"b", b"c"):
+            for writer in writers:
+                assert writer.write(pkg)
+        assert all(w.corked and w.queued_bytes == 3 for w in writers)
+        # another greenlet's write corks nothing; to a held writer it queues behind the batch
+        gevent.spawn(lambda: others.append(writers[1].write(b"x"))).join(5)
+        assert others == [True] and writers[1].queued_bytes == 4
+    finally:
+        release_writes()
+    assert batches == [[b"a", b"b", b"c"], [b"a", b"b", b"c", b"x"]]
+    assert not any(w.corked for w in writers)
+    assert writers[0].write(b"d")           # no batch held: straight out, framed alone
+    assert read_exactly(far, 5 + 3) == b"[abc]<d>"
+    assert read_exactly(far2, 6) == b"[abcx]"
+    assert hold_writes()                     # released: the next batch can be held
+    release_writes()
+    near2.close()
+    far2.close()
 
 
 def test_control_frames_go_first_and_only_the_latest_is_kept(pair):
