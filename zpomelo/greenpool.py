@@ -20,6 +20,7 @@ its ``after_each_job`` hook, so it cannot reach the next job.
 import logging
 import sys
 from collections import deque
+from time import perf_counter
 
 import gevent
 from gevent import GreenletExit
@@ -31,6 +32,9 @@ from greenlet import greenlet as RawGreenlet
 logger = logging.getLogger(__name__)
 
 KEEP_IDLE = 64
+# A burst of jobs runs at most this long before the loop polls sockets again (the rest start
+# after the poll): what gevent's own callback loop allows a run of callbacks.
+BURST_SECONDS = 0.005
 _after_job = []     # fn(greenlet), run when any pooled job ends (after_each_job)
 
 
@@ -50,7 +54,9 @@ class GreenPool:
         self.running = set()        # greenlets between being started and parking (or ending)
         self._jobs = 0              # jobs spawned and not finished (queued or running)
         self._pending = deque()     # jobs not started yet, in spawn order
-        self._starting = False      # a _start_pending callback is scheduled
+        self._starting = False      # _start_pending is scheduled (a loop callback or timer)
+        self._burst_until = 0.0     # perf_counter() when the running burst must let the loop poll
+        self._after_poll = None     # the zero timer that resumes a burst after the next poll
         self._parked = []           # finished greenlets waiting (in the hub) for a job
         self._keep_idle = min(keep_idle, size)
         self._free = Event()
@@ -83,15 +89,28 @@ class GreenPool:
             self._starting = True
             get_hub().loop.run_callback(self._start_pending)
 
+    def _resume_after_poll(self):
+        """The burst ran BURST_SECONDS: start the rest after the loop polled sockets."""
+        if not self._starting:
+            self._starting = True
+            timer = self._after_poll
+            if timer is None:
+                timer = self._after_poll = get_hub().loop.timer(0.0)
+            timer.start(self._start_pending)
+
     def _start_pending(self):
-        """(The hub, a loop callback.) Start queued jobs until none is left: a worker returns
-        here when its job blocks or when it parks with the queue empty."""
+        """(The hub: a loop callback.) Start queued jobs until none is left or the burst has
+        run BURST_SECONDS: a worker returns here when its job blocks or when it parks."""
         self._starting = False
+        until = self._burst_until = perf_counter() + BURST_SECONDS
         pending = self._pending
         parked = self._parked
         running = self.running
         hub = get_hub()
         while pending:
+            if perf_counter() >= until:
+                self._resume_after_poll()
+                return
             if parked:
                 worker = parked.pop()
                 running.add(worker)
@@ -112,6 +131,9 @@ class GreenPool:
         try:
             while True:
                 while pending:
+                    if perf_counter() >= self._burst_until:
+                        self._resume_after_poll()   # the loop polls before the next job
+                        break
                     fn, args = pending.popleft()
                     try:
                         fn(*args)
@@ -158,6 +180,9 @@ class GreenPool:
         """Drop the jobs not started, abandon the running ones (GreenletExit thrown into each)
         and end the parked greenlets."""
         self._pending.clear()
+        if self._after_poll is not None:
+            self._after_poll.stop()
+            self._starting = False
         parked, self._parked = self._parked, []
         for job in list(self.running) + parked:
             gevent.kill(job)

@@ -142,3 +142,39 @@ def test_a_job_that_raises_in_a_burst_does_not_stop_the_jobs_after_it():
     pool.spawn(ran.append, 3)
     assert pool.join(5)
     assert ran == [1, 3] and len(pool) == 0 and not pool.running
+
+
+def test_a_long_burst_lets_the_loop_poll_sockets_between_jobs():
+    """Jobs of a burst run back to back, but not past BURST_SECONDS: a socket that became
+    readable is served before the burst's later jobs (as gevent's own callback loop does)."""
+    from time import perf_counter
+
+    from gevent import socket
+
+    from zpomelo.greenpool import BURST_SECONDS
+
+    pool = GreenPool(1000)
+    order = []
+    near, far = socket.socketpair()
+
+    def busy(n):
+        end = perf_counter() + BURST_SECONDS / 5
+        while perf_counter() < end:
+            pass
+        order.append(n)
+
+    def reader():
+        far.recv(1)
+        order.append("read")
+
+    gevent.spawn(reader)
+    gevent.sleep(0)                         # the reader waits on its socket
+    near.send(b"x")
+    for n in range(100):                    # ~20 bursts' worth of work
+        pool.spawn(busy, n)
+    assert pool.join(10)
+    near.close()
+    far.close()
+    assert sorted(n for n in order if n != "read") == list(range(100))
+    assert [n for n in order if n != "read"] == list(range(100))   # still in spawn order
+    assert order.index("read") < 50, order
