@@ -64,6 +64,8 @@ def test_init_start_play_add_faults_and_stop(project):
     assert set(rows) == {"master-server-1", "gate-server-1", "connector-server-1",
                          "game-server-1"}
     assert all(procinfo.is_alive(r["pid"]) for r in rows.values())
+    # what each server loaded at start is frozen out of the garbage collector's walks
+    assert all(r["gcFrozen"] > 1000 for sid, r in rows.items() if sid != "master-server-1"), rows
     gate_port = rows["gate-server-1"]["clientPort"]
 
     reply, push = play(gate_port, "alice")

@@ -5,6 +5,7 @@ RPC and bus peers, fills membership from the master (through its agent, master/a
 static records, and answers the master's commands (stop, kill, info, reload, metrics, report,
 after_start_all). The Application owns one ``ClusterLink`` and calls ``join`` during its start.
 """
+import gc
 import logging
 import os
 
@@ -112,5 +113,7 @@ class ClusterLink:
                        "state": app.state, "host": app.current_server.host,
                        "connections": len(app.frontend.sessions) if app.frontend else 0,
                        # bad client input by kind (connector/badinput.py), for list and metrics
-                       "badInput": dict(app.connector.bad_input.counts) if app.connector else {}})
+                       "badInput": dict(app.connector.bad_input.counts) if app.connector else {},
+                       # objects the collector never walks (zpomelo.gcfreeze)
+                       "gcFrozen": gc.get_freeze_count()})
         return report

@@ -25,7 +25,7 @@ import traceback
 import click
 import gevent
 
-from zpomelo import loader
+from zpomelo import gcfreeze, loader
 from zpomelo.crons import CRON_DIR, CRONS_FILE
 from zpomelo.db.routes import reloaded_route_functions
 from zpomelo.errors import ConfigError, ZpomeloError
@@ -64,6 +64,7 @@ def reload_code(app):
     app.remotes.replace(remotes)
     app.crons.swap(crons)
     app.router.replace_routes(routes)
+    gcfreeze.refreeze()     # the old modules may be garbage now
     summary = {"ok": True, "handlers": len(handlers),
                "remotes": sum(len(fns) for fns in remotes.values()), "crons": len(crons[1]),
                "routes": sorted(t for t, fn in routes.items()

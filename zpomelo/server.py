@@ -16,6 +16,7 @@ import sys  # noqa: E402
 
 import gevent  # noqa: E402
 
+from zpomelo import gcfreeze  # noqa: E402
 from zpomelo.application import create_app  # noqa: E402
 from zpomelo.config import ServerRecord, load_servers  # noqa: E402
 from zpomelo.errors import ZpomeloError  # noqa: E402
@@ -75,6 +76,7 @@ def main(argv=None):
         logger.error("%s", message)
         sys.stderr.write("zpomelo server %s: %s\n" % (args.id, message))
         return 2
+    gcfreeze.freeze_what_start_loaded()
     if args.ready_file:
         tmp = args.ready_file + ".tmp"
         with open(tmp, "w") as f:

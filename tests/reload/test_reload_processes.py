@@ -136,6 +136,8 @@ def test_reload_under_load_switches_answers_without_a_failed_request(cluster, pr
         _write_handler(project, "echo", 2)
         run = _reload(cluster, "-t", "echo")
         assert "reloaded echo-1" in run.stdout and "reloaded echo-2" in run.stdout, run.stdout
+        rows = cluster.servers()
+        assert rows["echo-1"]["gcFrozen"] > 1000 and rows["echo-2"]["gcFrozen"] > 1000, rows
         assert not slow.ready(), "the slow request should still be running during the reload"
         (project / "release").touch()
         served = {a["server"] for _, a in load.answers[0]}

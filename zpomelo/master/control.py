@@ -119,7 +119,7 @@ class AdminControl:
                 "cpu": self._cpu.percent((p.server_id, pid), info.get("cpuSeconds"),
                                          p.started_at) if alive else None,
                 "connections": info.get("connections"), "badInput": info.get("badInput"),
-                "restarts": p.restarts,
+                "gcFrozen": info.get("gcFrozen"), "restarts": p.restarts,
                 "configured": p.configured, "remote": p.remote})
         return rows
 
