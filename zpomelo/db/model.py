@@ -68,6 +68,7 @@ class ModelMeta(type):
             fields.update(getattr(base, "_fields", {}))
         fields.update({k: v for k, v in namespace.items() if isinstance(v, Field)})
         cls._fields = fields
+        cls._field_names = frozenset(fields)
         cls._indexes = tuple(k for k, f in fields.items() if f.index)
         if namespace.get("collection") is None and fields:
             raise ValidationError("model %s needs a collection name (collection = \"...\")" % name)
@@ -105,6 +106,8 @@ class Model(metaclass=ModelMeta):
     @classmethod
     def from_stored(cls, data):
         """Stored dict -> field dict: fields added to the model since get their default."""
+        if data.keys() == cls._field_names:   # stored by this model: the fresh dict as it is
+            return data
         out = {}
         for name, field in cls._fields.items():
             out[name] = data[name] if name in data else field.make_default()
@@ -141,6 +144,10 @@ class Model(metaclass=ModelMeta):
 
 
 def document_key(collection, id):
+    if type(id) is str and SEP not in id:   # the usual cases first, without the checks below
+        return collection + SEP + id
+    if type(id) is int:
+        return collection + SEP + str(id)
     if not isinstance(id, (str, int)) or isinstance(id, bool):
         raise ValidationError("document ids are str or int, got %s %r" % (type(id).__name__, id))
     if isinstance(id, str) and SEP in id:
