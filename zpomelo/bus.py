@@ -39,7 +39,8 @@ XPUB (port 0: any free port, ``.port``), ``start()`` binds if needed, connects n
 starts the readers; ``close()`` (also ``stop()``) stops them and closes both sockets.
 
 Greenlets: one reads the XPUB (subscriptions), one reads the SUB and calls `on_message(kind,
-payload)` with kind "f" or "g" (it must not block). `publish_*` may be called from any greenlet:
+payload)` with kind "f" or "g" (it must not block: the messages queued together are handled with
+client writes held until the batch ends). `publish_*` may be called from any greenlet:
 they send directly on the XPUB, which never waits (XPUB_NODROP makes a full queue an EAGAIN we
 count, instead of a wait), so no writer greenlet is needed.
 """
@@ -53,6 +54,7 @@ import zmq
 from zpomelo.rpc import security
 from zpomelo.rpc.greenzmq import GreenSocket
 from zpomelo.rpc.zsock import bind, set_reconnect
+from zpomelo.socket_writer import hold_writes, release_writes
 
 logger = logging.getLogger(__name__)
 
@@ -244,43 +246,64 @@ class Bus:
             self._subscribed.discard(frontend_id)
 
     def _message_loop(self):
+        """Read the SUB. When more messages are queued behind the one that woke us, they are
+        handled together with client writes held (socket_writer.hold_writes): the pushes (and
+        the answers they release) one connection gets from the batch leave in one send. A lone
+        message is written at once, unheld."""
         recv = self._sub.recv_multipart
-        own_topic = self._own_topic
-        own_len = len(own_topic)
-        on_message = self._on_message
-        stats = self.stats
+        try_recv = self._sub.try_recv_multipart
+        handle = self._handle_message
         sleep = gevent.sleep
         in_a_row = 0
         try:
             while True:
                 parts = recv()
                 in_a_row += 1
+                following = try_recv() if in_a_row < YIELD_EVERY else None
+                if following is None:
+                    handle(parts)
+                else:
+                    held = hold_writes()
+                    try:
+                        handle(parts)
+                        while following is not None:
+                            handle(following)
+                            in_a_row += 1
+                            following = try_recv() if in_a_row < YIELD_EVERY else None
+                    finally:
+                        if held:
+                            release_writes()
                 if in_a_row >= YIELD_EVERY:
                     # recv does not wait while messages are queued: a backlog (a frontend resumed
                     # after a stall) would otherwise hold the loop until it is gone, starving the
                     # clients' heartbeats and handshakes
                     in_a_row = 0
                     sleep(0)
-                if len(parts) != 2:
-                    logger.warning("bus %s dropped a message of %d frames", self.self_id, len(parts))
-                    continue
-                topic, payload = parts
-                if topic.startswith(own_topic):
-                    kind, index, rest = "f", 0, topic[own_len:]
-                elif topic[:1] == GLOBAL_TOPIC:
-                    kind, index, rest = "g", 1, topic[1:]
-                else:
-                    continue
-                stats["received"] += 1
-                try:
-                    on_message(kind, payload)
-                except Exception:
-                    logger.exception("bus %s: on_message raised for a %r message", self.self_id, kind)
-                if len(rest) > _SEQ.size:
-                    self._note_delivered(rest[:-_SEQ.size], index, _SEQ.unpack(rest[-_SEQ.size:])[0])
         except zmq.ZMQError:
             if not self._closed:
                 raise
+
+    def _handle_message(self, parts):
+        if len(parts) != 2:
+            logger.warning("bus %s dropped a message of %d frames", self.self_id, len(parts))
+            return
+        topic, payload = parts
+        own_topic = self._own_topic
+        if topic.startswith(own_topic):
+            index, rest = 0, topic[len(own_topic):]
+            kind = "f"
+        elif topic[:1] == GLOBAL_TOPIC:
+            index, rest = 1, topic[1:]
+            kind = "g"
+        else:
+            return
+        self.stats["received"] += 1
+        try:
+            self._on_message(kind, payload)
+        except Exception:
+            logger.exception("bus %s: on_message raised for a %r message", self.self_id, kind)
+        if len(rest) > _SEQ.size:
+            self._note_delivered(rest[:-_SEQ.size], index, _SEQ.unpack(rest[-_SEQ.size:])[0])
 
     # -- ordering points -----------------------------------------------------------------------
 

@@ -197,3 +197,38 @@ def test_a_resubscribed_frontend_does_not_wait_for_what_it_never_got(make_bus):
     wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the resubscription")
     assert backend.mark("conn-1") is None
     assert second.delivered(backend.mark("conn-1"))
+
+
+def test_messages_queued_together_reach_a_client_writer_in_one_send_each_batch(make_bus):
+    """The pushes a frontend reads in one go are written with client writes held: a client
+    gets them as one send per batch (not one per push), in order, and a batch never holds more
+    than YIELD_EVERY messages (the reader still lets other greenlets run)."""
+    from gevent import socket
+
+    from zpomelo.bus import YIELD_EVERY
+    from zpomelo.socket_writer import SocketWriter
+
+    near, far = socket.socketpair()
+    batches = []
+
+    def frame_batch(parts):
+        batches.append(len(parts))
+        return b"".join(parts)
+
+    writer = SocketWriter(near, lambda reason: None, lambda: None, frame_batch=frame_batch)
+    backend = make_bus("back-1", fallback=lambda f, p: None)
+    frontend = make_bus("conn-1", on_message=lambda kind, payload: writer.write(payload))
+    frontend.add_peer("back-1", backend.endpoint)
+    wait_until(lambda: backend.subscribed_frontends() == {"conn-1"}, message="the subscription")
+    expected = b"".join(b"<push %03d>" % index for index in range(300))
+    for index in range(300):            # no yield in between: they queue in the SUB together
+        backend.publish_frontend("conn-1", b"<push %03d>" % index)
+    received = b""
+    with gevent.Timeout(10):
+        while len(received) < len(expected):
+            received += far.recv(65536)
+    assert received == expected
+    assert batches and max(batches) <= YIELD_EVERY
+    assert sum(batches) >= 150, batches  # most pushes left in batches, not one send each
+    near.close()
+    far.close()

@@ -125,6 +125,16 @@ class GreenSocket:
             self._wake_later("_write_waiter")
         return parts
 
+    def try_recv_multipart(self):
+        """One message's parts if one is ready, else None; never waits (the reader only)."""
+        sock = self.socket
+        if not _get(sock, _EVENTS) & _POLLIN:
+            return None
+        parts = [_recv(sock, _NOBLOCK)]
+        while _get(sock, _RCVMORE):
+            parts.append(_recv(sock, _NOBLOCK))
+        return parts
+
     def recv_multipart_frames(self):
         """Like recv_multipart, as zmq.Frame objects: their metadata says who sent them
         (frame.get("Peer-Address")), which the master uses to log and throttle per peer."""
