@@ -47,6 +47,7 @@ count, instead of a wait), so no writer greenlet is needed.
 import logging
 import os
 import struct
+from time import monotonic
 
 import gevent
 import zmq
@@ -85,7 +86,8 @@ class Bus:
         self._base = {}        # frontend id -> (frontend seq, global seq) when its subscription was seen
         self._global_sent = 0
         self._delivered = {}   # source -> [frontend seq, global seq] handed to on_message
-        self._waiting = {}     # source -> [(frontend seq, global seq, fn, timer)]
+        self._waiting = {}     # source -> [[frontend seq, global seq, fn, deadline], ...]
+        self._mark_sweeper = None   # the greenlet releasing answers whose MARK_WAIT passed
         self.stats = {"published": 0, "fallbacks": 0, "dropped": 0, "received": 0,
                       "mark_waits": 0, "mark_timeouts": 0}
         self._hwm = hwm
@@ -335,11 +337,36 @@ class Bus:
             return
         source, f_seq, g_seq = mark
         self.stats["mark_waits"] += 1
-        entry = [f_seq, g_seq, fn, None]
-        # a greenlet, not a loop callback: fn writes to a client, and a close it causes runs
-        # the app's on_closed callbacks, which may block
-        entry[3] = gevent.spawn_later(MARK_WAIT, self._mark_timeout, source, entry)
-        self._waiting.setdefault(source, []).append(entry)
+        self._waiting.setdefault(source, []).append([f_seq, g_seq, fn, monotonic() + MARK_WAIT])
+        if self._mark_sweeper is None:
+            # a greenlet, not a loop callback: fn writes to a client, and a close it causes runs
+            # the app's on_closed callbacks, which may block. One for all waiting answers (a
+            # timer greenlet per answer cost 10-25 µs, and nearly every chat answer waits)
+            self._mark_sweeper = gevent.spawn(self._sweep_marks)
+
+    def _sweep_marks(self):
+        """Release the answers whose MARK_WAIT passed (their pushes were lost); ends when no
+        answer waits. Entries of one source are in deadline order (appended as they came)."""
+        try:
+            while True:
+                heads = [entries[0][3] for entries in self._waiting.values() if entries]
+                if not heads:
+                    return
+                now = monotonic()
+                earliest = min(heads)
+                if earliest > now:
+                    gevent.sleep(earliest - now)
+                    continue
+                for entries in list(self._waiting.values()):
+                    while entries and entries[0][3] <= now:
+                        entry = entries.pop(0)
+                        self.stats["mark_timeouts"] += 1
+                        logger.warning("bus %s: an answer waited %.1fs for pushes that never came "
+                                       "(lost)", self.self_id, MARK_WAIT)
+                        self._release(entry)
+        finally:
+            if self._mark_sweeper is gevent.getcurrent():
+                self._mark_sweeper = None
 
     def _note_delivered(self, source, index, seq):
         done = self._delivered.get(source)
@@ -355,21 +382,8 @@ class Bus:
                 for entry in ready:
                     self._release(entry)
 
-    def _mark_timeout(self, source, entry):
-        waiting = self._waiting.get(source)
-        if waiting and entry in waiting:
-            waiting.remove(entry)
-            self.stats["mark_timeouts"] += 1
-            logger.warning("bus %s: an answer waited %.1fs for pushes that never came (lost)",
-                           self.self_id, MARK_WAIT)
-            entry[3] = None
-            self._release(entry)
-
     @staticmethod
     def _release(entry):
-        timer = entry[3]
-        if timer is not None:
-            timer.kill(block=False)
         try:
             entry[2]()
         except Exception:
@@ -386,6 +400,9 @@ class Bus:
             self._sub.close(linger=0)
             self._pub.close(linger=0)
         self._subscribed.clear()
+        sweeper, self._mark_sweeper = self._mark_sweeper, None
+        if sweeper is not None and sweeper is not gevent.getcurrent():
+            sweeper.kill(block=False)
         waiting, self._waiting = self._waiting, {}
         for entries in waiting.values():   # no more pushes will come: answer now
             for entry in entries:

@@ -181,6 +181,37 @@ def test_a_mark_whose_message_was_lost_releases_after_the_wait(make_bus):
     assert frontend.stats["mark_timeouts"] == 1
 
 
+def test_many_waiting_answers_share_one_sweeper_and_only_the_lost_ones_time_out(make_bus):
+    """Answers released by their pushes never time out later; the ones whose pushes were lost
+    are released after MARK_WAIT, in the order they waited, by one sweeper greenlet for all."""
+    import time
+
+    from zpomelo import bus as bus_module
+
+    backend = make_bus("back-1", fallback=lambda f, p: None)
+    frontend = make_bus("conn-1", on_message=lambda kind, payload: None)
+    frontend.add_peer("back-1", backend.endpoint)
+    wait_until(lambda: "conn-1" in backend.subscribed_frontends(), message="the subscription")
+    released = []
+    started = time.monotonic()
+    for n in range(100):
+        backend.publish_frontend("conn-1", b"p%d" % n)
+        frontend.when_delivered(backend.mark("conn-1"), lambda n=n: released.append(n))
+    for n in range(3):                               # seq 7 of sources that never send it
+        frontend.when_delivered([b"gone-%d" % n, 7, 0], lambda n=n: released.append("lost-%d" % n))
+    sweeper = frontend._mark_sweeper
+    assert sweeper is not None and frontend.stats["mark_waits"] == 103
+    wait_until(lambda: len(released) == 100, timeout=5, message="the delivered answers")
+    assert released == list(range(100))
+    assert frontend.stats["mark_timeouts"] == 0
+    wait_until(lambda: len(released) == 103, timeout=bus_module.MARK_WAIT + 3, message="the lost ones")
+    assert time.monotonic() - started >= bus_module.MARK_WAIT
+    assert released[100:] == ["lost-0", "lost-1", "lost-2"]
+    assert frontend.stats["mark_timeouts"] == 3
+    wait_until(lambda: sweeper.dead, timeout=5, message="the sweeper to end with nothing waiting")
+    assert frontend._mark_sweeper is None
+
+
 def test_a_resubscribed_frontend_does_not_wait_for_what_it_never_got(make_bus):
     """A frontend that (re)subscribes starts from the publisher's current count."""
     from zpomelo.bus import Bus
