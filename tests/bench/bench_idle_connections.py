@@ -1,14 +1,18 @@
 """RSS per idle connection and connect + handshake CPU per connection on one connector.
 
     python tests/bench/bench_idle_connections.py [--roots A,B] [--rounds 2] [--connections 10000]
-        [--transport tcp|ws] [--hold 8]
+        [--transport tcp|ws] [--hold 8] [--beat 0]
 
 Starts examples/bench (as bench_forward_cpu.py does: free ports, one tree per round, rounds
 alternating between ``--roots``), opens ``--connections`` clients from this process (plain
 sockets: handshake, handshake reply, ACK; 200 at a time), then reads the connector's RSS (the
 delta over the idle server, divided by the connections) and its CPU over the connect phase
 (per connection). The connections are then held idle for ``--hold`` seconds and RSS is read
-again (it must stay flat). The file descriptor limit is raised with resource.setrlimit.
+again (it must stay flat). With ``--beat S`` every client sends a heartbeat each S seconds of
+the hold and reads the server's answer, as an idle Pomelo client does (the bench app's
+heartbeat is 10 s and drops a client silent for 20 s, so a hold over ~15 s needs it); RSS is
+then sampled at each beat and the largest value is reported too. The file descriptor limit is
+raised with resource.setrlimit.
 """
 import argparse
 import json
@@ -32,6 +36,7 @@ from zpomelo.protocol import handshake, package, websocket  # noqa: E402
 
 HANDSHAKE = handshake.encode_client_request({"type": "bench", "version": "0.1"}, {})
 ACK = package.encode(package.HANDSHAKE_ACK)
+BEAT = package.encode(package.HEARTBEAT)
 
 
 def raise_fd_limit(need):
@@ -66,6 +71,17 @@ def open_one(port, transport, out):
     out.append(sock)
 
 
+def beat_all(socks, transport):
+    """One heartbeat from every client, then every server answer read (each is 4 bytes, or a
+    6-byte frame on WebSocket); a client the server dropped raises."""
+    beat = websocket.encode_frame(BEAT, mask=True) if transport == "ws" else BEAT
+    size = len(beat) - (4 if transport == "ws" else 0)    # the server's frames are unmasked
+    for sock in socks:
+        sock.sendall(beat)
+    for sock in socks:
+        read_until(sock, lambda d: len(d) >= size, "heartbeat")
+
+
 def one_round(root, args):
     with bench_forward_cpu.Cluster(root) as cluster:
         connector = cluster.procs[1].pid
@@ -81,8 +97,17 @@ def one_round(root, args):
         gevent.sleep(1.0)
         connected = read_process(connector)
         elapsed = time.perf_counter() - start
-        gevent.sleep(args.hold)
+        peak = connected["rss_kb"]
+        if args.beat > 0:
+            ends = time.monotonic() + args.hold
+            while time.monotonic() < ends:
+                gevent.sleep(min(args.beat, max(0.0, ends - time.monotonic())))
+                beat_all(socks, args.transport)
+                peak = max(peak, read_process(connector)["rss_kb"])
+        else:
+            gevent.sleep(args.hold)
         held = read_process(connector)
+        peak = max(peak, held["rss_kb"])
         n = len(socks)
         for sock in socks:
             sock.close()
@@ -90,6 +115,7 @@ def one_round(root, args):
             "rss_idle_kb": idle["rss_kb"], "rss_connected_kb": connected["rss_kb"], "rss_held_kb": held["rss_kb"],
             "rss_kb_per_connection": round((connected["rss_kb"] - idle["rss_kb"]) / max(1, n), 2),
             "rss_growth_while_held_kb": held["rss_kb"] - connected["rss_kb"],
+            "rss_peak_growth_while_held_kb": peak - connected["rss_kb"],
             "cpu_us_per_connection": round(1e6 * (connected["cpu_s"] - idle["cpu_s"]) / max(1, n), 1)}
 
 
@@ -100,6 +126,8 @@ def main():
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--transport", default="tcp")
     parser.add_argument("--hold", type=float, default=8.0)
+    parser.add_argument("--beat", type=float, default=0.0,
+                        help="seconds between heartbeats from every client during the hold (0: none)")
     args = parser.parse_args()
     raise_fd_limit(args.connections + 1000)
     roots = [os.path.abspath(r) for r in args.roots.split(",")]
@@ -110,11 +138,13 @@ def main():
             runs[root].append(r)
             print("round %d %-30s %s" % (round_no + 1, root[-30:], json.dumps(r)), file=sys.stderr, flush=True)
     for root, results in runs.items():
-        print("%-40s %d connections: %.2f KB RSS each, %.1f us CPU each, %+d KB while held" % (
-            root[-40:], results[0]["connections"],
-            statistics.median(r["rss_kb_per_connection"] for r in results),
-            statistics.median(r["cpu_us_per_connection"] for r in results),
-            statistics.median(r["rss_growth_while_held_kb"] for r in results)))
+        print("%-40s %d connections: %.2f KB RSS each, %.1f us CPU each, %+d KB while held "
+              "(peak %+d KB)" % (
+                  root[-40:], results[0]["connections"],
+                  statistics.median(r["rss_kb_per_connection"] for r in results),
+                  statistics.median(r["cpu_us_per_connection"] for r in results),
+                  statistics.median(r["rss_growth_while_held_kb"] for r in results),
+                  statistics.median(r["rss_peak_growth_while_held_kb"] for r in results)))
 
 
 if __name__ == "__main__":

@@ -42,6 +42,17 @@ def test_parse_upgrade_is_case_insensitive_about_header_names_and_tokens():
     assert ws.parse_upgrade(raw)["sec-websocket-key"] == "abc"
 
 
+@pytest.mark.parametrize("value", ["websocket", "WebSocket", "h2c, websocket", " WEBSOCKET ,x"])
+def test_parse_upgrade_finds_the_websocket_token_in_a_list(value):
+    assert ws.parse_upgrade(_request(Upgrade=value))[":method"] == "GET"
+
+
+@pytest.mark.parametrize("value", ["websocketx", "h2c", "web socket", ""])
+def test_parse_upgrade_wants_the_whole_websocket_token(value):
+    with pytest.raises(ProtocolError):
+        ws.parse_upgrade(_request(Upgrade=value))
+
+
 @pytest.mark.parametrize("overrides", [
     {"first": "POST / HTTP/1.1"},
     {"first": "GET / HTTP/1.0"},

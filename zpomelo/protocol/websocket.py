@@ -72,7 +72,10 @@ def _parse_http_head(head):
 
 
 def _has_token(value, token):
-    return any(part.strip().lower() == token for part in value.split(","))
+    value = value.lower()
+    if value == token:      # what browsers and most clients send
+        return True
+    return any(part.strip() == token for part in value.split(","))
 
 
 def parse_upgrade(request_bytes):
