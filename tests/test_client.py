@@ -450,6 +450,23 @@ def test_server_silence_closes_and_fails_pending(peer):
     assert conn.eof.wait(WAIT)
 
 
+def test_a_client_stalled_past_the_timeout_reads_what_the_server_sent_meanwhile(peer):
+    """A loaded machine can keep the client's process off the CPU for longer than its heartbeat
+    timeout while the server goes on sending. When it runs again its heartbeat timer runs before
+    its reader (libev invokes the newest pending watchers first): the bytes waiting unread show
+    the server was not silent, so they are read, not taken for a dead server."""
+    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.1}),
+                              heartbeat_timeout=0.3)
+    with client:
+        conn.send(V_PUSH)           # arrives, unread: this greenlet does not yield ...
+        time.sleep(0.5)             # ... and the process stalls past the 0.3 s timeout
+        assert client.wait_push("onChat", timeout=WAIT) == {"msg": "hi"}
+        assert client.is_open, client.close_reason
+        # a server that does go silent is still given up on
+        assert client.closed.wait(WAIT)
+        assert "heartbeat timeout" in client.close_reason
+
+
 # ---- kick and close ----------------------------------------------------------------------------
 
 def test_kick(peer):

@@ -1,9 +1,12 @@
 """Socket helpers shared by the connector and the client (gevent sockets only)."""
 import errno
+import select
 
-from gevent import getcurrent
+from gevent import getcurrent, monkey
 from gevent.hub import get_hub
 from gevent.ssl import SSLSocket
+
+_poll = monkey.get_original("select", "poll")     # never yields: callable from the hub itself
 
 
 def make_receiver(sock):
@@ -45,3 +48,21 @@ def make_receiver(sock):
             last_was_full[0] = len(data) == size
             return data
     return receive
+
+
+def input_waiting(sock):
+    """Whether bytes (or the peer's EOF) wait unread on ``sock``; never blocks or yields.
+
+    Heartbeat deadlines ask this before blaming the peer. A process that was itself stalled past
+    a deadline (a loaded machine, a long pause) runs its due timers before it reads its sockets
+    (libev invokes the newest pending watchers first), so a heartbeat that arrived in time may
+    still wait in the kernel when the deadline's timer fires."""
+    try:
+        fd = sock.fileno()
+    except OSError:
+        return False
+    if fd < 0:
+        return False
+    poller = _poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))

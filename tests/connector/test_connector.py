@@ -2,6 +2,7 @@
 import json
 import shutil
 import subprocess
+import time
 
 import gevent
 import pytest
@@ -210,6 +211,30 @@ def test_silent_client_is_closed_after_the_timeout(server, transport):
     wait_until(lambda: frontend.closed, message="on_close")
     assert list(frontend.closed.values()) == ["heartbeat timeout"]
     wait_until(lambda: connector.count == 0, message="count back to 0")
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_server_stalled_past_the_timeout_reads_the_heartbeats_that_came_meanwhile(server,
+                                                                                    transport):
+    """A loaded machine can keep the server process off the CPU for longer than the heartbeat
+    timeout while its clients go on beating. When it runs again its due deadline timer runs
+    before its reads (libev invokes the newest pending watchers first): the deadline must find
+    the heartbeats waiting and let them be read, not close a client that was never silent."""
+    connector, frontend = server(heartbeat=0.1, timeout=0.3)
+    client = RawClient(connector.port, transport)
+    client.handshake()
+    beat = ws.encode_frame(package.HEARTBEAT_PACKAGE, mask=True) if transport == "ws" \
+        else package.HEARTBEAT_PACKAGE
+    raw = client.sock._sock         # the OS socket: its send never yields to the server
+    for _ in range(6):              # the process stalls for 0.6 s, twice the timeout ...
+        time.sleep(0.1)             # (a blocking sleep: nothing runs on the hub)
+        raw.send(beat)              # ... while the client beats every 0.1 s
+    for _ in range(6):
+        assert client.recv_package() == (package.HEARTBEAT, b"")
+    assert client.request(2, "test.h.echo", {}) == {"code": 200, "echo": {}}
+    assert not frontend.closed
+    client.wait_closed()            # and a client that does go silent is still closed
+    assert list(frontend.closed.values()) == ["heartbeat timeout"]
 
 
 def test_no_timeout_when_disconnect_on_timeout_is_off(server):

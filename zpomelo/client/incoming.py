@@ -109,17 +109,28 @@ class Incoming:
 
     def _heartbeat_loop(self, interval, timeout):
         next_beat = _monotonic() + interval
+        grace_from = None     # when the server's bytes were found unread past its deadline
         while self._state is _WORKING:
             now = _monotonic()
             last_recv = self._connection.last_recv
             silent = now - last_recv
-            if silent >= timeout:
-                self._finish("heartbeat timeout: nothing from the server for %.3g s" % silent)
-                return
+            if silent < timeout:
+                grace_from = None
+                deadline = last_recv + timeout
+            else:
+                # Bytes waiting unread mean this process was late, not the server (stalled past
+                # the deadline, its timers run before its reads: netio.input_waiting): one more
+                # period for the reader to read them.
+                if grace_from is None and self._connection.input_waiting():
+                    grace_from = now
+                if grace_from is None or now - grace_from >= timeout:
+                    self._finish("heartbeat timeout: nothing from the server for %.3g s" % silent)
+                    return
+                deadline = grace_from + timeout
             if now >= next_beat:
                 try:
                     self._enqueue(package.HEARTBEAT_PACKAGE)
                 except ConnectionClosed:
                     return
                 next_beat = now + interval
-            gevent.sleep(max(0.0, min(next_beat, last_recv + timeout) - now))
+            gevent.sleep(max(0.0, min(next_beat, deadline) - now))

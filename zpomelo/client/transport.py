@@ -16,7 +16,7 @@ from gevent import ssl as gssl
 
 from zpomelo.client.errors import ConnectionClosed
 from zpomelo.errors import ProtocolError
-from zpomelo.netio import make_receiver
+from zpomelo.netio import input_waiting, make_receiver
 from zpomelo.protocol import package, websocket
 from zpomelo.socket_writer import SocketWriter
 
@@ -191,6 +191,10 @@ class Transport:
         except OSError as exc:
             reason = "receive failed: %s" % exc
         return reason
+
+    def input_waiting(self):
+        """Whether the server's bytes wait unread (netio.input_waiting)."""
+        return not self.closed and input_waiting(self.sock)
 
     def close_gracefully(self, timeout):
         """Send what is queued (and a WebSocket CLOSE), waiting up to `timeout` seconds."""

@@ -23,7 +23,7 @@ from zpomelo.protocol import handshake
 from zpomelo.protocol import message
 from zpomelo.protocol.package import (
     DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, HEARTBEAT_PACKAGE, KICK, PackageDecoder)
-from zpomelo.netio import make_receiver
+from zpomelo.netio import input_waiting, make_receiver
 from zpomelo.socket_writer import SocketWriter
 
 logger = logging.getLogger(__name__)
@@ -72,7 +72,16 @@ def start_deadline(seconds, exc_class, target):
 
 def _deadline_passed(conn, exc_class):
     """Timer callback (in the hub): interrupt the greenlet serving ``conn``, or close the idle
-    connection from a worker (closing runs the frontend's close callbacks, which may block)."""
+    connection from a worker (closing runs the frontend's close callbacks, which may block).
+
+    Unless the client's bytes wait unread: then this process was late, not the client (stalled
+    past the deadline, it runs its due timers before its reads: netio.input_waiting), and the
+    reader gets one more period, once per arming (a heartbeat among the bytes re-arms it)."""
+    timer = conn._deadline
+    if not conn._deadline_graced and timer is not None and input_waiting(conn._sock):
+        conn._deadline_graced = True
+        timer.again(_deadline_passed, conn, exc_class)
+        return
     worker = conn._worker
     if worker is not None:
         worker.throw(exc_class)
@@ -170,6 +179,7 @@ class Connection:
         self._reported = False      # frontend.on_connect accepted: on_close is owed once
         self._worker = None         # the greenlet serving this connection now (None while idle)
         self._deadline = None       # the handshake deadline, then the heartbeat deadline
+        self._deadline_graced = False   # it passed once with the client's bytes unread
         limits = getattr(config, "rate_limits", None)
         self._limiter = None
         if limits is not None and limits.enabled:
@@ -426,6 +436,7 @@ class Connection:
         if seconds is None:
             return
         timer = self._deadline
+        self._deadline_graced = False
         if timer is None:
             self._deadline = start_deadline(seconds, HeartbeatTimeout, self)
         else:
