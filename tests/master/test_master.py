@@ -93,6 +93,33 @@ def test_silent_server_is_removed_then_rejoins_and_restart_force_kills(run_maste
     assert forced.pid != forced_pid and not procinfo.is_alive(forced_pid)
 
 
+def test_a_master_stalled_past_the_timeout_reads_the_heartbeats_that_came_meanwhile(run_master):
+    """A loaded machine can keep the master off the CPU for longer than heartbeatTimeout while
+    its servers go on beating. When it runs again its heartbeat check's timer runs before its
+    reader (libev invokes the newest pending watchers first): the check must let the heartbeats
+    waiting on its socket be read first, not remove every server of the cluster."""
+    m = run_master({"chat": [server("chat-1", "chat"), server("chat-2", "chat")]},
+                   heartbeat_timeout=2.0)
+    assert m.ready.wait(20)
+    removed = []
+    remove_member = m.remove_member
+    m.remove_member = lambda sid, reason: removed.append((sid, reason)) or remove_member(sid, reason)
+    heartbeats = {sid: m.registry.get(sid).last_seen for sid in m.registry.members}
+    time.sleep(3.0)         # the whole process stalls (a blocking sleep): the agents beat every 1 s
+    wait_until(lambda: all(m.registry.get(sid) and m.registry.get(sid).last_seen > seen
+                           for sid, seen in heartbeats.items()), message="the heartbeats read")
+    assert removed == [] and sorted(m.registry.members) == ["chat-1", "chat-2"]
+    assert all(p.state == "running" for p in m.supervisor.procs.values())
+    # a server that does go silent is still removed
+    chat1 = m.supervisor.procs["chat-1"]
+    os.kill(chat1.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: "chat-1" not in m.registry, timeout=10, message="heartbeat timeout")
+        assert [sid for sid, _ in removed] == ["chat-1"]
+    finally:
+        os.kill(chat1.pid, signal.SIGCONT)
+
+
 def test_crash_loop_restarts_with_growing_backoff(run_master):
     m = run_master({"chat": [server("chat-1", "chat"),
                              server("bad-1", "chat", fake="fail-start",

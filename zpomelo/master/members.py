@@ -90,6 +90,7 @@ class MemberEvents:
 
     def _heartbeat_check_loop(self):
         paused = False
+        deferred = False
         while True:
             gevent.sleep(min(1.0, self.heartbeat_timeout / 2))
             if not self.acting():
@@ -100,6 +101,13 @@ class MemberEvents:
                 for member in self.registry.members.values():
                     member.last_seen = time.monotonic()
                 self.broadcast(wire.SYNC, self.registry.records())
+            # A master stalled past the timeout (a loaded machine) runs this timer before its
+            # reader: heartbeats that came meanwhile may wait unread. Read them first (one round
+            # later), rather than remove servers that never went silent.
+            if not deferred and self.socket.input_waiting():
+                deferred = True
+                continue
+            deferred = False
             for sid in self.registry.silent_since(self.heartbeat_timeout):
                 self._on_silent(sid)
 

@@ -105,6 +105,10 @@ class MasterPort:
             except Exception:
                 logger.exception("failed to handle %r", msg[0])
 
+    def input_waiting(self):
+        """Whether a message waits unread on the port (GreenSocket.input_waiting)."""
+        return self._socket is not None and self._socket.input_waiting()
+
     def send(self, identity, *parts):
         if self.ha is not None and parts[0] in wire.EPOCH_AT:
             if not self.ha.may_act():

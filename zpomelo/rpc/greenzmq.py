@@ -148,6 +148,14 @@ class GreenSocket:
             self._wake_later("_write_waiter")
         return parts
 
+    def input_waiting(self):
+        """Whether a message waits unread; never waits. Wakes the reader when one does (this
+        EVENTS query may have consumed the FD's signal the reader was waiting for)."""
+        if self.closed or not _get(self.socket, _EVENTS) & _POLLIN:
+            return False
+        self._wake_later("_read_waiter")
+        return True
+
     # -- sending -------------------------------------------------------------------------------
 
     def try_send_multipart(self, parts):
