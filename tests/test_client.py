@@ -467,6 +467,25 @@ def test_a_client_stalled_past_the_timeout_reads_what_the_server_sent_meanwhile(
         assert "heartbeat timeout" in client.close_reason
 
 
+def test_a_client_stalled_with_its_server_gives_it_a_period_before_judging(peer):
+    """Client and server stalled together (one process, as in an in-process cluster): nothing
+    arrived meanwhile, and the heartbeat loop woke over half a timeout late. The client cannot
+    tell whether the server went silent, so it beats and gives the server one more period."""
+    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.1}),
+                              heartbeat_timeout=0.3)
+    with client:
+        time.sleep(0.5)             # the process stalls (a blocking sleep), the peer with it
+        for _ in range(20):         # the client beats at once when it runs again ...
+            if conn.recv() == V_HEARTBEAT:
+                break
+        conn.send(V_HEARTBEAT)      # ... and the server answers
+        conn.send(V_PUSH)
+        assert client.wait_push("onChat", timeout=WAIT) == {"msg": "hi"}
+        assert client.is_open, client.close_reason
+        assert client.closed.wait(WAIT)     # a server that does go silent is still given up on
+        assert "heartbeat timeout" in client.close_reason
+
+
 # ---- kick and close ----------------------------------------------------------------------------
 
 def test_kick(peer):

@@ -237,6 +237,24 @@ def test_a_server_stalled_past_the_timeout_reads_the_heartbeats_that_came_meanwh
     assert list(frontend.closed.values()) == ["heartbeat timeout"]
 
 
+@pytest.mark.parametrize("transport", TRANSPORTS)
+def test_a_server_stalled_with_its_clients_gives_them_a_period_before_judging(server, transport):
+    """A cluster run in one process stalls with its clients: nothing is sent meanwhile, and
+    the deadline's timer runs over half a period late. The process cannot tell whether the
+    client went silent, so the client gets one more period to beat."""
+    connector, frontend = server(heartbeat=0.1, timeout=0.3)
+    client = RawClient(connector.port, transport)
+    client.handshake()
+    time.sleep(0.6)                 # the process stalls (a blocking sleep), the client with it
+    gevent.sleep(0.01)              # the hub runs the overdue deadline first
+    client.send_raw(package.HEARTBEAT_PACKAGE)      # the client, running again, beats at once
+    assert client.recv_package() == (package.HEARTBEAT, b"")
+    assert client.request(2, "test.h.echo", {}) == {"code": 200, "echo": {}}
+    assert not frontend.closed
+    client.wait_closed()            # and a client that does go silent is still closed
+    assert list(frontend.closed.values()) == ["heartbeat timeout"]
+
+
 def test_no_timeout_when_disconnect_on_timeout_is_off(server):
     connector, frontend = server(heartbeat=0.05, disconnect_on_timeout=False)
     client = RawClient(connector.port)

@@ -108,8 +108,8 @@ class Incoming:
     # ---- timers ------------------------------------------------------------------------------
 
     def _heartbeat_loop(self, interval, timeout):
-        next_beat = _monotonic() + interval
-        grace_from = None     # when the server's bytes were found unread past its deadline
+        next_beat = wake_at = _monotonic() + interval
+        grace_from = None     # when this process was found late past the server's deadline
         while self._state is _WORKING:
             now = _monotonic()
             last_recv = self._connection.last_recv
@@ -118,10 +118,12 @@ class Incoming:
                 grace_from = None
                 deadline = last_recv + timeout
             else:
-                # Bytes waiting unread mean this process was late, not the server (stalled past
-                # the deadline, its timers run before its reads: netio.input_waiting): one more
-                # period for the reader to read them.
-                if grace_from is None and self._connection.input_waiting():
+                # This process was late, not the server, when the server's bytes wait unread (a
+                # process stalled past the deadline runs its timers before its reads:
+                # netio.input_waiting) or this loop woke over half a timeout late (stalled
+                # itself, it cannot tell whether the server went silent): one more period.
+                if grace_from is None and (now - wake_at > timeout / 2
+                                           or self._connection.input_waiting()):
                     grace_from = now
                 if grace_from is None or now - grace_from >= timeout:
                     self._finish("heartbeat timeout: nothing from the server for %.3g s" % silent)
@@ -133,4 +135,5 @@ class Incoming:
                 except ConnectionClosed:
                     return
                 next_beat = now + interval
-            gevent.sleep(max(0.0, min(next_beat, deadline) - now))
+            wake_at = max(now, min(next_beat, deadline))
+            gevent.sleep(wake_at - now)

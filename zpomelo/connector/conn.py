@@ -74,11 +74,15 @@ def _deadline_passed(conn, exc_class):
     """Timer callback (in the hub): interrupt the greenlet serving ``conn``, or close the idle
     connection from a worker (closing runs the frontend's close callbacks, which may block).
 
-    Unless the client's bytes wait unread: then this process was late, not the client (stalled
-    past the deadline, it runs its due timers before its reads: netio.input_waiting), and the
-    reader gets one more period, once per arming (a heartbeat among the bytes re-arms it)."""
+    Unless this process was late, not the client: the client gets one more period, once per
+    arming (a heartbeat read meanwhile re-arms it). Late means the client's bytes wait unread (a
+    process stalled past the deadline runs its due timers before its reads:
+    netio.input_waiting), or this heartbeat timer itself ran over half a period late (the process
+    was stalled, a loaded machine or a long pause, and cannot tell whether the client went
+    silent: in a cluster run in one process, the client was stalled with it)."""
     timer = conn._deadline
-    if not conn._deadline_graced and timer is not None and input_waiting(conn._sock):
+    if not conn._deadline_graced and timer is not None and (
+            _ran_late(conn) or input_waiting(conn._sock)):
         conn._deadline_graced = True
         timer.again(_deadline_passed, conn, exc_class)
         return
@@ -88,6 +92,11 @@ def _deadline_passed(conn, exc_class):
     elif conn.state is not CLOSED:
         conn._stop_deadline()
         conn._connector.workers.run(_expire, conn, exc_class.reason)
+
+
+def _ran_late(conn):
+    due = conn._deadline_due
+    return due is not None and monotonic() - due > conn._config.heartbeat_timeout / 2
 
 
 def _expire(conn, reason):
@@ -179,7 +188,8 @@ class Connection:
         self._reported = False      # frontend.on_connect accepted: on_close is owed once
         self._worker = None         # the greenlet serving this connection now (None while idle)
         self._deadline = None       # the handshake deadline, then the heartbeat deadline
-        self._deadline_graced = False   # it passed once with the client's bytes unread
+        self._deadline_graced = False   # it passed once while this process was late
+        self._deadline_due = None   # when the heartbeat deadline is due (monotonic)
         limits = getattr(config, "rate_limits", None)
         self._limiter = None
         if limits is not None and limits.enabled:
@@ -437,6 +447,7 @@ class Connection:
             return
         timer = self._deadline
         self._deadline_graced = False
+        self._deadline_due = monotonic() + seconds
         if timer is None:
             self._deadline = start_deadline(seconds, HeartbeatTimeout, self)
         else:
@@ -444,6 +455,7 @@ class Connection:
 
     def _stop_deadline(self):
         timer = self._deadline
+        self._deadline_due = None
         if timer is not None:
             self._deadline = None
             timer.stop()
