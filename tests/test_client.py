@@ -455,11 +455,11 @@ def test_a_client_stalled_past_the_timeout_reads_what_the_server_sent_meanwhile(
     timeout while the server goes on sending. When it runs again its heartbeat timer runs before
     its reader (libev invokes the newest pending watchers first): the bytes waiting unread show
     the server was not silent, so they are read, not taken for a dead server."""
-    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.1}),
-                              heartbeat_timeout=0.3)
+    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.25}),
+                              heartbeat_timeout=1.0)     # 1 s: room for a loaded machine
     with client:
         conn.send(V_PUSH)           # arrives, unread: this greenlet does not yield ...
-        time.sleep(0.5)             # ... and the process stalls past the 0.3 s timeout
+        time.sleep(1.5)             # ... and the process stalls past the 1 s timeout
         assert client.wait_push("onChat", timeout=WAIT) == {"msg": "hi"}
         assert client.is_open, client.close_reason
         # a server that does go silent is still given up on
@@ -471,10 +471,10 @@ def test_a_client_stalled_with_its_server_gives_it_a_period_before_judging(peer)
     """Client and server stalled together (one process, as in an in-process cluster): nothing
     arrived meanwhile, and the heartbeat loop woke over half a timeout late. The client cannot
     tell whether the server went silent, so it beats and gives the server one more period."""
-    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.1}),
-                              heartbeat_timeout=0.3)
+    client, conn, _ = connect(peer, reply=handshake_reply({"heartbeat": 0.25}),
+                              heartbeat_timeout=1.0)     # 1 s: room for a loaded machine
     with client:
-        time.sleep(0.5)             # the process stalls (a blocking sleep), the peer with it
+        time.sleep(1.6)             # the process stalls (a blocking sleep), the peer with it
         for _ in range(20):         # the client beats at once when it runs again ...
             if conn.recv() == V_HEARTBEAT:
                 break

@@ -220,15 +220,16 @@ def test_a_server_stalled_past_the_timeout_reads_the_heartbeats_that_came_meanwh
     timeout while its clients go on beating. When it runs again its due deadline timer runs
     before its reads (libev invokes the newest pending watchers first): the deadline must find
     the heartbeats waiting and let them be read, not close a client that was never silent."""
-    connector, frontend = server(heartbeat=0.1, timeout=0.3)
+    # a timeout of 1 s, so that what follows the stall fits in it on a loaded machine
+    connector, frontend = server(heartbeat=0.25, timeout=1.0)
     client = RawClient(connector.port, transport)
     client.handshake()
     beat = ws.encode_frame(package.HEARTBEAT_PACKAGE, mask=True) if transport == "ws" \
         else package.HEARTBEAT_PACKAGE
     raw = client.sock._sock         # the OS socket: its send never yields to the server
-    for _ in range(6):              # the process stalls for 0.6 s, twice the timeout ...
-        time.sleep(0.1)             # (a blocking sleep: nothing runs on the hub)
-        raw.send(beat)              # ... while the client beats every 0.1 s
+    for _ in range(6):              # the process stalls for 1.5 s, past the timeout ...
+        time.sleep(0.25)            # (a blocking sleep: nothing runs on the hub)
+        raw.send(beat)              # ... while the client beats every 0.25 s
     for _ in range(6):
         assert client.recv_package() == (package.HEARTBEAT, b"")
     assert client.request(2, "test.h.echo", {}) == {"code": 200, "echo": {}}
@@ -242,10 +243,10 @@ def test_a_server_stalled_with_its_clients_gives_them_a_period_before_judging(se
     """A cluster run in one process stalls with its clients: nothing is sent meanwhile, and
     the deadline's timer runs over half a period late. The process cannot tell whether the
     client went silent, so the client gets one more period to beat."""
-    connector, frontend = server(heartbeat=0.1, timeout=0.3)
+    connector, frontend = server(heartbeat=0.25, timeout=1.0)   # 1 s: room for a loaded machine
     client = RawClient(connector.port, transport)
     client.handshake()
-    time.sleep(0.6)                 # the process stalls (a blocking sleep), the client with it
+    time.sleep(1.6)                 # the process stalls (a blocking sleep), the client with it
     gevent.sleep(0.01)              # the hub runs the overdue deadline first
     client.send_raw(package.HEARTBEAT_PACKAGE)      # the client, running again, beats at once
     assert client.recv_package() == (package.HEARTBEAT, b"")
