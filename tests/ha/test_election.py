@@ -9,7 +9,8 @@ from kazoo.client import KazooClient
 from zpomelo.config import MasterRecord
 from zpomelo.errors import ConfigError
 from zpomelo.master import ha_config
-from zpomelo.master.ha import Candidate, ClusterStopped, HAUnavailable
+from resume.proxy import TcpProxy
+from zpomelo.master.ha import Candidate, ClusterStopped, HAUnavailable, kazoo_client
 from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(90)
@@ -118,6 +119,35 @@ def test_leader_stops_acting_while_zookeeper_is_away_and_resumes_after(zookeeper
         assert first.epoch == epoch and not first.lost.is_set()
     finally:
         first.close()
+
+
+def test_an_attempt_at_a_zookeeper_that_does_not_answer_leaves_time_for_the_next(zookeeper):
+    """A ZooKeeper that accepts a connection and does not answer yet (one restarting on a loaded
+    machine) costs one connection attempt at most a third of the session. kazoo's own bound with
+    one server is the whole session: in a full run the leader's attempt hung 6 s while the
+    restarted ZooKeeper counted down the 6 s session it had restored; it expired before the next
+    attempt, the leader stepped down and the standby took over."""
+    proxy = TcpProxy("127.0.0.1", zookeeper.port)
+    cfg = ha_config.HAConfig("127.0.0.1:%d" % proxy.port, "/zpomelo/attempt-test", 3.0, ())
+    client = kazoo_client(cfg)
+    try:
+        client.start(timeout=10)
+        session = client.client_id
+        client.get("/")                 # ZooKeeper heard from this session just now
+        proxy.holding = True            # new connections are accepted and never answered ...
+        proxy.cut()                     # ... and the link drops: the next attempt hangs
+        wait_until(lambda: proxy.held and proxy.held[0]["closed"], 10,
+                   message="the hanging attempt to give up")
+        held = proxy.held[0]
+        # a third of the 3 s session, and room for a loaded machine (kazoo alone: 3 s)
+        assert held["closed"] - held["accepted"] <= 1.5, held
+        proxy.holding = False
+        wait_until(lambda: client.connected, 10, message="the reconnect")
+        assert client.client_id == session          # the same session: it did not expire
+    finally:
+        client.stop()
+        client.close()
+        proxy.close()
 
 
 def test_a_standby_exits_when_the_cluster_is_stopped(zookeeper):

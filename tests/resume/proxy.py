@@ -1,7 +1,8 @@
 """A TCP proxy a test controls: cut every connection, freeze them (a network stall), refuse new
-ones. Both directions are pumped by gevent greenlets of the test process; a connection lives at
+ones or hold them (accepted, never answered: a server still starting). Both directions are pumped by gevent greenlets of the test process; a connection lives at
 most LIFETIME seconds (the longest resume test's timeout), so no pump outlives its test."""
 import logging
+import time
 
 import gevent
 from gevent import socket
@@ -36,6 +37,8 @@ class TcpProxy:
     def __init__(self, target_host, target_port):
         self.target = (target_host, target_port)
         self.refusing = False
+        self.holding = False        # accept new connections and never answer them
+        self.held = []              # {"accepted": t, "closed": t or None} (monotonic)
         self.accepted = 0
         self.pairs = []
         self.frozen = []
@@ -48,6 +51,9 @@ class TcpProxy:
         if self.refusing:
             client.close()
             return
+        if self.holding:
+            self._hold(client)
+            return
         upstream = socket.create_connection(self.target, timeout=5)
         upstream.settimeout(None)
         pair = _Pair(client, upstream)
@@ -56,6 +62,19 @@ class TcpProxy:
                       gevent.spawn(self._pump, pair, upstream, client)]
         if not pair.closed.wait(LIFETIME):
             pair.close()
+
+    def _hold(self, client):
+        """Read and drop what the client sends until it gives up and closes (or LIFETIME)."""
+        held = {"accepted": time.monotonic(), "closed": None}
+        self.held.append(held)
+        try:
+            for _ in rounds(seconds=LIFETIME):
+                if not client.recv(65536):
+                    break
+        except OSError:
+            pass
+        held["closed"] = time.monotonic()
+        client.close()
 
     @staticmethod
     def _pump(pair, src, dst):

@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 LEASE_FRACTION = 0.8        # of the session timeout: how long one ZooKeeper round trip lets us act
 RENEW_FRACTION = 0.25       # of the session timeout: how often the leader renews its lease
+ATTEMPTS_PER_SESSION = 3    # a connection attempt may take at most this fraction of the session
 CONNECT_TIMEOUT = 10.0
 
 
@@ -55,11 +56,29 @@ def kazoo_client(cfg, gevent_handler=True):
     # reconnect forever, quickly: a ZooKeeper restart must not leave a master or server behind
     retry = KazooRetry(max_tries=-1, delay=0.1, max_delay=1.0, sleep_func=handler.sleep_func)
     try:
-        return KazooClient(hosts=cfg.hosts, timeout=cfg.session_timeout, handler=handler,
-                           connection_retry=retry)
+        return KazooClient(hosts=hosts_for_attempts(cfg.hosts), timeout=cfg.session_timeout,
+                           handler=handler, connection_retry=retry)
     except Exception as e:      # e.g. a malformed connection string
         raise HAUnavailable("masterHA.zookeeper %r in config/master.json: %s"
                             % (cfg.hosts, e)) from None
+
+
+def hosts_for_attempts(hosts):
+    """The connection string with each server listed again until there are at least
+    ATTEMPTS_PER_SESSION entries (a chroot suffix kept once).
+
+    kazoo gives one connection attempt sessionTimeout / (number of entries) to be answered. With
+    one ZooKeeper that is the whole session: an attempt caught by a ZooKeeper that accepts but
+    does not answer yet (one restarting on a loaded machine) hung for the session timeout, while
+    the restarted ZooKeeper counted down the session it had restored, which expired before the
+    next attempt: the leader stepped down and a standby took over. Repeating the entries bounds
+    an attempt to a third of the session, so the next one comes in time."""
+    servers, slash, chroot = hosts.partition("/")
+    entries = [h.strip() for h in servers.split(",") if h.strip()]
+    if not entries:
+        return hosts
+    repeat = -(-ATTEMPTS_PER_SESSION // len(entries))
+    return ",".join(entries * repeat) + slash + chroot
 
 
 def start_client(client, cfg, timeout=CONNECT_TIMEOUT):
