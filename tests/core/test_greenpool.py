@@ -3,6 +3,7 @@ import pytest
 from gevent.event import Event
 
 from zpomelo.greenpool import GreenPool
+from zpomelo.testing import wait_until
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -87,8 +88,9 @@ def test_at_most_keep_idle_greenlets_stay_parked_and_kill_ends_them():
     release = Event()
     for _ in range(5):
         pool.spawn(release.wait)
-    gevent.sleep(0)                 # all five started, each blocked in a greenlet of its own
-    assert len(pool.running) == 5
+    # all five start, each blocked in a greenlet of its own (a burst that ran out of its 5 ms on
+    # a loaded machine starts the rest after the next poll, so wait rather than sleep(0))
+    wait_until(lambda: len(pool.running) == 5, 5, message="five jobs started")
     release.set()
     assert pool.join(5)
     assert len(pool._parked) == 2
