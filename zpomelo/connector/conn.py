@@ -1,14 +1,15 @@
-"""Connection: one client's Pomelo state machine and heartbeat deadline.
+"""Connection: one client's Pomelo state machine.
 
 The transport subclasses (tcp.TcpConnection, ws.WsConnection) only unframe bytes and frame
-writes; everything Pomelo-specific lives here. An idle connection holds no greenlet: its socket's
-read watcher and its deadline timer call back in the hub (connector.driving), which hands the
-connection to a reused worker greenlet (connector.workers) to read, decode and run the frontend's
-code; the worker goes
-back to the pool once the socket has nothing more to read. A TLS connection keeps one worker for
-its whole life (``serve``: an SSL read may need a write, and bytes may wait inside the SSL layer
-where the watcher cannot see them). Writes go out at once while the socket takes them, else
-through the writer greenlet of a bounded queue (zpomelo.socket_writer).
+writes; everything Pomelo-specific lives here and in the base class connector.handshaking (the
+handshake and heartbeat steps, and the deadline they stop and arm). An idle connection holds no
+greenlet: its socket's read watcher and its deadline timer call back in the hub
+(connector.driving), which hands the connection to a reused worker greenlet (connector.workers)
+to read, decode and run the frontend's code; the worker goes back to the pool once the socket has
+nothing more to read. A TLS connection keeps one worker for its whole life (``serve``: an SSL
+read may need a write, and bytes may wait inside the SSL layer where the watcher cannot see
+them). Writes go out at once while the socket takes them, else through the writer greenlet of a
+bounded queue (zpomelo.socket_writer).
 """
 import logging
 from time import monotonic
@@ -20,11 +21,12 @@ from zpomelo.connector import badinput, ratelimit
 from zpomelo.connector.driving import (  # noqa: F401 - the states and deadlines are public here
     CLOSED, INITED, RECV_SIZE, WAIT_ACK, WORKING, Deadline, HandshakeTimeout, HeartbeatTimeout,
     State, _deadline_passed, _readable, start_deadline)
+from zpomelo.connector.handshaking import Handshaking
 from zpomelo.errors import CODE_RATE_LIMITED, BodyError, ProtocolError
 from zpomelo.protocol import handshake
 from zpomelo.protocol import message
 from zpomelo.protocol.package import (
-    DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, HEARTBEAT_PACKAGE, KICK, PackageDecoder)
+    DATA, HANDSHAKE, HANDSHAKE_ACK, HEARTBEAT, KICK, PackageDecoder)
 from zpomelo.netio import make_receiver
 from zpomelo.socket_writer import SocketWriter
 
@@ -33,7 +35,7 @@ logger = logging.getLogger(__name__)
 _BODY_ERROR_JSON = b'{"code":500}'
 
 
-class Connection:
+class Connection(Handshaking):
     """One client socket.
 
     Public: ``id`` (sid, unique per Connector), ``address`` (host, port), ``transport``
@@ -238,106 +240,6 @@ class Connection:
         # as Pomelo does.
 
     # ---- the Pomelo state machine --------------------------------------------------------
-
-    def _on_handshake(self, body):
-        try:
-            client_sys, user = handshake.parse_request(body)
-        except ProtocolError as exc:
-            self.note_bad_input(badinput.BAD_HANDSHAKE, exc)
-            self.send(handshake.encode_response(500))
-            self.close("bad handshake: %s" % exc)
-            return
-        try:
-            code, reply_user = self._frontend.on_handshake(self, client_sys, user)
-        except Exception:
-            logger.exception("frontend.on_handshake failed for %r", self)
-            code, reply_user = 500, None
-        if self.state is not INITED:  # the frontend closed or kicked it meanwhile
-            return
-        if code != 200:
-            self.send(handshake.encode_response(code))
-            self.close("handshake refused with code %s" % code)
-            return
-        try:
-            reply = self._handshake_reply(client_sys, reply_user)
-        except Exception:
-            logger.exception("building the handshake reply failed for %r", self)
-            self.send(handshake.encode_response(500))
-            self.close("handshake reply failed")
-            return
-        self.state = WAIT_ACK
-        self.send(reply)
-
-    def _handshake_reply(self, client_sys, reply_user):
-        """The 200 reply package. The common one (no user data, no extra sys keys) is encoded
-        once per connector and client cache state (``codec.handshake_sys_key``): with a route
-        dictionary it is the largest JSON the connector writes, a sixth of a connect's CPU."""
-        if reply_user is None and not self.handshake_extra:
-            codec = self._codec
-            key_of = None if codec is None else getattr(codec, "handshake_sys_key", None)
-            if codec is None or key_of is not None:
-                key = None if codec is None else key_of(client_sys)
-                replies = self._connector.handshake_replies
-                reply = replies.get(key)
-                if reply is None:
-                    reply = replies[key] = handshake.encode_response(200, self._reply_sys(client_sys))
-                return reply
-        return handshake.encode_response(200, self._reply_sys(client_sys), reply_user)
-
-    def _reply_sys(self, client_sys):
-        reply = {}
-        if self._config.heartbeat is not None:
-            reply["heartbeat"] = self._config.heartbeat
-        codec = self._codec
-        if codec is not None:
-            helper = getattr(codec, "handshake_sys", None)
-            if helper is not None:
-                reply.update(helper(client_sys))
-            else:
-                dictionary = getattr(codec, "dictionary", None)
-                if dictionary is not None:
-                    reply.update(dictionary.handshake_sys(client_sys.get("dictVersion")))
-                protobuf = getattr(codec, "protobuf", None)
-                if protobuf is not None:
-                    reply.update(protobuf.handshake_sys(client_sys.get("protoVersion")))
-        if self.handshake_extra:
-            reply.update(self.handshake_extra)
-        return reply
-
-    def _on_ack(self):
-        self.state = WORKING
-        self._stop_deadline()
-        self.send(HEARTBEAT_PACKAGE)
-        self._arm_heartbeat_deadline()
-        if self.resumable:
-            try:
-                self._frontend.on_ready(self)
-            except Exception:
-                logger.exception("frontend.on_ready failed for %r", self)
-
-    def _on_heartbeat(self):
-        self.send(HEARTBEAT_PACKAGE)
-        self._arm_heartbeat_deadline()
-
-    def _arm_heartbeat_deadline(self):
-        seconds = self._config.heartbeat_timeout
-        if seconds is None:
-            return
-        timer = self._deadline
-        self._deadline_graced = False
-        self._deadline_due = monotonic() + seconds
-        if timer is None:
-            self._deadline = start_deadline(seconds, HeartbeatTimeout, self)
-        else:
-            timer.again(_deadline_passed, self, HeartbeatTimeout)
-
-    def _stop_deadline(self):
-        timer = self._deadline
-        self._deadline_due = None
-        if timer is not None:
-            self._deadline = None
-            timer.stop()
-            timer.close()
 
     def _on_data(self, body):
         limiter = self._limiter
