@@ -1,143 +1,25 @@
 """Whole-message codecs: message layer + route dictionary + protobuf or JSON bodies.
 
 `ServerCodec` is what a frontend uses on every client message; `ClientCodec` is its mirror image
-for `zpomelo.client`. Bodies are compact UTF-8 JSON objects unless the route has protobuf protos
-(client protos for client->server messages, server protos for server->client ones; a response
-uses the server protos of its request's route, as Pomelo does).
+for `zpomelo.client`. Bodies are compact UTF-8 JSON objects (jsonbody.py) unless the route has
+protobuf protos (client protos for client->server messages, server protos for server->client
+ones; a response uses the server protos of its request's route, as Pomelo does).
 """
-import json
-from collections.abc import Mapping
-
 from zpomelo.errors import BodyError, ConfigError, ProtocolError
-from zpomelo.protocol import jsjson
 from zpomelo.protocol import message as _message
 from zpomelo.protocol.dictionary import RouteDictionary
+from zpomelo.protocol.jsonbody import (  # noqa: F401 - the JSON body codec is public here too
+    RawBody, _encode_json, decode_json_body, encode_json, loads)
 from zpomelo.protocol.message import NOTIFY, PUSH, REQUEST, RESPONSE
 from zpomelo.protocol.package import MAX_BODY_LIMIT, pack_header
 from zpomelo.protocol.protobuf import Protobuf, ProtobufPair
 
-
-
-def _refuse_constant(name):
-    raise ValueError("%s is not a JSON value (JSON has no NaN or Infinity)" % name)
-
-
-# NaN/Infinity literals are refused, as JavaScript's JSON.parse refuses them
-_JSON_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
-_scan_json = _JSON_DECODER.scan_once
 _decode_message = _message.decode_parts
 _encode_id = _message.encode_id
 _request_prefix = _message.request_prefix
 _RESPONSE_FLAG = b"\x04"
 _DATA = 0x04000000
 _PREFIX_CACHE_SIZE = 4096
-
-
-def _not_serializable(obj):
-    raise TypeError("Object of type %s is not JSON serializable" % type(obj).__name__)
-
-
-def _make_json_encoder():
-    """obj -> compact JSON str. JSONEncoder.encode builds a new C encoder on every call; here
-    the C encoder is built once (circular references end in RecursionError, which callers
-    catch). Falls back to the pure-Python encoder where the C one is missing."""
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
-                                allow_nan=False).encode
-    c_encode = make(None, _not_serializable, json.encoder.encode_basestring, None, ":", ",",
-                    False, False, False)
-
-    def encode(obj, _join="".join):
-        return _join(c_encode(obj, 0))
-    return encode
-
-
-_encode_json = _make_json_encoder()
-
-
-def loads(text):
-    """json.loads for a str, with a fast path for the usual body (no surrounding whitespace)."""
-    try:
-        obj, end = _scan_json(text, 0)
-        if end == len(text):
-            return obj
-    except StopIteration:
-        pass
-    return _JSON_DECODER.decode(text)    # whitespace around the value, or a precise error
-
-
-def encode_json(obj, what="body"):
-    """Compact UTF-8 JSON bytes of a body (separators=(',', ':'), ensure_ascii=False).
-
-    What the fast encoder refuses but JavaScript writes (NaN and Infinity as null, a lone
-    surrogate as a \\udXXX escape) goes through `jsjson` the way JSON.stringify does; anything
-    else raises ProtocolError naming `what`."""
-    try:
-        return _encode_json(obj).encode("utf-8")
-    except (ValueError, UnicodeEncodeError):    # NaN/Infinity, a lone surrogate
-        pass
-    except (TypeError, RecursionError) as exc:
-        raise ProtocolError("%s is not JSON-encodable: %s" % (what, exc)) from None
-    try:
-        return jsjson.stringify(obj, python_numbers=True).encode("utf-8")
-    except (TypeError, ValueError, RecursionError, UnicodeEncodeError) as exc:
-        raise ProtocolError("%s is not JSON-encodable: %s" % (what, exc)) from None
-
-
-def decode_json_body(body, msg_id, route):
-    """A JSON object body -> dict; an empty body is {}. Raises BodyError for anything else."""
-    if not body:
-        return {}
-    try:
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = _message.decode_utf8(body)     # CESU-8 from Pomelo's browser client
-        obj = loads(text)
-    except (ProtocolError, ValueError, RecursionError) as exc:
-        raise BodyError("body of %s is not valid UTF-8 JSON: %s" % (route, exc), msg_id,
-                        route) from None
-    if obj.__class__ is not dict:
-        raise BodyError("body of %s must be a JSON object, got %s" % (route, type(obj).__name__),
-                        msg_id, route)
-    return obj
-
-
-class RawBody(Mapping):
-    """A request's JSON body kept as the bytes the client sent, decoded on first use.
-
-    A frontend that only forwards a request passes ``data`` on untouched (the backend decodes
-    it); whatever needs the object (a local handler, a signature check, a route function or a
-    filter reading it) calls ``decode()`` (or reads it as a read-only mapping), which raises
-    ``BodyError`` for a body that is not a UTF-8 JSON object, as ``ServerCodec.decode`` would.
-    """
-
-    __slots__ = ("data", "msg_id", "route", "_obj")
-
-    def __init__(self, data, msg_id, route):
-        self.data = data
-        self.msg_id = msg_id
-        self.route = route
-        self._obj = None
-
-    def decode(self):
-        obj = self._obj
-        if obj is None:
-            obj = self._obj = decode_json_body(self.data, self.msg_id, self.route)
-        return obj
-
-    def __getitem__(self, key):
-        return self.decode()[key]
-
-    def __iter__(self):
-        return iter(self.decode())
-
-    def __len__(self):
-        return len(self.decode())
-
-    def __repr__(self):
-        return "RawBody(%r)" % (self.data[:64],)
 
 
 def _data_package(prefix, body):

@@ -1,7 +1,7 @@
 """Handshake and kick bodies (docs/protocol.md sections 4 and 8): compact UTF-8 JSON in packages."""
 from zpomelo.errors import ProtocolError
 from zpomelo.protocol import package
-from zpomelo.protocol.codec import encode_json, loads
+from zpomelo.protocol.jsonbody import encode_json, loads
 from zpomelo.protocol.message import decode_utf8
 
 
