@@ -4,11 +4,7 @@ import msgpack
 # One Packer for the process: msgpack.packb makes a new one per call, with a fresh buffer,
 # which cost 5x the packing of a small document. Only greenlets of the hub pack documents
 # (Transaction.changes), and a Packer call runs to its end without yielding.
-_PACK = msgpack.Packer(use_bin_type=True).pack
-
-
-def pack(value):
-    return _PACK(value)
+pack = msgpack.Packer(use_bin_type=True).pack
 
 
 def unpack(data):

@@ -155,7 +155,10 @@ class Database:
         for attempt in range(self.max_retries + 1):
             tx = self.begin(seq)
             try:
-                result = self._call(fn, args, kwargs, request_id)
+                if request_id is None:
+                    result = fn(*args, **kwargs)
+                else:
+                    result = self._call(fn, args, kwargs, request_id)
                 self.commit(tx)
                 return result
             except DbError as exc:

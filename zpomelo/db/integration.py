@@ -2,8 +2,8 @@
 
 ``attach(app)`` (called by ``Application.start`` once the handlers are loaded) opens the store the
 project configures, registers the models of ``app/models``, and:
-- holds every push a transaction makes (``app.pushes`` seam) in that transaction's outbox, sent
-  after its commit and dropped on rollback;
+- (``app.pushes`` itself puts every push a transaction makes in that transaction's outbox, sent
+  after its commit and dropped on rollback);
 - runs each client request for this server type in a transaction (``TransactionFilter``): commit
   before the answer leaves; a handler that raises, times out or cannot get a lock rolls back and
   the client gets ``{"code": 500, "error": "<ErrorType>: <what happened>"}``. A Conflict or
@@ -15,7 +15,6 @@ from zpomelo.db.config import load_options, open_database
 from zpomelo.db.errors import DbError
 from zpomelo.db.model import load_models
 from zpomelo.db.routes import install_routes
-from zpomelo.db.transaction import after_commit
 from zpomelo.errors import HandlerError
 
 logger = logging.getLogger(__name__)
@@ -31,11 +30,6 @@ def attach(app):
         return None
     db = open_database(options, app.base_dir, app.env)
     db.register(*load_models(app.base_dir).values())
-    pushes = app.pushes
-
-    def outbox(message, frontend_ids, everywhere):
-        after_commit(pushes.deliver, message, frontend_ids, everywhere)
-    db.scopes.append(lambda: pushes.hold(outbox))
     db.filter = TransactionFilter(app, db, options.get("transactions") or {}, options["requestIdField"])
     if app.handler_service is not None:
         app.handler_service.invoke = db.filter.invoke

@@ -79,6 +79,9 @@ class _Entry:
 
 
 class Transaction:
+    __slots__ = ("db", "seq", "greenlet", "started", "held", "waiting", "entries", "outbox", "state",
+                 "doomed", "depth", "on_end")
+
     def __init__(self, db, seq=None):
         self.db = db
         self.seq = seq if seq is not None else next_seq()
@@ -177,6 +180,22 @@ class Transaction:
     # -- ending ------------------------------------------------------------------------------
     def changes(self):
         """(checks, writes): versions of everything read; new bytes (None = delete) of what changed."""
+        writes = {}
+        checks = {}
+        entries = self.entries
+        for key, entry in entries.items():   # the usual case: documents of models without indexes
+            model = entry.model
+            if model is None or model._indexes:
+                return self._changes_with_indexes()
+            checks[key] = entry.version
+            value = entry.value
+            new = pack(value._data) if value is not None else None
+            if new != entry.stored:
+                writes[key] = new
+        return checks, writes
+
+    def _changes_with_indexes(self):
+        """changes(), when index documents must follow (and raw entries are written too)."""
         writes = {}
         index_moves = []
         for key, entry in list(self.entries.items()):
