@@ -147,8 +147,7 @@ class Database:
         With ``request_id``, the result is stored with the commit; a later run with the same id
         returns it without running ``fn`` again (a retried request applies once).
         """
-        outer = txmod.current()
-        if outer is not None:
+        if txmod.current() is not None:
             return self._call(fn, args, kwargs, request_id)
         seq = txmod.next_seq()
         last = None
@@ -236,8 +235,7 @@ class Database:
         if tx.doomed is not None:
             raise tx.doomed
         try:
-            versions = self._wait(self.engine.commit_async(checks, writes),
-                                  "committing %d documents" % len(writes), shield=True)
+            versions = self._wait(self.engine.commit_async(checks, writes), writes, shield=True)
         except DbError as exc:
             if isinstance(exc, StoreUnavailable):
                 self.cache.drop(checks)
@@ -255,7 +253,8 @@ class Database:
     def _wait(self, result, what, shield=False):
         """Wait for an engine call. With ``shield``, an interruption (the handler's timeout
         firing) does not abandon a commit the store may already be applying: we wait for its
-        outcome, so the answer tells the truth about it."""
+        outcome, so the answer tells the truth about it. ``what``: the call, for the error
+        message, or the writes of a commit (formatted only if it is needed)."""
         if result.ready():
             return result.get()
         deadline = time.monotonic() + self.commit_timeout
@@ -264,7 +263,9 @@ class Database:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise StoreUnavailable("the store did not finish %s within %.3gs; the outcome is "
-                                       "unknown" % (what, self.commit_timeout))
+                                       "unknown" % (what if isinstance(what, str) else
+                                                    "committing %d documents" % len(what),
+                                                    self.commit_timeout))
             try:
                 self._deadlines.wait(result, remaining)
             except BaseException as exc:

@@ -65,6 +65,7 @@ class SqliteEngine:
         self._offload = Offloader(read_threads + 1, cooperative=False)
         self._readers = {}   # native thread id -> its own connection (only that thread adds it)
         self._writer_conn = self._connect()
+        self._writer_cursor = self._writer_conn.cursor()
         self._writer_conn.execute(SCHEMA)
         # the writer never waits inside SQLite on the hub: a busy file is retried in a thread
         self._writer_conn.execute("PRAGMA busy_timeout=0")
@@ -149,7 +150,8 @@ class SqliteEngine:
             self._begin()
             try:
                 try:
-                    outcomes = [self._apply_fast(conn, checks, writes) for checks, writes in batch]
+                    cursor = self._writer_cursor   # one cursor for the batch: conn.execute makes one each time
+                    outcomes = [self._apply_fast(cursor, checks, writes) for checks, writes in batch]
                     committed = len(outcomes)
                 except _Refused:   # a version moved: redo the batch checking every commit first
                     conn.execute("ROLLBACK")
@@ -231,12 +233,12 @@ class SqliteEngine:
             versions[key] = version
         return versions
 
-    def _apply_fast(self, conn, checks, writes):
+    def _apply_fast(self, cursor, checks, writes):
         """The usual case, no version moved: one statement per document written (its version
         check is the UPDATE's WHERE), a SELECT only for documents read and not written. A
         refused statement raises ``_Refused`` with this batch half applied: ``_apply`` rolls
         the batch back and redoes it with ``_apply_one``, which finds who conflicted."""
-        execute = conn.execute
+        execute = cursor.execute
         for key, version in checks.items():
             if key not in writes:
                 row = execute("SELECT v FROM docs WHERE k = ?", (key,)).fetchone()

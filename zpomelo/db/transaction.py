@@ -110,7 +110,8 @@ class Transaction:
         entry = self.entries.get(key)
         if entry is not None:
             return entry
-        self._check_active()
+        if self.state != "active" or self.doomed is not None:
+            self._check_active()
         try:
             self.db.locks.acquire(self, key, self.db.lock_timeout)
         except DbError as exc:
@@ -239,7 +240,8 @@ class Transaction:
             self.db.cache.put(key, version, writes[key])
         outbox, self.outbox = self.outbox, []
         self._end()  # waiters only run once we yield: our messages still leave before theirs
-        self._flush(outbox)
+        if outbox:
+            self._flush(outbox)
 
     def _flush(self, outbox):
         for fn, args in outbox:
