@@ -5,8 +5,8 @@ import gevent
 import pytest
 
 from db_models import Counter, Player
-from zpomelo.db import (Deadlock, LockTimeout, NoTransaction, TransactionAborted, ValidationError,
-                        after_commit)
+from zpomelo.db import (Deadlock, Field, LockTimeout, Model, NoTransaction, TransactionAborted,
+                        ValidationError, after_commit)
 
 
 def test_create_read_update_delete(db):
@@ -312,3 +312,16 @@ def test_a_pooled_job_that_leaves_its_transaction_open_has_it_rolled_back(db):
     pool.join()
     assert seen["second"] is seen["first"]       # the same greenlet ran both jobs
     assert seen["inherited"] is None and seen["n"] == 1
+
+
+def test_registered_models_are_items_and_attributes_and_unknown_names_say_what_to_do(db):
+    db.register(Player)
+    assert db.models.Player is Player and db.models["Player"] is Player
+
+    class copy(Model):      # named like a dict method: an item only, dict.copy still works
+        collection = "copies"
+        n = Field(int, default=0)
+    db.register(copy)
+    assert db.models["copy"] is copy and db.models.copy() == dict(db.models)
+    with pytest.raises(AttributeError, match="no model 'Nobody' is registered.*app/models"):
+        db.models.Nobody

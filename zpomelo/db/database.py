@@ -45,7 +45,16 @@ def _exit_all(managers):
 
 
 class Models(dict):
-    """The registered models, by class name, as keys and as attributes (``app.db.models.Player``)."""
+    """The registered models, by class name, as keys and as attributes (``app.db.models.Player``).
+
+    Each model is also set as an instance attribute: a handler reads ``app.db.models.Player``
+    on every request, and a name found only through ``__getattr__`` costs a failed lookup and
+    an AttributeError first (about 1 us)."""
+
+    def __setitem__(self, name, model):
+        super().__setitem__(name, model)
+        if not hasattr(dict, name):     # a model named like a dict method stays an item only
+            self.__dict__[name] = model
 
     def __getattr__(self, name):
         try:
