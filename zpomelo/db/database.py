@@ -267,24 +267,33 @@ class Database:
         if result.ready():
             return result.get()
         deadline = time.monotonic() + self.commit_timeout
-        interrupted = None
+        try:
+            if self._deadlines.wait(result, self.commit_timeout):   # the usual case: one wait
+                return result.get()
+        except BaseException as exc:
+            if not shield:
+                raise
+            return self._wait_interrupted(result, what, deadline, exc)
+        raise self._unknown_outcome(what)
+
+    def _wait_interrupted(self, result, what, deadline, interrupted):
+        """A shielded wait that was interrupted: wait on for the outcome, then let the
+        interruption win unless the store said yes."""
         while not result.ready():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise StoreUnavailable("the store did not finish %s within %.3gs; the outcome is "
-                                       "unknown" % (what if isinstance(what, str) else
-                                                    "committing %d documents" % len(what),
-                                                    self.commit_timeout))
+                raise self._unknown_outcome(what)
             try:
                 self._deadlines.wait(result, remaining)
-            except BaseException as exc:
-                if not shield:
-                    raise
-                interrupted = interrupted or exc
-        if interrupted is not None and (not result.successful()
-                                        or type(interrupted).__name__ == "GreenletExit"):
+            except BaseException:  # noqa: B902 - the first interruption is the one reported
+                pass
+        if not result.successful() or type(interrupted).__name__ == "GreenletExit":
             raise interrupted  # the store said no (or we are killed): the interruption wins
         return result.get()
+
+    def _unknown_outcome(self, what):
+        return StoreUnavailable("the store did not finish %s within %.3gs; the outcome is unknown" % (
+            what if isinstance(what, str) else "committing %d documents" % len(what), self.commit_timeout))
 
     def close(self):
         self._deadlines.close()

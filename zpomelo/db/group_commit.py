@@ -15,7 +15,8 @@ class GroupCommitter:
         self.closed = False
         self._apply_batch = apply_batch
         self._closed_error = closed_error   # fn() -> the exception for a commit after close()
-        self._queue = []                    # (checks, writes, AsyncResult)
+        self._queue = []                    # (checks, writes), what apply_batch takes
+        self._results = []                  # their AsyncResults, in the same order
         self._wakeup = Event()
         self._writer = gevent.spawn(self._write_loop)
 
@@ -25,7 +26,8 @@ class GroupCommitter:
         if self.closed:
             result.set_exception(self._closed_error())
             return result
-        self._queue.append((checks, writes, result))
+        self._queue.append((checks, writes))
+        self._results.append(result)
         self._wakeup.set()
         return result
 
@@ -35,12 +37,13 @@ class GroupCommitter:
             self._wakeup.clear()
             while self._queue:
                 batch = self._queue[:self.max_batch]
-                del self._queue[:len(batch)]
+                results = self._results[:len(batch)]
+                del self._queue[:len(batch)], self._results[:len(batch)]
                 try:
-                    outcomes = self._apply_batch([(checks, writes) for checks, writes, _ in batch])
+                    outcomes = self._apply_batch(batch)
                 except BaseException as exc:
                     outcomes = [exc] * len(batch)
-                for (_, _, result), outcome in zip(batch, outcomes):
+                for result, outcome in zip(results, outcomes):
                     if isinstance(outcome, BaseException):
                         result.set_exception(outcome)
                     else:

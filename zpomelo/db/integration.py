@@ -71,7 +71,8 @@ class TransactionFilter:
 
     def invoke(self, fn, route, msg, session):
         app = self.app
-        if not self.applies(route):
+        applies = self._applies.get(route)
+        if not (applies if applies is not None else self.applies(route)):
             return fn(app, msg, session)
         request_id = None
         if self.request_id_field and isinstance(msg, dict) and msg.get(self.request_id_field) is not None:

@@ -112,12 +112,13 @@ class Transaction:
             return entry
         if self.state != "active" or self.doomed is not None:
             self._check_active()
+        db = self.db
         try:
-            self.db.locks.acquire(self, key, self.db.lock_timeout)
+            db.locks.acquire(self, key, db.lock_timeout)
         except DbError as exc:
             self.doomed = exc
             raise
-        version, stored = self.db.read(key)
+        version, stored = db.read(key)
         entry = _Entry(model, id, version, stored)
         self.entries[key] = entry
         return entry
