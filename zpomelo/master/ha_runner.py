@@ -68,7 +68,7 @@ def run_ha_master(base_dir, env, cfg, record, standby, only_type, only_id, ready
                        "leader": leader[0].get("id") if leader else None})
                 ready = _ignore
             try:
-                epoch = candidate.campaign()
+                candidate.campaign()
             except ClusterStopped as e:
                 logger.info("master %s exits: %s", record.id, e)
                 ready({"ok": False, "error": str(e)})
