@@ -7,7 +7,7 @@ import time
 
 import gevent
 import pytest
-from gevent.event import AsyncResult
+from gevent.event import AsyncResult, Event
 
 from db_models import Counter
 from redis_service import RedisServer
@@ -129,3 +129,62 @@ def test_a_batch_with_a_stale_commit_is_redone_checking_each_commit(tmp_path):
         assert engine.stats["conflicts"] == 2
     finally:
         engine.close()
+
+
+class _HeldCommits:
+    """An engine whose commits wait until the test settles them (the waiting side is what is
+    tested here; the real engines are above and in test_transactions)."""
+    name = "held"
+
+    def __init__(self):
+        self.pending = []
+
+    def load_async(self, key):
+        result = AsyncResult()
+        result.set((0, None))    # every document absent
+        return result
+
+    def commit_async(self, checks, writes):
+        result = AsyncResult()
+        self.pending.append(result)
+        return result
+
+    def close(self):
+        pass
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("store_says, interruption, expected", [
+    ("yes", gevent.Timeout, "committed"),            # the answer tells the truth: it committed
+    ("no", gevent.Timeout, "Timeout"),               # the store said no: the interruption wins
+    ("yes", gevent.GreenletExit, "GreenletExit"),    # killed: never swallowed
+])
+def test_a_commit_interrupted_while_the_store_applies_it_waits_for_the_outcome(store_says, interruption, expected):
+    engine = _HeldCommits()
+    db = Database(engine, request_ttl=0, commit_timeout=5)
+    db.register(Counter)
+    outcome = {}
+
+    def handler():
+        try:
+            with db.transaction():
+                Counter.create("c", n=1)
+            outcome["result"] = "committed"
+        except BaseException as exc:  # noqa: B902 - the outcome under test
+            outcome["result"] = type(exc).__name__
+
+    interrupted = Event()
+    wait_interrupted = db._wait_interrupted
+    db._wait_interrupted = lambda *args: (interrupted.set(), wait_interrupted(*args))[1]
+    g = gevent.spawn(handler)
+    wait_until(lambda: engine.pending, 5, message="the commit to reach the store")
+    g.kill(interruption, block=False)   # the handler's timeout (or a kill) while the store works
+    assert interrupted.wait(5)
+    assert "result" not in outcome   # still waiting for the store's outcome
+    if store_says == "yes":
+        engine.pending[0].set({"counters\x1fc": 1})
+    else:
+        engine.pending[0].set_exception(StoreUnavailable("disk gone"))
+    g.join(5)
+    db.close()
+    assert outcome["result"] == expected

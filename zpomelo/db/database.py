@@ -274,7 +274,9 @@ class Database:
             if not shield:
                 raise
             return self._wait_interrupted(result, what, deadline, exc)
-        raise self._unknown_outcome(what)
+        if not result.ready():
+            raise self._unknown_outcome(what)
+        return result.get()
 
     def _wait_interrupted(self, result, what, deadline, interrupted):
         """A shielded wait that was interrupted: wait on for the outcome, then let the
