@@ -9,12 +9,18 @@ from gevent.ssl import SSLSocket
 _poll = monkey.get_original("select", "poll")     # never yields: callable from the hub itself
 
 
+def os_socket(sock):
+    """The OS socket under a gevent socket, for calls that must not yield; None for TLS (an SSL
+    read or write may need the other direction) or a socket without one."""
+    return None if isinstance(sock, SSLSocket) else getattr(sock, "_sock", None)
+
+
 def make_receiver(sock):
     """``recv(size)`` for a reader loop that waits for readability first unless the last read
     filled the buffer. Request/response traffic finds the socket empty right after each read, so
     gevent's try-first recv would pay a failed system call and an exception every time."""
-    os_sock = getattr(sock, "_sock", None)
-    if os_sock is None or isinstance(sock, SSLSocket):
+    os_sock = os_socket(sock)
+    if os_sock is None:
         return sock.recv
     recv = os_sock.recv
     last_was_full = [True]

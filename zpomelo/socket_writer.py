@@ -26,8 +26,9 @@ from collections import deque
 
 import gevent
 from gevent.event import Event
-from gevent.ssl import SSLSocket
 from greenlet import getcurrent
+
+from zpomelo.netio import os_socket
 
 BATCH_BYTES = 65536
 _INF = float("inf")
@@ -84,7 +85,7 @@ class SocketWriter:
         self.corked = False
         self.queued_bytes = 0          # queued packages plus bytes a direct write left over
         self._sock = sock
-        self._os_sock = None if isinstance(sock, SSLSocket) else getattr(sock, "_sock", None)
+        self._os_sock = os_socket(sock)
         self._on_error = on_error
         self._on_overflow = on_overflow
         self._frame = frame

@@ -6,10 +6,9 @@ queued packages as one binary message.
 """
 import logging
 
-from gevent.ssl import SSLSocket
-
 from zpomelo.connector.conn import CLOSED, Connection
 from zpomelo.errors import ProtocolError
+from zpomelo.netio import os_socket
 from zpomelo.protocol import websocket as wsproto
 
 logger = logging.getLogger(__name__)
@@ -54,7 +53,7 @@ def accept_upgrade(sock, first, refused=None):
 def _send_all(sock, data):
     """sendall, trying the OS socket first: a fresh socket takes a 101 response at once, and
     gevent's sendall costs several Python calls more. TLS always goes through the SSL socket."""
-    os_sock = None if isinstance(sock, SSLSocket) else getattr(sock, "_sock", None)
+    os_sock = os_socket(sock)
     if os_sock is not None:
         try:
             sent = os_sock.send(data)
