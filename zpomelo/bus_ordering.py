@@ -91,9 +91,14 @@ class OrderingPoints:
             done[index] = seq
         waiting = self._waiting.get(source)
         if waiting:
-            ready = [e for e in waiting if done[0] >= e[0] and done[1] >= e[1]]
+            ready = []
+            keep = []
+            for entry in waiting:
+                (ready if done[0] >= entry[0] and done[1] >= entry[1] else keep).append(entry)
             if ready:
-                self._waiting[source] = [e for e in waiting if not (done[0] >= e[0] and done[1] >= e[1])]
+                # in place: the sweeper may be inside a release, holding this very list, and
+                # must not find (and release again) what is released here
+                waiting[:] = keep
                 for entry in ready:
                     self._release(entry)
 

@@ -263,3 +263,32 @@ def test_messages_queued_together_reach_a_client_writer_in_one_send_each_batch(m
     assert sum(batches) >= 150, batches  # most pushes left in batches, not one send each
     near.close()
     far.close()
+
+
+def test_an_answer_released_while_the_sweeper_is_busy_is_released_once(make_bus, monkeypatch):
+    """The sweeper releases a lost answer whose callback blocks (a close runs the app's
+    callbacks); meanwhile the reader delivers the pushes of the next waiting answer, which was
+    past its deadline too. That answer is released once, by the reader, not again by the
+    sweeper when it resumes."""
+    from gevent.event import Event
+
+    from zpomelo import bus_ordering
+
+    monkeypatch.setattr(bus_ordering, "MARK_WAIT", 0.05)
+    frontend = make_bus("conn-1", on_message=lambda kind, payload: None)
+    blocking, unblock, released = Event(), Event(), []
+
+    def first():
+        released.append("first")
+        blocking.set()
+        unblock.wait(5)
+
+    frontend.when_delivered([b"src", 5, 0], first)
+    frontend.when_delivered([b"src", 6, 0], lambda: released.append("second"))
+    assert blocking.wait(5)                  # the sweeper is inside the first callback ...
+    frontend._note_delivered(b"src", 0, 6)   # ... when the reader delivers up to seq 6
+    assert released == ["first", "second"]
+    unblock.set()
+    sweeper = frontend._mark_sweeper
+    wait_until(lambda: sweeper is None or sweeper.dead, timeout=5, message="the sweeper to end")
+    assert released == ["first", "second"]
