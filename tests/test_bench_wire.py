@@ -26,7 +26,7 @@ def test_scan_finds_every_package_and_leaves_a_partial_one(ws):
     mid = b'{"x":"' + b"y" * 300 + b'"}'             # 2-byte WebSocket length
     data = server_frames(response(3, b'{"a":1}'), push("onChat", mid), package.HEARTBEAT_PACKAGE,
                          response(127, big), push(7, b"{}"), ws=ws)
-    whole, used = wire.scan(data, ws)
+    whole, used, _ = wire.scan(data, ws)
     assert used == len(data)
     assert [kind for kind, _, _ in whole] == [wire.RESPONSE, wire.PUSH, wire.HEARTBEAT, wire.RESPONSE,
                                              wire.PUSH]
@@ -34,8 +34,8 @@ def test_scan_finds_every_package_and_leaves_a_partial_one(ws):
     kind, start, end = whole[1]
     assert data[wire.data_offset(data, start):end] == mid
     for cut in range(1, len(data), 997):              # any chunking: fed again, nothing lost
-        first, used = wire.scan(data[:cut], ws)
-        rest, used2 = wire.scan(data[used:], ws)
+        first, used, _ = wire.scan(data[:cut], ws)
+        rest, used2, _ = wire.scan(data[used:], ws)
         assert len(first) + len(rest) == 5 and used + used2 == len(data)
 
 
@@ -75,7 +75,23 @@ def test_scan_reads_a_reused_buffer_up_to_n_only():
     buf = bytearray(4096)
     buf[:len(data)] = data
     buf[len(data):len(data) + 2] = b"\x82\x7f"        # stale bytes past n must not be read
-    found, used = wire.scan(buf, True, len(data))
+    found, used, _ = wire.scan(buf, True, len(data))
     assert [buf[start + 5] for _, start, _ in found] == [1, 2] and used == len(data)
-    partial, used = wire.scan(buf, True, len(data) - 1)
+    partial, used, _ = wire.scan(buf, True, len(data) - 1)
     assert len(partial) == 1 and used < len(data) - 1
+
+
+@pytest.mark.parametrize("ws", [True, False])
+def test_counted_pushes_are_not_listed_and_any_chunking_counts_each_once(ws):
+    two_in_one = websocket.encode_frame(push("onChat", b'{"a":1}') + push("onChat", b'{"b":2}'))
+    data = server_frames(push("onChat", b'{"content":1}'), response(5, b'{"code":200}'),
+                         push(7, b"{}"), package.HEARTBEAT_PACKAGE, ws=ws)
+    data += two_in_one if ws else push("onChat", b'{"a":1}') + push("onChat", b'{"b":2}')
+    listed, used, pushes = wire.scan(data, ws, count_pushes=True)
+    assert used == len(data) and pushes == 4
+    assert [kind for kind, _, _ in listed] == [wire.RESPONSE, wire.HEARTBEAT]
+    assert wire.scan(data, ws)[2] == 0            # not counting: every push is listed
+    for cut in range(1, len(data)):
+        first, used, counted = wire.scan(data[:cut], ws, count_pushes=True)
+        rest, used2, counted2 = wire.scan(data[used:], ws, count_pushes=True)
+        assert (counted + counted2, len(first) + len(rest), used + used2) == (4, 2, len(data))

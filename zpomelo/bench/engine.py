@@ -9,7 +9,8 @@ the answers release. No object is built per request beyond the scan's tuples.
 handshake and ACK) `concurrency` at a time; `Engine.loop(until)` serves sockets until
 `until()` is true. What a client does once it is connected, with answers and with pushes is the
 load's business (modes.py): `load.ready(conn)`, `load.answered(conn, data, start, end, now)`,
-`load.pushed(conn, data, start, end, now)`.
+`load.pushed(conn, data, start, end, now)`, or, for a client whose `count_pushes` the load set,
+`load.pushes_counted(conn, count, data, used)` once per read.
 """
 import collections
 import errno
@@ -38,7 +39,7 @@ _OUT = select.EPOLLOUT
 class Conn:
     """One client connection (per-connection state only; nothing per request)."""
     __slots__ = ("index", "port", "sock", "fd", "state", "buf", "key", "since", "t0", "outbox",
-                 "tag", "beat_due")
+                 "tag", "beat_due", "count_pushes")
 
     def __init__(self, index, port):
         self.index = index
@@ -53,6 +54,7 @@ class Conn:
         self.outbox = b""         # bytes a full socket buffer refused; sent on EPOLLOUT
         self.tag = None           # the load's own per-connection value
         self.beat_due = False     # a heartbeat is scheduled (Engine._beats)
+        self.count_pushes = False # the load only counts this client's pushes (load.pushes_counted)
 
 
 class _Uncounted:
@@ -266,13 +268,17 @@ class Engine:
             if not data:
                 return
             n = len(data)
-        items, used = wire.scan(data, self.ws, n)
+        items, used, pushes = wire.scan(data, self.ws, n, conn.count_pushes)
         if used < n:
             conn.buf = bytes(data[used:n])
+        load = self.load
+        if pushes:
+            load.pushes_counted(conn, pushes, data, used)
         if not items:
+            if pushes:
+                load.flush(conn)
             return
         now = time.perf_counter()
-        load = self.load
         for kind, start, end in items:
             if kind == wire.RESPONSE:
                 load.answered(conn, data, start, end, now)

@@ -101,14 +101,19 @@ def data_offset(data, start):
     return pos
 
 
-def scan(data, ws, n=None):
-    """Complete packages in `data[:n]` -> (list of (kind, start, end), bytes consumed).
+def scan(data, ws, n=None, count_pushes=False):
+    """Complete packages in `data[:n]` -> (list of (kind, start, end), bytes consumed, pushes).
 
     `start` is the package header's offset (the body starts at start + 4), `end` its end. For a
     RESPONSE the id is `data[start + 5]` (ids stay below 128). A WebSocket close frame is reported
     as CLOSE. Incomplete input at the end is left for the next call (not consumed).
+
+    With `count_pushes`, PUSH packages are counted (`pushes`) instead of listed: a client that
+    only counts its pushes pays a few byte reads per push, no tuple and no callback (fan-out
+    delivers each push to hundreds of clients, and the tool must stay cheaper than the server).
     """
     out = []
+    pushes = 0
     if n is None:
         n = len(data)
     pos = 0
@@ -132,26 +137,31 @@ def scan(data, ws, n=None):
                 break
             opcode = data[pos] & 0x0F
             if opcode == 1 or opcode == 2 or opcode == 0:
-                _packages(data, pos + head, end, out)
+                pushes += _packages(data, pos + head, end, out, count_pushes)
             elif opcode == 8:
                 out.append((CLOSE, pos + head, end))
             pos = end
-        return out, pos
+        return out, pos, pushes
     while n - pos >= 4:
         end = pos + 4 + ((data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3])
         if end > n:
             break
-        _packages(data, pos, end, out)
+        pushes += _packages(data, pos, end, out, count_pushes)
         pos = end
-    return out, pos
+    return out, pos, pushes
 
 
-def _packages(data, pos, end, out):
+def _packages(data, pos, end, out, count_pushes):
+    """List the packages in data[pos:end] (a frame, or one bare package) -> pushes counted."""
+    pushes = 0
     while pos + 4 <= end:
         ptype = data[pos]
         stop = pos + 4 + ((data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3])
         if ptype == DATA:
-            out.append((_DATA_KIND[(data[pos + 4] >> 1) & 3], pos, stop))
+            if count_pushes and data[pos + 4] & 0x0E == 0x06:
+                pushes += 1
+            else:
+                out.append((_DATA_KIND[(data[pos + 4] >> 1) & 3], pos, stop))
         elif ptype == 3:
             out.append((HEARTBEAT, pos, stop))
         elif ptype == 1:
@@ -159,3 +169,4 @@ def _packages(data, pos, end, out):
         elif ptype == 5:
             out.append((KICK, pos, stop))
         pos = stop
+    return pushes
