@@ -156,7 +156,8 @@ def warm_up(target, args):
 
 def run_scenario(target, spec, args):
     options = BenchOptions(port=list(target.ports), transport=args.transport, workers=args.workers,
-                           duration=args.duration, warmup=args.warmup, pids=tuple(target.pids), **spec)
+                           duration=args.duration, warmup=args.warmup, pids=tuple(target.pids),
+                           coalesce_us=args.coalesce_us, **spec)
     with open("/proc/loadavg") as f:
         load_before = [float(x) for x in f.read().split()[:3]]
     result = run_bench(options)
@@ -170,6 +171,8 @@ def add_arguments(parser, runs=5, duration=5.0):
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--transport", default="ws", choices=["ws", "tcp"])
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--coalesce-us", type=int, default=0,
+                        help="the load tool's sleep after a quiet poll (zpomelo bench --coalesce-us)")
     parser.add_argument("--markdown", default=None, help="also write the table to this file")
 
 

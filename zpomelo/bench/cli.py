@@ -53,10 +53,10 @@ def _parse_body(value):
 @click.option("--rid", default=None, help="chat/broadcast channel (default: a fresh one per run)")
 @click.option("-w", "--workers", type=int, default=1, show_default=True,
               help="load processes (the clients are spread over them)")
-@click.option("--coalesce-us", type=int, default=500, show_default=True,
+@click.option("--coalesce-us", type=int, default=0, show_default=True,
               help="after a wake-up that found few sockets ready, wait this long (µs) so the next "
-                   "answers are read together: less load-tool CPU per request, up to this much "
-                   "added to the latencies; 0 turns it off")
+                   "answers are read together: fewer wake-ups of the tool, but up to this much "
+                   "added to every round trip (and so fewer requests/s in a closed loop)")
 @click.option("--pids", multiple=True, help="server pids to sample (CPU, RSS); comma-separated or repeated")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="per-request timeout (s)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,

@@ -53,7 +53,7 @@ class BenchOptions:
     pids: tuple = ()
     timeout: float = 10.0         # per request
     connect_timeout: float = 10.0
-    coalesce_us: int = 500        # see zpomelo.bench.engine.COALESCE
+    coalesce_us: int = 0          # see zpomelo.bench.engine.COALESCE
 
     def ports(self):
         return list(self.port) if isinstance(self.port, (list, tuple)) else [self.port]
