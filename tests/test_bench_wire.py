@@ -95,3 +95,24 @@ def test_counted_pushes_are_not_listed_and_any_chunking_counts_each_once(ws):
         first, used, counted = wire.scan(data[:cut], ws, count_pushes=True)
         rest, used2, counted2 = wire.scan(data[used:], ws, count_pushes=True)
         assert (counted + counted2, len(first) + len(rest), used + used2) == (4, 2, len(data))
+
+
+def test_a_broadcast_sender_counting_in_bulk_sends_one_message_per_own_push_back():
+    from types import SimpleNamespace
+
+    from zpomelo.bench.modes import BroadcastLoad, Phase, WorkerStats
+    phase, stats = Phase(), WorkerStats()
+    load = BroadcastLoad({"route": "chat.chatHandler.send", "body": {}, "inflight": 1, "timeout": 5,
+                          "uid_prefix": "u", "rid": "r", "senders": 3}, phase, stats)
+    load.attach(SimpleNamespace(framer=wire.Framer("ws"), sys={}, send=lambda conn, data: None))
+    sender = SimpleNamespace(index=1, tag=None, count_pushes=None, t0=None)
+    load.ready(sender)
+    assert sender.count_pushes and sender.tag == b'"from":"u-1"'
+    mine, other = b'{"content":1,"from":"u-1"}', b'{"content":1,"from":"u-10"}'
+    data = server_frames(push("onChat", mine), push("onChat", other), push("onChat", mine))
+    _, used, pushes = wire.scan(data, True, count_pushes=True)
+    load.pushes_counted(sender, pushes, data, used)       # not running yet: counted nowhere
+    assert (stats.pushes, load.pending) == (0, [])
+    phase.running = phase.measuring = True
+    load.pushes_counted(sender, pushes, data, used)
+    assert stats.pushes == 3 and len(load.pending) == 2     # its own two came back, not u-10's
