@@ -56,7 +56,7 @@ class Conn:
         self.outbox = b""         # bytes a full socket buffer refused; sent on EPOLLOUT
         self.tag = None           # the load's own per-connection value
         self.beat_due = False     # a heartbeat is scheduled (Engine._beats)
-        self.count_pushes = False # the load only counts this client's pushes (load.pushes_counted)
+        self.count_pushes = False  # the load only counts this client's pushes (load.pushes_counted)
 
 
 class _Uncounted:

@@ -222,7 +222,6 @@ class ChatLoad(EchoLoad):
                 and data.find(conn.tag, start, end) >= 0:
             self._send(conn, 0)           # broadcast: our own message came back, send the next
 
-
     def pushes_counted(self, conn, count, data, used):
         """`count` pushes arrived in data[:used] for a client that takes no latency."""
         phase = self.phase
