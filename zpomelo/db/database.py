@@ -32,18 +32,6 @@ BUCKET_PREFIX = "$rq" + SEP        # "$rq|<bucket>|<request id>": records that e
 PURGE_EVERY_MAX = 600.0            # seconds between purges of expired records, at most
 
 
-def _exit_all(managers):
-    """Leave entered context managers, last first; every one is left even if one fails."""
-    error = None
-    for manager in reversed(managers):
-        try:
-            manager.__exit__(None, None, None)
-        except BaseException as exc:  # noqa: B902 - raised after the others were left
-            error = error or exc
-    if error is not None:
-        raise error
-
-
 class Models(dict):
     """The registered models, by class name, as keys and as attributes (``app.db.models.Player``).
 
@@ -85,7 +73,6 @@ class Database:
         self.locks = LockManager()
         self.cache = DocumentCache(cache_size)
         self.models = Models()    # name -> Model class; also attributes: db.models.Player
-        self.scopes = []   # zero-argument callables -> context managers held around each transaction
         self.stats = {"commits": 0, "rollbacks": 0, "conflicts": 0, "retries": 0, "replays": 0}
 
     def register(self, *models):
@@ -106,18 +93,6 @@ class Database:
     def begin(self, seq=None):
         tx = txmod.Transaction(self, seq)
         tx.bind()
-        if self.scopes:   # by hand, not an ExitStack: this runs once per request
-            entered = []
-            try:
-                for scope in self.scopes:
-                    manager = scope()
-                    manager.__enter__()
-                    entered.append(manager)
-            except BaseException:
-                _exit_all(entered)
-                tx.rollback()
-                raise
-            tx.on_end = lambda: _exit_all(entered)
         return tx
 
     @contextlib.contextmanager

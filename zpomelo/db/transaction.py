@@ -80,7 +80,7 @@ class _Entry:
 
 class Transaction:
     __slots__ = ("db", "seq", "greenlet", "started", "held", "waiting", "entries", "outbox", "state",
-                 "doomed", "depth", "on_end")
+                 "doomed", "depth")
 
     def __init__(self, db, seq=None):
         self.db = db
@@ -94,7 +94,6 @@ class Transaction:
         self.state = "active"
         self.doomed = None      # an error that already decided this transaction's fate
         self.depth = 0
-        self.on_end = None      # closes the scopes the Database opened around this transaction
 
     def describe(self):
         return "transaction #%d (running %.3fs)" % (self.seq, time.monotonic() - self.started)
@@ -266,9 +265,6 @@ class Transaction:
         # that cycle, so an ended transaction is freed at once, not by the cyclic GC (measured:
         # the collections cost more than the rest of a cached read)
         self.entries = {}
-        if self.on_end is not None:
-            on_end, self.on_end = self.on_end, None
-            on_end()
 
     def bind(self):
         if _current.get(self.greenlet) is not None:
