@@ -15,6 +15,7 @@ from zpomelo.db import Database, StoreUnavailable
 from zpomelo.db.deadlines import SharedDeadlines
 from zpomelo.db.engine_sqlite import SqliteEngine
 from zpomelo.db.errors import Conflict
+from zpomelo.db.group_commit import CommitTicket, GroupCommitter, _wake
 from zpomelo.testing import wait_until
 
 
@@ -132,12 +133,20 @@ def test_a_batch_with_a_stale_commit_is_redone_checking_each_commit(tmp_path):
 
 
 class _HeldCommits:
-    """An engine whose commits wait until the test settles them (the waiting side is what is
-    tested here; the real engines are above and in test_transactions)."""
+    """An engine whose group commits wait inside the batch until the test decides their outcome
+    (the waiting side is what is tested here; the real engines are above and in
+    test_transactions)."""
     name = "held"
 
     def __init__(self):
-        self.pending = []
+        self.pending = []               # the batches being applied
+        self.decision = AsyncResult()   # the store's answer: versions, or an exception
+        self._commits = GroupCommitter(self._apply, 16, lambda: StoreUnavailable("closed"))
+
+    def _apply(self, batch):
+        self.pending.append(batch)
+        versions = self.decision.get()  # raising here makes it every commit's outcome
+        return [versions] * len(batch)
 
     def load_async(self, key):
         result = AsyncResult()
@@ -145,12 +154,10 @@ class _HeldCommits:
         return result
 
     def commit_async(self, checks, writes):
-        result = AsyncResult()
-        self.pending.append(result)
-        return result
+        return self._commits.submit(checks, writes)
 
     def close(self):
-        pass
+        self._commits.close(timeout=1)
 
 
 @pytest.mark.timeout(10)
@@ -182,9 +189,65 @@ def test_a_commit_interrupted_while_the_store_applies_it_waits_for_the_outcome(s
     assert interrupted.wait(5)
     assert "result" not in outcome   # still waiting for the store's outcome
     if store_says == "yes":
-        engine.pending[0].set({"counters\x1fc": 1})
+        engine.decision.set({"counters\x1fc": 1})
     else:
-        engine.pending[0].set_exception(StoreUnavailable("disk gone"))
+        engine.decision.set_exception(StoreUnavailable("disk gone"))
     g.join(5)
     db.close()
     assert outcome["result"] == expected
+
+
+@pytest.mark.timeout(10)
+def test_a_commit_ticket_never_resumes_a_greenlet_that_stopped_waiting_for_it():
+    """The wake-up of a batch is a hub callback: when the waiter was interrupted before it ran
+    (its handler's timeout), the callback must not switch into whatever it waits for next."""
+    ticket = CommitTicket()
+    other = Event()
+    steps = []
+
+    def committer():
+        try:
+            ticket.wait()
+            steps.append("woken")
+        except gevent.Timeout:
+            steps.append("interrupted")
+        other.wait()
+        steps.append("other")
+
+    g = gevent.spawn(committer)
+    gevent.idle()                        # parked in ticket.wait()
+    waiter = ticket.settle({"k": 1})     # the batch is applied; its wake-up is still to run
+    assert waiter is not None
+    loop = gevent.get_hub().loop
+    loop.run_callback(g.throw, gevent.Timeout())    # the interruption runs first
+    loop.run_callback(_wake, [waiter])
+    gevent.idle()
+    gevent.idle()
+    assert steps == ["interrupted"]      # still waiting on ``other``, not resumed by the wake-up
+    assert ticket.ready() and ticket.successful() and ticket.get() == {"k": 1}
+    other.set()
+    g.join(5)
+    assert steps == ["interrupted", "other"]
+
+
+@pytest.mark.timeout(10)
+def test_group_commits_each_get_their_own_outcome_and_a_closed_committer_refuses():
+    def apply_batch(batch):
+        return [Conflict("moved", ["k"]) if writes.get("bad") else {"k": checks["k"] + 1}
+                for checks, writes in batch]
+    committer = GroupCommitter(apply_batch, 4, lambda: StoreUnavailable("closed for the test"))
+    tickets = [committer.submit({"k": n}, {"bad": n % 3 == 0}) for n in range(10)]
+    gevent.joinall([gevent.spawn(t.wait) for t in tickets], timeout=5)
+    for n, ticket in enumerate(tickets):
+        assert ticket.ready()
+        if n % 3 == 0:
+            assert not ticket.successful()
+            with pytest.raises(Conflict):
+                ticket.get()
+        else:
+            assert ticket.successful() and ticket.get() == {"k": n + 1}
+    assert committer.close(timeout=1)
+    late = committer.submit({"k": 0}, {})
+    assert late.ready() and not late.successful()
+    with pytest.raises(StoreUnavailable, match="closed for the test"):
+        late.get()
