@@ -17,6 +17,7 @@ import random
 import time
 
 import gevent
+from gevent import getcurrent
 
 from zpomelo.db import transaction as txmod
 from zpomelo.db.cache import DocumentCache
@@ -82,18 +83,19 @@ class Database:
 
     # -- reads (a transaction holds the key's lock when it calls this) ---------------------
     def read(self, key):
-        cached = self.cache.get(key)
-        if cached is not None:
-            return cached
+        """(version, bytes or None) of a document: from the cache, else from the store."""
+        return self.cache.get(key) or self.load(key)
+
+    def load(self, key):
+        """Read a document the cache does not hold from the store, and cache it."""
         version, data = self._wait(self.engine.load_async(key), "reading %s" % key)
         self.cache.put(key, version, data)
         return version, data
 
     # -- running transactions ----------------------------------------------------------------
     def begin(self, seq=None):
-        tx = txmod.Transaction(self, seq)
-        tx.bind()
-        return tx
+        """A transaction bound to the calling greenlet (end it with ``commit`` or ``rollback``)."""
+        return txmod.Transaction(self, seq)
 
     @contextlib.contextmanager
     def transaction(self):
@@ -131,12 +133,12 @@ class Database:
         With ``request_id``, the result is stored with the commit; a later run with the same id
         returns it without running ``fn`` again (a retried request applies once).
         """
-        if txmod.current() is not None:
+        if getcurrent() in txmod.running:
             return self._call(fn, args, kwargs, request_id)
         seq = txmod.next_seq()
         last = None
         for attempt in range(self.max_retries + 1):
-            tx = self.begin(seq)
+            tx = txmod.Transaction(self, seq)
             try:
                 if request_id is None:
                     result = fn(*args, **kwargs)

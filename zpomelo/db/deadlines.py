@@ -29,9 +29,8 @@ class SharedDeadlines:
 
     def wait(self, result, timeout):
         """Wait until ``result`` is ready (True) or about ``timeout`` seconds passed (False).
-        Any other exception thrown into the waiting greenlet propagates as it is."""
-        if result.ready():
-            return True
+        Any other exception thrown into the waiting greenlet propagates as it is. (The caller
+        has seen that ``result`` is not ready yet: Database._wait returns a ready one at once.)"""
         if self._checker is None and not self.closed:
             self._checker = gevent.spawn(self._check_loop)
         greenlet = getcurrent()

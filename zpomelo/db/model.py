@@ -14,6 +14,8 @@ writes go to the instance and reach the store only when the transaction commits.
 import copy
 import json
 
+from gevent import getcurrent
+
 from zpomelo.db.errors import ValidationError
 
 SCALARS = (str, int, float, bool)
@@ -57,7 +59,9 @@ class Field:
         return instance._data[self.name]
 
     def __set__(self, instance, value):
-        instance._data[self.name] = self.check(value)
+        if type(value) is not self.type:    # the usual case needs no check() call
+            value = self.check(value)
+        instance._data[self.name] = value
 
 
 class ModelMeta(type):
@@ -117,7 +121,7 @@ class Model(metaclass=ModelMeta):
     @classmethod
     def get(cls, id):
         """The document with this id, locked until the transaction ends; None if absent."""
-        return _transaction.current_or_fail().get(cls, id)
+        return (_transaction.running.get(getcurrent()) or _transaction.current_or_fail()).get(cls, id)
 
     @classmethod
     def create(cls, id, **fields):
@@ -125,7 +129,7 @@ class Model(metaclass=ModelMeta):
 
     @classmethod
     def get_or_create(cls, id, **fields):
-        tx = _transaction.current_or_fail()
+        tx = _transaction.running.get(getcurrent()) or _transaction.current_or_fail()
         return tx.get(cls, id) or tx.create(cls, id, fields)
 
     @classmethod

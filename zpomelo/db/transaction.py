@@ -17,21 +17,21 @@ from zpomelo import greenpool
 from zpomelo.db.codec import pack, unpack
 from zpomelo.db.errors import DbError, NoTransaction, TransactionAborted, ValidationError
 from zpomelo.db.locks import printable
-from zpomelo.db.model import index_key
+from zpomelo.db.model import document_key, index_key
 
 logger = logging.getLogger(__name__)
 
-_current = {}          # greenlet -> Transaction
+running = {}           # greenlet -> its Transaction (what current() looks up)
 _sequence = itertools.count(1)
 
 
 def current():
     """The transaction of the calling greenlet, or None."""
-    return _current.get(getcurrent())
+    return running.get(getcurrent())
 
 
 def current_or_fail():
-    tx = _current.get(getcurrent())
+    tx = running.get(getcurrent())
     if tx is None:
         raise NoTransaction(
             "models are used inside a transaction: a handler on a server with app.db runs in "
@@ -41,7 +41,7 @@ def current_or_fail():
 
 def after_commit(fn, *args):
     """Run ``fn(*args)`` after the current transaction commits (dropped on rollback), or now."""
-    tx = _current.get(getcurrent())
+    tx = running.get(getcurrent())
     if tx is None:
         fn(*args)
     else:
@@ -51,7 +51,7 @@ def after_commit(fn, *args):
 def _left_open(greenlet):
     """A pooled job ended with its transaction still open (``db.begin()`` never committed nor
     rolled back): roll it back, so its locks are freed and the greenlet's next job starts clean."""
-    tx = _current.get(greenlet)
+    tx = running.get(greenlet)
     if tx is not None:
         logger.error("a job ended with transaction #%d still open (begun by hand, never committed "
                      "or rolled back): rolled back, %d locks freed; end it with commit() or "
@@ -79,13 +79,17 @@ class _Entry:
 
 
 class Transaction:
+    """Begun by ``Database.begin`` (or ``run``/``transaction``), bound to the calling greenlet."""
     __slots__ = ("db", "seq", "greenlet", "started", "held", "waiting", "entries", "outbox", "state",
                  "doomed", "depth")
 
     def __init__(self, db, seq=None):
         self.db = db
-        self.seq = seq if seq is not None else next_seq()
-        self.greenlet = getcurrent()
+        self.seq = seq if seq is not None else next(_sequence)
+        greenlet = self.greenlet = getcurrent()
+        if greenlet in running:
+            raise TransactionAborted("this greenlet already runs a transaction")
+        running[greenlet] = self
         self.started = time.monotonic()
         self.held = []          # lock keys (LockManager fills it)
         self.waiting = None     # the lock waiter while blocked (LockManager)
@@ -117,16 +121,18 @@ class Transaction:
         except DbError as exc:
             self.doomed = exc
             raise
-        version, stored = db.read(key)
+        version, stored = db.cache.get(key) or db.load(key)   # db.read(key), inlined
         entry = _Entry(model, id, version, stored)
         self.entries[key] = entry
         return entry
 
     def get(self, model, id):
-        key = model.key_of(id)
-        entry = self._load(key, model, id)
+        entry = self._load(document_key(model.collection, id), model, id)
         if entry.value is None and entry.stored is not None and not entry.deleted:
-            entry.value = model(id, model.from_stored(unpack(entry.stored)), self)
+            data = unpack(entry.stored)
+            if data.keys() != model._field_names:   # stored before the model gained or lost fields
+                data = model.from_stored(data)
+            entry.value = model(id, data, self)
         return entry.value
 
     def create(self, model, id, fields):
@@ -258,18 +264,13 @@ class Transaction:
         self._end()
 
     def _end(self):
-        if _current.get(self.greenlet) is self:
-            del _current[self.greenlet]
+        if running.get(self.greenlet) is self:
+            del running[self.greenlet]
         self.db.locks.release_all(self)
         # each instance handed out points back here (instance._tx): dropping the entries breaks
         # that cycle, so an ended transaction is freed at once, not by the cyclic GC (measured:
         # the collections cost more than the rest of a cached read)
         self.entries = {}
-
-    def bind(self):
-        if _current.get(self.greenlet) is not None:
-            raise TransactionAborted("this greenlet already runs a transaction")
-        _current[self.greenlet] = self
 
     def touched(self):
         return list(self.entries)
