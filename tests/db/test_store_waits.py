@@ -251,3 +251,31 @@ def test_group_commits_each_get_their_own_outcome_and_a_closed_committer_refuses
     assert late.ready() and not late.successful()
     with pytest.raises(StoreUnavailable, match="closed for the test"):
         late.get()
+
+
+@pytest.mark.timeout(60)
+def test_redis_commits_go_on_after_the_server_forgot_the_commit_script(tmp_path):
+    """Commits call the script by its SHA (no SCRIPT EXISTS round trip per batch); a Redis that
+    lost its scripts (a restart, SCRIPT FLUSH) answers NOSCRIPT, which ran nothing: the engine
+    loads the script and runs those commits, each exactly once."""
+    server = RedisServer(tmp_path, appendfsync="everysec").start()
+    from zpomelo.db.engine_redis import RedisEngine
+    engine = RedisEngine(server.url, prefix="s:")
+    db = Database(engine, max_retries=0)
+    try:
+        def inc():
+            c = Counter.get_or_create("c")
+            c.n += 1
+            return c.n
+        assert db.run(inc) == 1                 # the first commit already finds no script
+        engine.client.script_flush()
+        done = gevent.joinall([gevent.spawn(db.run, inc) for _ in range(5)], timeout=20)
+        assert len(done) == 5 and all(g.successful() for g in done), [g.exception for g in done]
+        assert sorted(g.value for g in done) == [2, 3, 4, 5, 6]
+        db.cache.clear()
+        with db.transaction():
+            assert Counter.get("c").n == 6       # from Redis itself: each commit applied once
+        assert engine.client.script_exists(engine._script_sha) == [True]
+    finally:
+        db.close()
+        server.stop()

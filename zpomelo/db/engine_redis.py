@@ -18,6 +18,7 @@ might be lost by a failover), never as success.
 
 Needs the ``redis`` package (``pip install zpomelo[redis]``); imported only when used.
 """
+import hashlib
 import logging
 
 from zpomelo.db.errors import Conflict, StoreUnavailable
@@ -67,13 +68,16 @@ class RedisEngine:
         except ImportError:
             raise ImportError("the Redis store needs the redis package: pip install 'zpomelo[redis]'") from None
         self._redis_errors = (redis.RedisError, OSError)
+        self._no_script = redis.exceptions.NoScriptError
         self.url = url
         self.prefix = prefix
         self.wait_replicas = int(wait_replicas)
         self.wait_timeout = wait_timeout
         self.client = client or redis.Redis.from_url(
             url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
-        self._script = self.client.register_script(COMMIT_SCRIPT)
+        # EVALSHA by hand: redis-py's registered scripts ask SCRIPT EXISTS before every pipeline,
+        # a second round trip per batch; a missing script is loaded when Redis says NOSCRIPT
+        self._script_sha = hashlib.sha1(COMMIT_SCRIPT.encode()).hexdigest()
         self._offload = Offloader(8)
         self._expiring = []         # (key prefix, ms): written documents there expire
         self.stats = {"commits": 0, "conflicts": 0}
@@ -115,18 +119,15 @@ class RedisEngine:
         return self._offload.call(self._guarded, self._commit_batch, batch).get()
 
     def _commit_batch(self, batch):
-        pipe = self.client.pipeline(transaction=False)
-        for checks, writes in batch:
-            keys = list(checks)
-            n = len(keys)
-            args = [n]
-            args.extend(checks[k] for k in keys)
-            ops = [("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys]
-            args.extend(ops)
-            args.extend((writes.get(k) or b"") for k in keys)
-            args.extend(self._expiry(k, op) for k, op in zip(keys, ops))
-            self._script(keys=[self.prefix + k for k in keys], args=args, client=pipe)
-        replies = pipe.execute(raise_on_error=False)
+        replies = self._run_scripts(batch)
+        missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._no_script)]
+        if missing:
+            # Redis restarted or its scripts were flushed; NOSCRIPT means that commit did not
+            # run, so it runs now (after the others of its batch: no two commits of one batch
+            # touch one document, this server's locks see to that)
+            self.client.script_load(COMMIT_SCRIPT)
+            for i, reply in zip(missing, self._run_scripts([batch[i] for i in missing])):
+                replies[i] = reply
         outcomes = [self._outcome(reply, writes) for reply, (_, writes) in zip(replies, batch)]
         if self.wait_replicas > 0 and any(not isinstance(o, BaseException) for o in outcomes):
             acked = self.client.wait(self.wait_replicas, int(self.wait_timeout * 1000))
@@ -137,6 +138,17 @@ class RedisEngine:
                         acked, self.wait_replicas, self.wait_timeout))
                 outcomes = [o if isinstance(o, BaseException) else error for o in outcomes]
         return outcomes
+
+    def _run_scripts(self, batch):
+        """One pipeline: the commit script for each commit; its replies (errors as values)."""
+        pipe = self.client.pipeline(transaction=False)
+        for checks, writes in batch:
+            keys = list(checks)
+            ops = [("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys]
+            pipe.evalsha(self._script_sha, len(keys), *[self.prefix + k for k in keys], len(keys),
+                         *[checks[k] for k in keys], *ops, *[(writes.get(k) or b"") for k in keys],
+                         *[self._expiry(k, op) for k, op in zip(keys, ops)])
+        return pipe.execute(raise_on_error=False)
 
     def _outcome(self, reply, writes):
         if isinstance(reply, Exception):
