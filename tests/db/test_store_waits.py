@@ -6,12 +6,14 @@ import signal
 import time
 
 import gevent
+import gevent.socket
 import pytest
 from gevent.event import AsyncResult, Event
 
 from db_models import Counter
 from redis_service import RedisServer
 from zpomelo.db import Database, StoreUnavailable
+from zpomelo.db.codec import unpack
 from zpomelo.db.deadlines import SharedDeadlines
 from zpomelo.db.engine_sqlite import SqliteEngine
 from zpomelo.db.errors import Conflict
@@ -278,4 +280,85 @@ def test_redis_commits_go_on_after_the_server_forgot_the_commit_script(tmp_path)
         assert engine.client.script_exists(engine._script_sha) == [True]
     finally:
         db.close()
+        server.stop()
+
+
+class _ReplyDropper:
+    """A TCP proxy to Redis that, once armed, forwards the next commit pipeline and then cuts
+    the connection instead of passing Redis's answer back: the commits were applied, and the
+    engine cannot know it."""
+
+    def __init__(self, redis_port):
+        self.redis_port = redis_port
+        self.listener = gevent.socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(16)
+        self.port = self.listener.getsockname()[1]
+        self.armed = False
+        self.cut = Event()
+        self._accepter = gevent.spawn(self._accept)
+
+    def _accept(self):
+        while True:
+            client, _ = self.listener.accept()
+            upstream = gevent.socket.create_connection(("127.0.0.1", self.redis_port))
+            sent_commit = Event()
+            gevent.spawn(self._pump, client, upstream, sent_commit, True)
+            gevent.spawn(self._pump, upstream, client, sent_commit, False)
+
+    def _pump(self, src, dst, sent_commit, to_redis):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if not to_redis and sent_commit.is_set():
+                    break       # Redis answered the commits: drop the answer and the connection
+                dst.sendall(data)
+                if to_redis and self.armed and b"EVALSHA" in data:
+                    self.armed = False
+                    sent_commit.set()
+        except OSError:
+            pass
+        finally:
+            if sent_commit.is_set():
+                self.cut.set()
+            src.close()
+            dst.close()
+
+    def close(self):
+        self._accepter.kill()
+        self.listener.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["url", "client"])
+def test_a_redis_commit_whose_answer_was_lost_is_never_sent_again(tmp_path, how):
+    """Sent again, the commit would find its own new versions, come back as a conflict and rerun
+    the handler: applied twice. Whoever made the redis client (redis.Redis() retries 10 times
+    by default), the engine sends a commit once and reports the outcome as unknown."""
+    import redis
+    from zpomelo.db.engine_redis import RedisEngine
+    server = RedisServer(tmp_path, appendfsync="everysec").start()
+    proxy = _ReplyDropper(server.port)
+    url = "redis://127.0.0.1:%d/0" % proxy.port
+    engine = RedisEngine(url, prefix="r:") if how == "url" else \
+        RedisEngine(url, prefix="r:", client=redis.Redis(host="127.0.0.1", port=proxy.port))
+    db = Database(engine, max_retries=5)
+    try:
+        def inc():
+            c = Counter.get_or_create("c")
+            c.n += 1
+            return c.n
+        assert db.run(inc) == 1
+        proxy.armed = True
+        with pytest.raises(StoreUnavailable, match="outcome of a commit is unknown"):
+            db.run(inc)
+        assert proxy.cut.is_set()
+        stored = redis.Redis.from_url(server.url).hget("r:" + Counter.key_of("c"), "d")
+        assert unpack(stored)["n"] == 2     # applied by Redis once, not twice
+        assert db.run(inc) == 3             # and the next commit goes through
+    finally:
+        db.close()
+        proxy.close()
         server.stop()

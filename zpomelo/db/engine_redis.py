@@ -65,6 +65,8 @@ class RedisEngine:
                  wait_timeout=1.0, socket_timeout=10.0, client=None, max_batch=256):
         try:
             import redis
+            import redis.backoff
+            import redis.retry
         except ImportError:
             raise ImportError("the Redis store needs the redis package: pip install 'zpomelo[redis]'") from None
         self._redis_errors = (redis.RedisError, OSError)
@@ -73,8 +75,16 @@ class RedisEngine:
         self.prefix = prefix
         self.wait_replicas = int(wait_replicas)
         self.wait_timeout = wait_timeout
-        self.client = client or redis.Redis.from_url(
-            url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout)
+        # Never re-send: a pipeline that failed after it was written may have been applied, and
+        # its commits sent again would meet their own new versions and come back as conflicts,
+        # which rerun the handlers (applied twice). redis.Redis() retries 10 times by default.
+        never = redis.retry.Retry(redis.backoff.NoBackoff(), 0)
+        if client is None:
+            client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
+                                          socket_connect_timeout=socket_timeout, retry=never)
+        else:
+            client.set_retry(never)
+        self.client = client
         # EVALSHA by hand: redis-py's registered scripts ask SCRIPT EXISTS before every pipeline,
         # a second round trip per batch; a missing script is loaded when Redis says NOSCRIPT
         self._script_sha = hashlib.sha1(COMMIT_SCRIPT.encode()).hexdigest()
