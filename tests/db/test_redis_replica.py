@@ -171,3 +171,36 @@ def test_without_wait_the_promoted_replica_has_a_whole_prefix_of_the_commits(tmp
             promoted.close()
         primary.stop()
         replica.stop()
+
+
+def test_a_commit_a_frozen_replica_never_confirmed_is_not_acknowledged(tmp_path):
+    """With waitReplicas 1, a commit the only replica never confirmed (it is frozen) is an error
+    to its handler, not a success, from a new engine's first commit on; the next one, after the
+    replica woke, is confirmed. (WAIT goes on the connection that sent the commits, as Redis
+    documents it; this test does not tell that from a pooled connection's WAIT, which Redis
+    answered the same way here.)"""
+    import signal
+    from zpomelo.db import StoreUnavailable
+    primary, replica = _servers(tmp_path)
+
+    def engine():
+        return Database(RedisEngine(primary.url, prefix=PREFIX, wait_replicas=1, wait_timeout=3.0),
+                        commit_timeout=20.0, max_retries=0)
+    first = engine()
+    db = None
+    try:
+        assert first.run(_inc, "w") == 1        # the replica confirms (and the script is loaded)
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            db = engine()                       # its connections have written nothing yet
+            with pytest.raises(StoreUnavailable, match="only 0 of 1 replicas confirmed"):
+                db.run(_inc, "w")
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        assert db.run(_inc, "w") == 3           # applied on the primary, and the next one confirmed
+    finally:
+        first.close()
+        if db is not None:
+            db.close()
+        primary.stop()
+        replica.stop()
