@@ -21,6 +21,12 @@ from zpomelo.db.group_commit import CommitTicket, GroupCommitter, _wake
 from zpomelo.testing import wait_until
 
 
+def _inc():
+    c = Counter.get_or_create("c")
+    c.n += 1
+    return c.n
+
+
 @pytest.mark.timeout(10)
 def test_a_wait_ends_at_its_deadline_or_with_its_result():
     deadlines = SharedDeadlines(period=0.05)
@@ -70,23 +76,19 @@ def test_a_frozen_redis_gives_an_outcome_unknown_error_within_commit_timeout(tmp
     db = Database(RedisEngine(server.url, prefix="w:", socket_timeout=30.0), commit_timeout=1.0,
                   max_retries=0)
     try:
-        def inc():
-            c = Counter.get_or_create("c")
-            c.n += 1
-            return c.n
-        assert db.run(inc) == 1
+        assert db.run(_inc) == 1
         os.kill(server.proc.pid, signal.SIGSTOP)
         try:
             started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="did not finish committing .* outcome is unknown"):
-                db.run(inc)
+                db.run(_inc)
             assert time.monotonic() - started < 10
         finally:
             os.kill(server.proc.pid, signal.SIGCONT)
         # the store answers again: a commit goes through; each one whose outcome was unknown
         # happened once or not at all, never twice
         attempts = []
-        wait_until(lambda: _try(db, inc, attempts), 20, message="a commit after SIGCONT")
+        wait_until(lambda: _try(db, _inc, attempts), 20, message="a commit after SIGCONT")
         with db.transaction():
             n = Counter.get("c").n
         assert 2 <= n <= 2 + len(attempts), (n, attempts)   # 1 before, the last attempt, the frozen one maybe
@@ -265,13 +267,9 @@ def test_redis_commits_go_on_after_the_server_forgot_the_commit_script(tmp_path)
     engine = RedisEngine(server.url, prefix="s:")
     db = Database(engine, max_retries=0)
     try:
-        def inc():
-            c = Counter.get_or_create("c")
-            c.n += 1
-            return c.n
-        assert db.run(inc) == 1                 # the first commit already finds no script
+        assert db.run(_inc) == 1                 # the first commit already finds no script
         engine.client.script_flush()
-        done = gevent.joinall([gevent.spawn(db.run, inc) for _ in range(5)], timeout=20)
+        done = gevent.joinall([gevent.spawn(db.run, _inc) for _ in range(5)], timeout=20)
         assert len(done) == 5 and all(g.successful() for g in done), [g.exception for g in done]
         assert sorted(g.value for g in done) == [2, 3, 4, 5, 6]
         db.cache.clear()
@@ -346,18 +344,14 @@ def test_a_redis_commit_whose_answer_was_lost_is_never_sent_again(tmp_path, how)
         RedisEngine(url, prefix="r:", client=redis.Redis(host="127.0.0.1", port=proxy.port))
     db = Database(engine, max_retries=5)
     try:
-        def inc():
-            c = Counter.get_or_create("c")
-            c.n += 1
-            return c.n
-        assert db.run(inc) == 1
+        assert db.run(_inc) == 1
         proxy.armed = True
         with pytest.raises(StoreUnavailable, match="outcome of a commit is unknown"):
-            db.run(inc)
+            db.run(_inc)
         assert proxy.cut.is_set()
         stored = redis.Redis.from_url(server.url).hget("r:" + Counter.key_of("c"), "d")
         assert unpack(stored)["n"] == 2     # applied by Redis once, not twice
-        assert db.run(inc) == 3             # and the next commit goes through
+        assert db.run(_inc) == 3             # and the next commit goes through
     finally:
         db.close()
         proxy.close()
