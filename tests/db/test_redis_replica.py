@@ -10,6 +10,7 @@ own counters and 4 moving gold between two players (atomic transfers), the prima
   it may be lost (the count is printed).
 """
 import os
+import signal
 
 import gevent
 import gevent.event
@@ -18,7 +19,7 @@ import redis
 
 from db_models import Counter, Player
 from redis_service import RedisServer
-from zpomelo.db import Database, DbError
+from zpomelo.db import Database, DbError, StoreUnavailable
 from zpomelo.db.engine_redis import RedisEngine
 from zpomelo.testing import rounds, wait_until
 
@@ -179,8 +180,6 @@ def test_a_commit_a_frozen_replica_never_confirmed_is_not_acknowledged(tmp_path)
     replica woke, is confirmed. (WAIT goes on the connection that sent the commits, as Redis
     documents it; this test does not tell that from a pooled connection's WAIT, which Redis
     answered the same way here.)"""
-    import signal
-    from zpomelo.db import StoreUnavailable
     primary, replica = _servers(tmp_path)
 
     def engine():
