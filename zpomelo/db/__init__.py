@@ -2,7 +2,8 @@
 
 See README "State and transactions"; the layers, lowest first: errors, codec, model, locks,
 cache, offload -> engines (engine_sqlite, engine_redis) -> transaction -> database -> config
-(engine from config/db.json) -> integration (handlers run in a transaction; pushes find the outbox through after_commit).
+(engine from config/db.json) -> integration (handlers run in a transaction; pushes find the
+outbox through after_commit).
 """
 from zpomelo.db.database import Database
 from zpomelo.db.errors import (Conflict, DbError, Deadlock, LockTimeout, NoTransaction,

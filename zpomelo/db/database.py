@@ -82,12 +82,9 @@ class Database:
         return self
 
     # -- reads (a transaction holds the key's lock when it calls this) ---------------------
-    def read(self, key):
-        """(version, bytes or None) of a document: from the cache, else from the store."""
-        return self.cache.get(key) or self.load(key)
-
     def load(self, key):
-        """Read a document the cache does not hold from the store, and cache it."""
+        """Read a document the cache does not hold from the store, and cache it (a transaction
+        asks ``cache.get(key)`` first)."""
         version, data = self._wait(self.engine.load_async(key), "reading %s" % key)
         self.cache.put(key, version, data)
         return version, data

@@ -121,7 +121,7 @@ class Transaction:
         except DbError as exc:
             self.doomed = exc
             raise
-        version, stored = db.cache.get(key) or db.load(key)   # db.read(key), inlined
+        version, stored = db.cache.get(key) or db.load(key)
         entry = _Entry(model, id, version, stored)
         self.entries[key] = entry
         return entry
