@@ -43,6 +43,15 @@ SYNC_MODES = ("FULL", "NORMAL", "EXTRA")
 DELETE_SLICE = 1000       # rows per DELETE of delete_range (the write lock is held that long)
 
 
+def _as_blob(data):
+    """What a document's bytes are bound as: a bytearray. The sqlite3 module binds exact str,
+    int, float and bytearray as they are, but runs anything else, bytes included, through its
+    adapter lookup, which asks the PrepareProtocol type for ``__adapt__`` and formats an
+    AttributeError to throw away: 2,000 instructions per document written (callgrind), about
+    0.35 us, where copying a document's bytes costs a tenth of that."""
+    return data if data is None else bytearray(data)
+
+
 class _Refused(Exception):
     """A version check failed on the fast path of a batch."""
 
@@ -229,7 +238,7 @@ class SqliteEngine:
         versions = {}
         for key, data in writes.items():
             version = current.get(key, 0) + 1
-            conn.execute("INSERT OR REPLACE INTO docs (k, v, d) VALUES (?, ?, ?)", (key, version, data))
+            conn.execute("INSERT OR REPLACE INTO docs (k, v, d) VALUES (?, ?, ?)", (key, version, _as_blob(data)))
             versions[key] = version
         return versions
 
@@ -247,13 +256,14 @@ class SqliteEngine:
         versions = {}
         for key, data in writes.items():
             version = checks[key]
+            blob = data if data is None else bytearray(data)   # see _as_blob
             if version:
                 if execute("UPDATE docs SET v = ?, d = ? WHERE k = ? AND v = ?",
-                           (version + 1, data, key, version)).rowcount != 1:
+                           (version + 1, blob, key, version)).rowcount != 1:
                     raise _Refused()
             else:
                 try:
-                    execute("INSERT INTO docs (k, v, d) VALUES (?, 1, ?)", (key, data))
+                    execute("INSERT INTO docs (k, v, d) VALUES (?, 1, ?)", (key, blob))
                 except sqlite3.IntegrityError:
                     raise _Refused() from None
             versions[key] = version + 1
