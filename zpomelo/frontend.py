@@ -201,11 +201,12 @@ class FrontendService:
             self._answer(session, msg_id, route, {"code": CODE_FAIL, "error": str(exc)})
             return
         try:
-            if body.__class__ is RawBody and (self.global_filters or self.use_crypto
+            filters = self.global_filters   # its lists, not its truth: __bool__ is a Python call
+            if body.__class__ is RawBody and (filters.before or filters.after or self.use_crypto
                                               or server_type == self.app.server_type):
                 body = body.decode()    # global filters, useCrypto and local handlers read it
-            if self.global_filters:
-                refusal = self.global_filters.run_before(route, body, session)
+            if filters.before:
+                refusal = filters.run_before(route, body, session)
                 if refusal is not None:
                     self._answer(session, msg_id, route, refusal)
                     return

@@ -81,8 +81,10 @@ class Router:
         servers = self._app.membership.by_type(server_type)
         if not servers:
             raise ServerGone("no %s server is up" % server_type)
-        if hasattr(route_param, "frontend_id"):
-            key = default_route_key(route_param)
+        if hasattr(route_param, "frontend_id"):     # a session: default_route_key, inlined
+            key = route_param.uid
+            if key is None:
+                key = route_param.id
         else:
             key = route_param
-        return pick_by_key(servers, key)
+        return servers[crc32_key(key) % len(servers)].id   # pick_by_key, inlined (every request)

@@ -19,6 +19,7 @@ import time
 import gevent
 from gevent import getcurrent
 
+from zpomelo import greenpool
 from zpomelo.db import transaction as txmod
 from zpomelo.db.cache import DocumentCache
 from zpomelo.db.deadlines import SharedDeadlines
@@ -60,6 +61,7 @@ class Database:
         0 or None keeps records forever. clock: the wall clock of the buckets (tests set it)."""
         self.engine = engine
         self.clock = clock
+        greenpool.after_each_job(txmod.roll_back_left_open)
         self._deadlines = SharedDeadlines()   # bounds every wait on the engine
         self.request_ttl = float(request_ttl) if request_ttl else None
         self._purger = None

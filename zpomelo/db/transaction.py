@@ -13,7 +13,6 @@ import time
 
 from gevent import getcurrent
 
-from zpomelo import greenpool
 from zpomelo.db.codec import pack, unpack
 from zpomelo.db.errors import DbError, NoTransaction, TransactionAborted, ValidationError
 from zpomelo.db.locks import printable
@@ -48,9 +47,11 @@ def after_commit(fn, *args):
         tx.after_commit(fn, *args)
 
 
-def _left_open(greenlet):
+def roll_back_left_open(greenlet):
     """A pooled job ended with its transaction still open (``db.begin()`` never committed nor
-    rolled back): roll it back, so its locks are freed and the greenlet's next job starts clean."""
+    rolled back): roll it back, so its locks are freed and the greenlet's next job starts clean.
+    A Database installs it as a greenpool after-job hook: a process without one pays nothing per
+    job."""
     tx = running.get(greenlet)
     if tx is not None:
         logger.error("a job ended with transaction #%d still open (begun by hand, never committed "
@@ -58,8 +59,6 @@ def _left_open(greenlet):
                      "rollback(), or use `with app.db.transaction():`", tx.seq, len(tx.held))
         tx.rollback("abandoned by its job")
 
-
-greenpool.after_each_job(_left_open)
 
 
 def next_seq():
