@@ -60,7 +60,6 @@ def roll_back_left_open(greenlet):
         tx.rollback("abandoned by its job")
 
 
-
 def next_seq():
     return next(_sequence)
 
