@@ -5,6 +5,9 @@ The peer is a gevent StreamServer on 127.0.0.1 port 0. It records every package 
 the bytes each test scripts. Every wait has a deadline; nothing sleeps to wait.
 """
 import json
+import select
+import socket
+import struct
 import subprocess
 import time
 
@@ -12,6 +15,8 @@ import gevent
 import gevent.queue
 import pytest
 from gevent import ssl as gssl
+from gevent import monkey
+from gevent import socket as gsocket
 from gevent.event import AsyncResult, Event
 from gevent.server import StreamServer
 
@@ -30,6 +35,7 @@ from tests.protocol.vectors import h as hx
 pytestmark = pytest.mark.timeout(30)
 
 WAIT = 3.0   # upper bound of any wait on the other side; tests finish far sooner
+original_poll = monkey.get_original("select", "poll")
 
 
 # docs/protocol.md section 9 (tests/protocol/vectors.py), and the ones only this client needs
@@ -502,6 +508,54 @@ def test_kick(peer):
         g.get(timeout=WAIT)
     with pytest.raises(ConnectionClosed, match="connect again"):
         client.notify("a.b.c", {})
+
+
+def _recv_package(sock):
+    header = _recv_exactly(sock, 4)
+    return header + _recv_exactly(sock, int.from_bytes(header[1:4], "big"))
+
+
+def _recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        assert chunk, "the client closed early"
+        data += chunk
+    return data
+
+
+def test_a_send_that_fails_after_a_kick_reports_the_kick():
+    """The server kicks and resets the connection while the client is sending: the send fails
+    (the reset), but the KICK came first and is still readable, so the client reports the kick
+    (its handlers run, its close reason says so), not only the failed send. (A peer of its own:
+    nothing else may wait on the server's socket, so that closing it resets at once.)"""
+    listener = gsocket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    pending = gevent.spawn(Client.connect, "127.0.0.1", listener.getsockname()[1], timeout=WAIT)
+    with gevent.Timeout(WAIT):
+        sock, _ = listener.accept()
+    listener.close()
+    with gevent.Timeout(WAIT):
+        assert _recv_package(sock)[0] == package.HANDSHAKE
+        sock.sendall(V_HANDSHAKE_REPLY)
+        assert _recv_package(sock) == V_ACK
+    client = pending.get(timeout=WAIT)
+    kicked = []
+    client.on_kick(kicked.append)
+    sock.sendall(V_KICK)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()    # a reset, not a FIN: the client's next send fails at once
+    # Nothing yields from here to the failed send, so the client's reader has not read the KICK:
+    # wait for the reset with the unpatched poll (blocks the process, bounded by WAIT).
+    poller = original_poll()
+    poller.register(client._connection.sock.fileno(), select.POLLERR | select.POLLHUP)
+    assert poller.poll(WAIT * 1000), "the reset never reached the client's socket"
+    with pytest.raises(ConnectionClosed, match="send failed"):
+        client.notify("a.b.c", {})
+    assert client.closed.wait(WAIT)
+    assert kicked == ["kick"]
+    assert client.close_reason == "kicked by the server: kick"
 
 
 def test_server_closes_mid_request(peer):

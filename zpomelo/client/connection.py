@@ -34,6 +34,7 @@ CLIENT_VERSION = "0.1.0"
 DEFAULT_REQUEST_TIMEOUT = 10.0
 DEFAULT_PUSH_QUEUE = 10000
 DEFAULT_MAX_QUEUED = 100000          # packages waiting for the writer before we give up
+SEND_FAILURE_GRACE = 1.0             # seconds the reader has, after a failed send, to read the end
 
 _IN_READER = ("%s in a push handler or request_async callback would wait for the very greenlet "
               "that reads the answer: use request_async, or gevent.spawn the blocking work")
@@ -89,6 +90,7 @@ class Client(Incoming, Reconnecting):
         self._kick_handlers = []
         self._close_handlers = []
         self._reader = self._heartbeater = self._reconnector = None
+        self._send_failure = None      # why the last send failed, while the reader reads on
         self._hub = get_hub()
 
     # ---- connecting --------------------------------------------------------------------------
@@ -116,7 +118,7 @@ class Client(Incoming, Reconnecting):
         try:
             self._connection = Transport.connect(
                 self.host, self.port, self.transport, self.ssl, self.verify, self.path, timeout,
-                self.max_body, self.max_queued, self._finish, self._on_overflow)
+                self.max_body, self.max_queued, self._on_send_failed, self._on_overflow)
         except gsocket.timeout:
             self._finish("connect timeout")
             raise ClientTimeout("no connection to %s:%s within %s s (TCP connect, TLS handshake "
@@ -125,6 +127,7 @@ class Client(Incoming, Reconnecting):
             self._finish("connect failed: %s" % (exc,))
             raise
         self._write = self._connection.write
+        self._send_failure = None
         self._reader = gevent.spawn(self._read_loop)
         sys = {"type": CLIENT_TYPE, "version": CLIENT_VERSION}
         sys.update(self.cache.request_sys())
@@ -265,8 +268,26 @@ class Client(Incoming, Reconnecting):
             self._raise_closed()
 
     def _raise_closed(self):
-        raise ConnectionClosed("connection to %s:%s closed: %s"
-                               % (self.host, self.port, self.close_reason), self.close_reason)
+        reason = self.close_reason or self._send_failure
+        raise ConnectionClosed("connection to %s:%s closed: %s" % (self.host, self.port, reason),
+                               reason)
+
+    def _on_send_failed(self, reason):
+        """The socket writer's error callback: a send failed, so the connection is gone. The
+        server may have said why just before it closed (a KICK not read yet: what arrived stays
+        readable after the peer's reset), so the reader reads on and ends the connection itself,
+        with the kick's reason if there was one; if it has not within SEND_FAILURE_GRACE
+        seconds, this reason ends it."""
+        reader = self._reader
+        if reader is None or reader.dead or reader is gevent.getcurrent():
+            self._finish(reason)
+            return
+        self._send_failure = reason
+        gevent.spawn_later(SEND_FAILURE_GRACE, self._finish_if_current, self._connection, reason)
+
+    def _finish_if_current(self, connection, reason):
+        if self._connection is connection:      # not a connection a resume has made since
+            self._finish(reason)
 
     def _on_overflow(self):
         self._finish("more than %d packages queued: the server is not reading" % self.max_queued)
