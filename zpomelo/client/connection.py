@@ -268,7 +268,7 @@ class Client(Incoming, Reconnecting):
             self._raise_closed()
 
     def _raise_closed(self):
-        reason = self.close_reason or self._send_failure
+        reason = self._send_failure or self.close_reason   # (a resumed connection's is None)
         raise ConnectionClosed("connection to %s:%s closed: %s" % (self.host, self.port, reason),
                                reason)
 
