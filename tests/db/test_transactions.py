@@ -325,3 +325,28 @@ def test_registered_models_are_items_and_attributes_and_unknown_names_say_what_t
     assert db.models["copy"] is copy and db.models.copy() == dict(db.models)
     with pytest.raises(AttributeError, match="no model 'Nobody' is registered.*app/models"):
         db.models.Nobody
+
+
+def test_a_document_stored_before_its_model_changed_reads_with_the_model_of_now(store):
+    """A field added since the document was written reads as its default, a field removed is
+    gone; the document written back has the new shape (what a new server version finds)."""
+    class Hero(Model):
+        collection = "heroes"
+        gold = Field(int, default=0)
+        title = Field(str, default="none")
+    old_server = store()
+    with old_server.transaction():
+        Hero.create("h1", gold=7, title="sir")
+
+    class Hero(Model):      # noqa: F811 - the same collection, as the next release declares it
+        collection = "heroes"
+        gold = Field(int, default=0)
+        level = Field(int, default=1)
+    new_server = store()
+    with new_server.transaction():
+        hero = Hero.get("h1")
+        assert hero.to_dict() == {"id": "h1", "gold": 7, "level": 1}
+        hero.level += 1
+    new_server.cache.clear()
+    with new_server.transaction():
+        assert Hero.get("h1").to_dict() == {"id": "h1", "gold": 7, "level": 2}

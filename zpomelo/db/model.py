@@ -109,9 +109,9 @@ class Model(metaclass=ModelMeta):
 
     @classmethod
     def from_stored(cls, data):
-        """Stored dict -> field dict: fields added to the model since get their default."""
-        if data.keys() == cls._field_names:   # stored by this model: the fresh dict as it is
-            return data
+        """A dict stored before the model gained or lost fields -> field dict: fields added since
+        get their default, fields removed are dropped. (A transaction uses a dict stored by this
+        model as it is and calls this only for one of another shape.)"""
         out = {}
         for name, field in cls._fields.items():
             out[name] = data[name] if name in data else field.make_default()
