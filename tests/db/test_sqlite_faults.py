@@ -1,0 +1,58 @@
+"""The SQLite file refusing writes (a full disk): the commit fails with a clear error, nothing of
+it is written or cached, the store keeps serving what fits, and commits resume once there is
+room. A full disk is made real for the writer's connection with ``max_page_count``: SQLite then
+refuses to grow the file exactly as when the file system is full (SQLITE_FULL)."""
+import pytest
+
+from db_models import Player
+from engine_kinds import sqlite_options
+from zpomelo.db import Database, StoreUnavailable
+from zpomelo.db.engine_sqlite import SqliteEngine
+
+BIG = "x" * 200_000     # about 50 pages: cannot fit in the pages the file has
+
+
+def _put(pid, name):
+    Player.get_or_create(pid).name = name
+
+
+def _name(pid):
+    player = Player.get(pid)
+    return player.name if player is not None else None
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["sqlite", "sqlite-normal"])
+def test_a_full_disk_fails_the_commit_clearly_and_commits_resume_once_there_is_room(tmp_path, kind):
+    path = str(tmp_path / "game.db")
+    db = Database(SqliteEngine(path, synchronous=sqlite_options(kind)["synchronous"])).register(Player)
+    try:
+        db.run(_put, "p1", "before")
+        writer = db.engine._writer_conn
+        pages = writer.execute("PRAGMA page_count").fetchone()[0]
+        writer.execute("PRAGMA max_page_count=%d" % pages)
+
+        with pytest.raises(StoreUnavailable, match="full") as failed:
+            db.run(_put, "p2", BIG)
+        assert "nothing of this commit was written" in str(failed.value)
+        assert db.stats["retries"] == 0       # an unavailable store is not retried blindly
+        assert db.engine.stats["batches"] == 1  # only the first commit's batch went through
+
+        # nothing of the failed commit is visible, in the cache or in the file
+        assert db.run(_name, "p2") is None
+        # a write that fits in the pages the file has still commits
+        db.run(_put, "p1", "while full")
+        assert db.run(_name, "p1") == "while full"
+
+        writer.execute("PRAGMA max_page_count=1073741823")  # room again
+        db.run(_put, "p2", BIG)
+        assert db.run(_name, "p2") == BIG
+    finally:
+        db.close()
+
+    reopened = Database(SqliteEngine(path, synchronous="FULL")).register(Player)
+    try:
+        assert reopened.run(_name, "p1") == "while full"
+        assert reopened.run(_name, "p2") == BIG
+    finally:
+        reopened.close()
