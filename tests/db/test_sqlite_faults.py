@@ -2,6 +2,9 @@
 it is written or cached, the store keeps serving what fits, and commits resume once there is
 room. A full disk is made real for the writer's connection with ``max_page_count``: SQLite then
 refuses to grow the file exactly as when the file system is full (SQLITE_FULL)."""
+import sqlite3
+
+import gevent
 import pytest
 
 from db_models import Player
@@ -34,7 +37,7 @@ def test_a_full_disk_fails_the_commit_clearly_and_commits_resume_once_there_is_r
 
         with pytest.raises(StoreUnavailable, match="full") as failed:
             db.run(_put, "p2", BIG)
-        assert "nothing of this commit was written" in str(failed.value)
+        assert "nothing of this commit was written: free space" in str(failed.value)
         assert db.stats["retries"] == 0       # an unavailable store is not retried blindly
         assert db.engine.stats["batches"] == 1  # only the first commit's batch went through
 
@@ -56,3 +59,53 @@ def test_a_full_disk_fails_the_commit_clearly_and_commits_resume_once_there_is_r
         assert reopened.run(_name, "p2") == BIG
     finally:
         reopened.close()
+
+
+def _hold_write_lock(path):
+    """Another process's batch in progress: a connection holding the file's write lock."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    return holder
+
+
+@pytest.mark.timeout(30)
+def test_a_commit_waits_for_another_holder_of_the_file_without_stopping_the_server(tmp_path):
+    path = str(tmp_path / "game.db")
+    db = Database(SqliteEngine(path, synchronous="NORMAL", busy_timeout=20)).register(Player)
+    try:
+        db.run(_put, "p1", "before")
+        holder = _hold_write_lock(path)
+        committing = gevent.spawn(db.run, _put, "p1", "after")
+        ticks = 0
+        while ticks < 20:       # the hub keeps running while the commit waits in a thread
+            gevent.sleep(0.01)
+            ticks += 1
+        assert not committing.ready()
+        holder.execute("COMMIT")
+        holder.close()
+        committing.get(timeout=10)
+        assert db.run(_name, "p1") == "after"
+    finally:
+        db.close()
+
+
+@pytest.mark.timeout(30)
+def test_a_file_locked_longer_than_busy_timeout_fails_the_commit_clearly(tmp_path):
+    path = str(tmp_path / "game.db")
+    db = Database(SqliteEngine(path, synchronous="NORMAL", busy_timeout=0.3)).register(Player)
+    try:
+        db.run(_put, "p1", "before")
+        holder = _hold_write_lock(path)
+        try:
+            with pytest.raises(StoreUnavailable, match="locked by another connection for more "
+                               "than busyTimeout") as failed:
+                db.run(_put, "p1", "refused")
+            assert "nothing of this commit was written: retry" in str(failed.value)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert db.run(_name, "p1") == "before"
+        db.run(_put, "p1", "after")
+        assert db.run(_name, "p1") == "after"
+    finally:
+        db.close()

@@ -179,9 +179,7 @@ class SqliteEngine:
                 raise
         except sqlite3.Error as exc:
             logger.error("SQLite %s: a batch of %d commits failed: %s", self.path, len(batch), exc)
-            error = StoreUnavailable("SQLite %s failed (nothing of this commit was written): %s" % (
-                self.path, exc))
-            return [error] * len(batch)
+            return [StoreUnavailable(self._failure_message(exc))] * len(batch)
         self.stats["commits_since_checkpoint"] = self.stats.get("commits_since_checkpoint", 0) + len(batch)
         if self.stats["commits_since_checkpoint"] >= CHECKPOINT_EVERY and self._checkpointing is None:
             self.stats["commits_since_checkpoint"] = 0
@@ -190,6 +188,17 @@ class SqliteEngine:
         self.stats["batches"] += 1
         self.stats["commits"] += committed
         return outcomes
+
+    def _failure_message(self, exc):
+        text = str(exc)
+        if "locked" in text or "busy" in text:
+            return ("SQLite %s stayed locked by another connection for more than busyTimeout "
+                    "(%.3gs); nothing of this commit was written: retry, and look for a process "
+                    "keeping the file locked (%s)" % (self.path, self.busy_timeout, text))
+        if "full" in text:
+            return ("SQLite %s: the disk is full; nothing of this commit was written: free space "
+                    "on its file system, then retry (%s)" % (self.path, text))
+        return "SQLite %s failed (nothing of this commit was written): %s" % (self.path, text)
 
     def _begin(self):
         """BEGIN IMMEDIATE at once when the file is free (the usual case); when another process
