@@ -185,6 +185,10 @@ class RedisEngine:
 
     def _outcome(self, reply, writes):
         if isinstance(reply, Exception):
+            if "maxmemory" in str(reply):   # refused at the script's first write: nothing written
+                return StoreUnavailable(
+                    "Redis %s is over its maxmemory; nothing of this commit was written: raise "
+                    "maxmemory or free memory in Redis, then retry (%s)" % (self.url, reply))
             return StoreUnavailable("Redis %s refused a commit: %s" % (self.url, reply))
         ok, payload = reply
         plen = len(self.prefix)
