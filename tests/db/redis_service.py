@@ -17,6 +17,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _answers_ping(proc, port, timeout):
+    """True once the server ``proc`` started answers PING on ``port``; False if it exits or
+    ``timeout`` passes first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(16).startswith(b"+PONG"):
+                    return True
+        except OSError:
+            time.sleep(0.01)  # a subprocess starting: nothing to wait on but its port
+    return False
+
+
 class RedisServer:
     """A redis-server we start (AOF on) and stop by pid; ``kill()`` is kill -9, ``start()`` again reuses the dir."""
 
@@ -41,16 +56,9 @@ class RedisServer:
                  "--daemonize", "no", "--logfile", os.path.join(self.directory, "redis.log")]
                 + self.extra,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and self.proc.poll() is None:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
-                        s.sendall(b"PING\r\n")
-                        if s.recv(16).startswith(b"+PONG"):
-                            self.port = port
-                            return self
-                except OSError:
-                    time.sleep(0.01)  # a subprocess starting: nothing to wait on but its port
+            if _answers_ping(self.proc, port, timeout):
+                self.port = port
+                return self
             self.stop()
             if self.port:
                 break
@@ -62,10 +70,72 @@ class RedisServer:
             self.proc.wait(10)
 
     def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        _stop(self.proc)
+
+
+def start_primary_and_replica(directory):
+    """A primary (AOF everysec) and a replica of it, in sync: (primary, replica)."""
+    import redis
+    from zpomelo.testing import wait_until
+    # a replica's first full sync starts at once, not after the default 5 s delay
+    primary = RedisServer(os.path.join(str(directory), "primary"), appendfsync="everysec",
+                          extra=["--repl-diskless-sync-delay", "0"])
+    os.makedirs(primary.directory)
+    primary.start()
+    replica = RedisServer(os.path.join(str(directory), "replica"), appendfsync="everysec",
+                          extra=["--replicaof", "127.0.0.1", str(primary.port)])
+    os.makedirs(replica.directory)
+    replica.start()
+    link = redis.Redis.from_url(replica.url)
+    wait_until(lambda: link.info("replication").get("master_link_status") == "up",
+               20, message="the replica to sync")
+    link.close()
+    return primary, replica
+
+
+class SentinelServer:
+    """One Redis Sentinel (``redis-server --sentinel``) monitoring ``master`` at ``master_port``
+    with a quorum of one, quick to act: the primary is down after ``down_after_ms`` without an
+    answer, and it fails over at once."""
+
+    def __init__(self, directory, master, master_port, down_after_ms=300):
+        self.directory = str(directory)
+        self.master = master
+        self.master_port = master_port
+        self.down_after_ms = down_after_ms
+        self.port = None
+        self.proc = None
+
+    def start(self, timeout=10.0):
+        os.makedirs(self.directory, exist_ok=True)
+        self.port = free_port()
+        config = os.path.join(self.directory, "sentinel.conf")   # Sentinel rewrites it: its own file
+        with open(config, "w") as f:
+            f.write("\n".join([
+                "port %d" % self.port, "bind 127.0.0.1", "daemonize no", "dir %s" % self.directory,
+                "logfile %s" % os.path.join(self.directory, "sentinel.log"),
+                "sentinel resolve-hostnames no",
+                "sentinel monitor %s 127.0.0.1 %d 1" % (self.master, self.master_port),
+                "sentinel down-after-milliseconds %s %d" % (self.master, self.down_after_ms),
+                "sentinel failover-timeout %s 5000" % self.master,
+                "sentinel parallel-syncs %s 1" % self.master, ""]))
+        self.proc = subprocess.Popen([REDIS_SERVER, config, "--sentinel"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not _answers_ping(self.proc, self.port, timeout):
+            self.stop()
+            raise RuntimeError("redis sentinel did not start (see %s/sentinel.log)" % self.directory)
+        return self
+
+    def stop(self):
+        _stop(self.proc)
+
+
+def _stop(proc):
+    """SIGTERM (a clean shutdown), SIGKILL if it takes more than 10 s."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

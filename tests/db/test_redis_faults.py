@@ -65,3 +65,39 @@ def test_a_redis_over_maxmemory_fails_commits_clearly_and_whole_and_they_resume_
         if db is not None:
             db.close()
         server.stop()
+
+
+@pytest.mark.timeout(30)
+def test_a_server_whose_cached_write_the_store_lost_cannot_commit_over_a_newer_one(tmp_path):
+    """Redis may lose acknowledged writes: the last second with ``appendfsync everysec``, or
+    what a promoted replica had not received. A server that cached such a write (b) must not
+    commit on it once another server (a) wrote the document again from what the store kept:
+    a version a lost write had must never be given again. Here the loss is made by putting the
+    document back as it was before b's write, which is what the store holds after either loss."""
+    server = RedisServer(tmp_path, appendfsync="everysec").start()
+    a = b = None
+    try:
+        url = server.url
+        a = Database(RedisEngine(url, prefix="t:")).register(Player)
+        b = Database(RedisEngine(url, prefix="t:")).register(Player)
+        raw = redis.Redis.from_url(url)
+        key = "t:" + Player.key_of("u1")
+        a.run(lambda: Player.create("u1", gold=100))
+        kept = raw.hgetall(key)                       # what the store will still hold
+
+        def add(n):
+            player = Player.get("u1")
+            player.gold += n
+            return player.gold
+        assert b.run(add, 100) == 200                 # acknowledged, cached by b ...
+        raw.delete(key)
+        raw.hset(key, mapping=kept)                   # ... and lost by the store
+
+        assert a.run(add, 1) == 101                   # a writes from what the store kept
+        assert b.run(add, 10) == 111                  # b must see a's write, not its lost one
+        assert a.run(lambda: Player.get("u1").gold) == 111
+    finally:
+        for db in (a, b):
+            if db is not None:
+                db.close()
+        server.stop()

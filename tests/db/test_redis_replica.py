@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from db_models import Counter, Player
-from redis_service import RedisServer
+from redis_service import start_primary_and_replica
 from zpomelo.db import Database, DbError, StoreUnavailable
 from zpomelo.db.engine_redis import RedisEngine
 from zpomelo.testing import rounds, wait_until
@@ -26,23 +26,6 @@ from zpomelo.testing import rounds, wait_until
 pytestmark = pytest.mark.timeout(120)
 PREFIX = "rep:"
 GOLD = 1000
-
-
-def _servers(tmp_path):
-    # a replica's first full sync starts at once, not after the default 5 s delay
-    primary = RedisServer(tmp_path / "primary", appendfsync="everysec",
-                          extra=["--repl-diskless-sync-delay", "0"])
-    os.makedirs(primary.directory)
-    primary.start()
-    replica = RedisServer(tmp_path / "replica", appendfsync="everysec",
-                          extra=["--replicaof", "127.0.0.1", str(primary.port)])
-    os.makedirs(replica.directory)
-    replica.start()
-    link = redis.Redis.from_url(replica.url)
-    wait_until(lambda: link.info("replication").get("master_link_status") == "up",
-               20, message="the replica to sync")
-    link.close()
-    return primary, replica
 
 
 def _inc(key):
@@ -117,7 +100,7 @@ def _stored(db, keys):
 
 
 def test_with_wait_for_one_replica_nothing_acknowledged_is_lost(tmp_path):
-    primary, replica = _servers(tmp_path)
+    primary, replica = start_primary_and_replica(tmp_path)
     db = Database(RedisEngine(primary.url, prefix=PREFIX, wait_replicas=1, wait_timeout=2.0,
                               socket_timeout=2.0), commit_timeout=5.0, max_retries=3)
     promoted = None
@@ -141,7 +124,7 @@ def test_with_wait_for_one_replica_nothing_acknowledged_is_lost(tmp_path):
 
 
 def test_without_wait_the_promoted_replica_has_a_whole_prefix_of_the_commits(tmp_path):
-    primary, replica = _servers(tmp_path)
+    primary, replica = start_primary_and_replica(tmp_path)
     db = Database(RedisEngine(primary.url, prefix=PREFIX, socket_timeout=2.0),
                   commit_timeout=5.0, max_retries=3)
     marker = redis.Redis.from_url(primary.url)
@@ -180,7 +163,7 @@ def test_a_commit_a_frozen_replica_never_confirmed_is_not_acknowledged(tmp_path)
     replica woke, is confirmed. (WAIT goes on the connection that sent the commits, as Redis
     documents it; this test does not tell that from a pooled connection's WAIT, which Redis
     answered the same way here.)"""
-    primary, replica = _servers(tmp_path)
+    primary, replica = start_primary_and_replica(tmp_path)
 
     def engine():
         return Database(RedisEngine(primary.url, prefix=PREFIX, wait_replicas=1, wait_timeout=3.0),

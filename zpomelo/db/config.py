@@ -22,6 +22,8 @@ DEFAULTS = {
     "path": None,               # sqlite: file, relative to the project; default data/<env>.db
     "synchronous": "FULL",      # sqlite: FULL (survives power loss) or NORMAL (survives kill -9)
     "url": "redis://127.0.0.1:6379/0",
+    "sentinels": None,          # redis: ["host:port", ...] of Sentinels naming the primary
+    "sentinelMaster": "zpomelo",  # redis: the name the Sentinels monitor the primary by
     "prefix": "zp:",
     "waitReplicas": 0,
     "waitTimeout": 1.0,
@@ -67,6 +69,23 @@ def check(options, path=None):
     if options.get("engine", "sqlite") not in ENGINES:
         raise ConfigError("db engine must be one of %s, not %r" % (
             ", ".join(ENGINES), options.get("engine")), path=path)
+    if options.get("sentinels") is not None:
+        sentinel_addresses(options["sentinels"], path)
+
+
+def sentinel_addresses(sentinels, path=None):
+    """["host:port", ...] -> [(host, port), ...]; a ConfigError saying what is wrong otherwise."""
+    if not isinstance(sentinels, list) or not sentinels:
+        raise ConfigError("db sentinels must be a non-empty list of \"host:port\" strings, got %r" % (
+            sentinels,), path=path)
+    addresses = []
+    for entry in sentinels:
+        host, _, port = entry.rpartition(":") if isinstance(entry, str) else ("", "", "")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError("db sentinels: %r is not \"host:port\" (for example "
+                              "\"10.0.0.7:26379\")" % (entry,), path=path)
+        addresses.append((host, int(port)))
+    return addresses
 
 
 def make_engine(options, base_dir, env):
@@ -77,8 +96,11 @@ def make_engine(options, base_dir, env):
             path = os.path.join(base_dir, path)
         return SqliteEngine(path, synchronous=options["synchronous"])
     from zpomelo.db.engine_redis import RedisEngine
+    sentinels = options["sentinels"]
     return RedisEngine(options["url"], prefix=options["prefix"],
-                       wait_replicas=options["waitReplicas"], wait_timeout=options["waitTimeout"])
+                       wait_replicas=options["waitReplicas"], wait_timeout=options["waitTimeout"],
+                       sentinels=sentinel_addresses(sentinels) if sentinels is not None else None,
+                       sentinel_master=options["sentinelMaster"])
 
 
 def open_database(options, base_dir, env):

@@ -2,8 +2,9 @@
 
 A document is a hash ``{v: version, d: msgpack bytes}`` (``d`` absent once deleted; ``v`` is
 kept). The commit script compares the version of every document the transaction read with the
-version now stored and, only if all match, writes every change and bumps the versions, in one
-step no other client can interleave with. Nothing in Redis is a lock: a server that dies holds
+version now stored and, only if all match, writes every change with a new version (drawn at
+random, never the old one plus one: see ``new_version``), in one step no other client can
+interleave with. Nothing in Redis is a lock: a server that dies holds
 nothing others wait for, and its unfinished transactions simply never commit.
 
 Commits waiting at the same moment go out together, one pipeline on one connection: one round
@@ -14,12 +15,15 @@ after it is fsynced to the AOF, so a kill -9 (or power loss) of redis-server los
 acknowledged; ``everysec`` may lose the last second. Replication is asynchronous: see README.
 With ``wait_replicas`` > 0 each commit is followed by ``WAIT n timeout``; a commit that fewer
 replicas confirmed in time is reported as ``StoreUnavailable`` (it is applied on the primary but
-might be lost by a failover), never as success.
+might be lost by a failover), never as success. With ``sentinels`` the primary is the one Redis
+Sentinel names, asked again whenever a connection is made, so after a failover the next batch
+goes to the promoted primary without a restart.
 
 Needs the ``redis`` package (``pip install zpomelo[redis]``); imported only when used.
 """
 import hashlib
 import logging
+import random
 
 from zpomelo.db.errors import Conflict, StoreUnavailable
 from zpomelo.db.group_commit import GroupCommitter
@@ -29,40 +33,48 @@ from zpomelo.db.offload import Offloader
 logger = logging.getLogger(__name__)
 
 # KEYS: every document read. ARGV: n, then n versions read, then n ops ("" check only,
-# "w" write, "d" delete), then n payloads ("" unless written), then n expiries in ms ("" none).
+# "w" write, "d" delete), then n payloads ("" unless written), then n expiries in ms ("" none),
+# then n new versions ("" unless written). Versions are compared as the strings Redis holds.
 COMMIT_SCRIPT = """
 local n = tonumber(ARGV[1])
 local stale = {}
 for i = 1, n do
-  local v = tonumber(redis.call('HGET', KEYS[i], 'v') or '0')
-  if v ~= tonumber(ARGV[1 + i]) then stale[#stale + 1] = KEYS[i] end
+  if (redis.call('HGET', KEYS[i], 'v') or '0') ~= ARGV[1 + i] then stale[#stale + 1] = KEYS[i] end
 end
 if #stale > 0 then return {0, stale} end
-local versions = {}
 for i = 1, n do
   local op = ARGV[1 + n + i]
-  if op ~= '' then
-    local v = tonumber(ARGV[1 + i]) + 1
-    if op == 'w' then
-      redis.call('HSET', KEYS[i], 'v', v, 'd', ARGV[1 + 2 * n + i])
-      if ARGV[1 + 3 * n + i] ~= '' then redis.call('PEXPIRE', KEYS[i], ARGV[1 + 3 * n + i]) end
-    else
-      redis.call('HSET', KEYS[i], 'v', v)
-      redis.call('HDEL', KEYS[i], 'd')
-    end
-    versions[#versions + 1] = KEYS[i]
-    versions[#versions + 1] = v
+  if op == 'w' then
+    redis.call('HSET', KEYS[i], 'v', ARGV[1 + 4 * n + i], 'd', ARGV[1 + 2 * n + i])
+    if ARGV[1 + 3 * n + i] ~= '' then redis.call('PEXPIRE', KEYS[i], ARGV[1 + 3 * n + i]) end
+  elseif op == 'd' then
+    redis.call('HSET', KEYS[i], 'v', ARGV[1 + 4 * n + i])
+    redis.call('HDEL', KEYS[i], 'd')
   end
 end
-return {1, versions}
+return {1}
 """
+# A written document's new version is drawn at random, not the old one plus one: Redis may lose
+# acknowledged writes (the last second with appendfsync everysec; what a promoted replica had not
+# received), and a counter would then give a lost write's version again to a different document
+# body, which a server that cached the lost write would take for its own. Below 10**14 a version
+# survives a Lua number (a double, printed with 14 digits) exactly.
+VERSION_SPACE = 10 ** 14
+
+
+def new_version():
+    return random.randrange(1, VERSION_SPACE)
 
 
 class RedisEngine:
     name = "redis"
 
     def __init__(self, url="redis://127.0.0.1:6379/0", prefix="zp:", wait_replicas=0,
-                 wait_timeout=1.0, socket_timeout=10.0, client=None, max_batch=256):
+                 wait_timeout=1.0, socket_timeout=10.0, client=None, max_batch=256,
+                 sentinels=None, sentinel_master="zpomelo"):
+        """sentinels: [(host, port), ...] of Redis Sentinels; the primary is then the one they
+        name ``sentinel_master`` (``url`` gives only the database number and the password), and
+        every connection made after a failover goes to the promoted primary."""
         try:
             import redis
         except ImportError:
@@ -74,7 +86,10 @@ class RedisEngine:
         self.prefix = prefix
         self.wait_replicas = int(wait_replicas)
         self.wait_timeout = wait_timeout
-        if client is None:
+        self._sentinel = None
+        if client is None and sentinels:
+            client = self._client_through_sentinels(redis, url, sentinels, sentinel_master, socket_timeout)
+        elif client is None:
             client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
                                           socket_connect_timeout=socket_timeout)
         self.client = client
@@ -93,6 +108,21 @@ class RedisEngine:
         self.stats = {"commits": 0, "conflicts": 0}
         self._commits = GroupCommitter(self._apply, max_batch, lambda: StoreUnavailable(
             "the Redis store %s is closed" % self.url))
+
+    def _client_through_sentinels(self, redis, url, sentinels, master, socket_timeout):
+        """A client of the primary the Sentinels name. Its connections ask them where the
+        primary is each time they connect, so after a failover (the old primary's connection
+        broke, or it answered READONLY as a demoted replica: redis-py drops that connection)
+        the next batch goes to the promoted one."""
+        from redis.connection import parse_url
+        from redis.sentinel import Sentinel
+        parts = parse_url(url)
+        auth = {k: parts[k] for k in ("db", "username", "password") if parts.get(k) is not None}
+        timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
+        self._sentinel = Sentinel([tuple(s) for s in sentinels], sentinel_kwargs=dict(timeouts))
+        self.url = "redis-sentinel://%s/%s (db %s)" % (
+            ",".join("%s:%s" % tuple(s) for s in sentinels), master, auth.get("db", 0))
+        return self._sentinel.master_for(master, **timeouts, **auth)
 
     def _guarded(self, fn, *args):
         try:
@@ -129,7 +159,8 @@ class RedisEngine:
         return self._offload.call(self._guarded, self._commit_batch, batch).get()
 
     def _commit_batch(self, batch):
-        replies = self._run_scripts(batch)
+        versions = [{key: new_version() for key in writes} for _, writes in batch]
+        replies = self._run_scripts(batch, versions)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._no_script)]
         if missing:
             # Redis restarted or its scripts were flushed; NOSCRIPT means that commit did not
@@ -138,9 +169,10 @@ class RedisEngine:
             loaded, = self._on_writer([("SCRIPT", "LOAD", COMMIT_SCRIPT)])
             if isinstance(loaded, Exception):
                 raise loaded
-            for i, reply in zip(missing, self._run_scripts([batch[i] for i in missing])):
+            rerun = self._run_scripts([batch[i] for i in missing], [versions[i] for i in missing])
+            for i, reply in zip(missing, rerun):
                 replies[i] = reply
-        outcomes = [self._outcome(reply, writes) for reply, (_, writes) in zip(replies, batch)]
+        outcomes = list(map(self._outcome, replies, versions))
         if self.wait_replicas > 0 and any(not isinstance(o, BaseException) for o in outcomes):
             acked, = self._on_writer([("WAIT", self.wait_replicas, int(self.wait_timeout * 1000))])
             if isinstance(acked, Exception):
@@ -153,16 +185,18 @@ class RedisEngine:
                 outcomes = [o if isinstance(o, BaseException) else error for o in outcomes]
         return outcomes
 
-    def _run_scripts(self, batch):
-        """The commit script for each commit, in one round trip; their replies."""
+    def _run_scripts(self, batch, versions):
+        """The commit script for each commit (``versions``: the new version of each document it
+        writes), in one round trip; their replies."""
         commands = []
-        for checks, writes in batch:
+        for (checks, writes), new in zip(batch, versions):
             keys = list(checks)
             ops = [("" if k not in writes else ("d" if writes[k] is None else "w")) for k in keys]
             commands.append(("EVALSHA", self._script_sha, len(keys), *[self.prefix + k for k in keys],
                              len(keys), *[checks[k] for k in keys], *ops,
                              *[(writes.get(k) or b"") for k in keys],
-                             *[self._expiry(k, op) for k, op in zip(keys, ops)]))
+                             *[self._expiry(k, op) for k, op in zip(keys, ops)],
+                             *[new.get(k, "") for k in keys]))
         return self._on_writer(commands)
 
     def _on_writer(self, commands):
@@ -171,7 +205,10 @@ class RedisEngine:
         included: it counts the replicas that have this connection's writes."""
         conn = self._writer_conn
         try:
-            conn.send_packed_command(conn.pack_commands(commands))   # connects if it must
+            # connect() first: a Sentinel's connection asks there where the primary is only in
+            # connect(), which send_packed_command's own connecting skips
+            conn.connect()
+            conn.send_packed_command(conn.pack_commands(commands))
             replies = []
             for _ in commands:
                 try:
@@ -183,24 +220,19 @@ class RedisEngine:
             conn.disconnect()   # half an answer must not be read as the next batch's
             raise
 
-    def _outcome(self, reply, writes):
+    def _outcome(self, reply, versions):
         if isinstance(reply, Exception):
             if "maxmemory" in str(reply):   # refused at the script's first write: nothing written
                 return StoreUnavailable(
                     "Redis %s is over its maxmemory; nothing of this commit was written: raise "
                     "maxmemory or free memory in Redis, then retry (%s)" % (self.url, reply))
             return StoreUnavailable("Redis %s refused a commit: %s" % (self.url, reply))
-        ok, payload = reply
-        plen = len(self.prefix)
-        if not ok:
-            stale = [(k.decode() if isinstance(k, bytes) else k)[plen:] for k in payload]
+        if reply[0] != 1:
+            plen = len(self.prefix)
+            stale = [(k.decode() if isinstance(k, bytes) else k)[plen:] for k in reply[1]]
             self.stats["conflicts"] += 1
             return Conflict("another server changed %s since this transaction read it" % (
                 ", ".join(printable(k) for k in stale[:5])), stale)
-        versions = {}
-        for i in range(0, len(payload), 2):
-            key = payload[i].decode() if isinstance(payload[i], bytes) else payload[i]
-            versions[key[plen:]] = int(payload[i + 1])
         self.stats["commits"] += 1
         return versions
 
@@ -211,5 +243,7 @@ class RedisEngine:
         try:
             self._writer_conn.disconnect()
             self.client.close()
+            if self._sentinel is not None:
+                self._sentinel.close()
         except Exception:
             pass
