@@ -90,6 +90,15 @@ def start_primary_and_replica(directory):
     wait_until(lambda: link.info("replication").get("master_link_status") == "up",
                20, message="the replica to sync")
     link.close()
+    # After a diskless sync the primary streams writes to the replica only once the replica
+    # acknowledged the snapshot (its periodic ACK, up to a second later); until then a write is
+    # buffered on the primary and a kill -9 loses it. A write confirmed by WAIT shows the stream
+    # flows (WAIT asks the replica for its ACK at once).
+    link = redis.Redis.from_url(primary.url)
+    link.set("replication-check", 1)
+    wait_until(lambda: link.wait(1, 1000) == 1, 20, message="the replica to stream writes")
+    link.delete("replication-check")
+    link.close()
     return primary, replica
 
 
@@ -98,7 +107,7 @@ class SentinelServer:
     with a quorum of one, quick to act: the primary is down after ``down_after_ms`` without an
     answer, and it fails over at once."""
 
-    def __init__(self, directory, master, master_port, down_after_ms=300):
+    def __init__(self, directory, master, master_port, down_after_ms=1000):
         self.directory = str(directory)
         self.master = master
         self.master_port = master_port
