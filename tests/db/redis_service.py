@@ -75,6 +75,12 @@ class RedisServer:
 
 def start_primary_and_replica(directory):
     """A primary (AOF everysec) and a replica of it, in sync: (primary, replica)."""
+    primary, replicas = start_primary_and_replicas(directory, 1)
+    return primary, replicas[0]
+
+
+def start_primary_and_replicas(directory, count):
+    """A primary (AOF everysec) and ``count`` replicas of it, in sync: (primary, [replicas])."""
     import redis
     from zpomelo.testing import wait_until
     # a replica's first full sync starts at once, not after the default 5 s delay
@@ -82,24 +88,27 @@ def start_primary_and_replica(directory):
                           extra=["--repl-diskless-sync-delay", "0"])
     os.makedirs(primary.directory)
     primary.start()
-    replica = RedisServer(os.path.join(str(directory), "replica"), appendfsync="everysec",
-                          extra=["--replicaof", "127.0.0.1", str(primary.port)])
-    os.makedirs(replica.directory)
-    replica.start()
-    link = redis.Redis.from_url(replica.url)
-    wait_until(lambda: link.info("replication").get("master_link_status") == "up",
-               20, message="the replica to sync")
-    link.close()
-    # After a diskless sync the primary streams writes to the replica only once the replica
+    replicas = []
+    for n in range(count):
+        replica = RedisServer(os.path.join(str(directory), "replica%d" % n), appendfsync="everysec",
+                              extra=["--replicaof", "127.0.0.1", str(primary.port)])
+        os.makedirs(replica.directory)
+        replicas.append(replica.start())
+    for replica in replicas:
+        link = redis.Redis.from_url(replica.url)
+        wait_until(lambda: link.info("replication").get("master_link_status") == "up",
+                   20, message="the replica to sync")
+        link.close()
+    # After a diskless sync the primary streams writes to a replica only once the replica
     # acknowledged the snapshot (its periodic ACK, up to a second later); until then a write is
     # buffered on the primary and a kill -9 loses it. A write confirmed by WAIT shows the stream
-    # flows (WAIT asks the replica for its ACK at once).
+    # flows (WAIT asks the replicas for their ACK at once).
     link = redis.Redis.from_url(primary.url)
     link.set("replication-check", 1)
-    wait_until(lambda: link.wait(1, 1000) == 1, 20, message="the replica to stream writes")
+    wait_until(lambda: link.wait(count, 1000) == count, 20, message="the replicas to stream writes")
     link.delete("replication-check")
     link.close()
-    return primary, replica
+    return primary, replicas
 
 
 class SentinelServer:
