@@ -4,8 +4,8 @@ A document is a hash ``{v: version, d: msgpack bytes}`` (``d`` absent once delet
 kept). The commit script compares the version of every document the transaction read with the
 version now stored and, only if all match, writes every change with a new version (drawn at
 random, never the old one plus one: see ``new_version``), in one step no other client can
-interleave with. Nothing in Redis is a lock: a server that dies holds
-nothing others wait for, and its unfinished transactions simply never commit.
+interleave with. Nothing in Redis is a lock: a server that dies holds nothing others wait for,
+and its unfinished transactions simply never commit.
 
 Commits waiting at the same moment go out together, one pipeline on one connection: one round
 trip, and Redis applies the scripts in order (each still checks its own versions).
@@ -88,7 +88,7 @@ class RedisEngine:
         self.wait_timeout = wait_timeout
         self._sentinel = None
         if client is None and sentinels:
-            client = self._client_through_sentinels(redis, url, sentinels, sentinel_master, socket_timeout)
+            client = self._client_through_sentinels(url, sentinels, sentinel_master, socket_timeout)
         elif client is None:
             client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
                                           socket_connect_timeout=socket_timeout)
@@ -109,7 +109,7 @@ class RedisEngine:
         self._commits = GroupCommitter(self._apply, max_batch, lambda: StoreUnavailable(
             "the Redis store %s is closed" % self.url))
 
-    def _client_through_sentinels(self, redis, url, sentinels, master, socket_timeout):
+    def _client_through_sentinels(self, url, sentinels, master, socket_timeout):
         """A client of the primary the Sentinels name. Its connections ask them where the
         primary is each time they connect, so after a failover (the old primary's connection
         broke, or it answered READONLY as a demoted replica: redis-py drops that connection)
