@@ -62,8 +62,12 @@ return {1}
 VERSION_SPACE = 10 ** 14
 
 
-def new_version():
-    return random.randrange(1, VERSION_SPACE)
+def new_version(old):
+    """A version for a document written over version ``old`` (never ``old`` itself)."""
+    version = random.randrange(1, VERSION_SPACE)
+    while version == old:
+        version = random.randrange(1, VERSION_SPACE)
+    return version
 
 
 class RedisEngine:
@@ -159,7 +163,7 @@ class RedisEngine:
         return self._offload.call(self._guarded, self._commit_batch, batch).get()
 
     def _commit_batch(self, batch):
-        versions = [{key: new_version() for key in writes} for _, writes in batch]
+        versions = [{key: new_version(checks[key]) for key in writes} for checks, writes in batch]
         replies = self._run_scripts(batch, versions)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._no_script)]
         if missing:
