@@ -83,15 +83,17 @@ def start_primary_and_replicas(directory, count):
     """A primary (AOF everysec) and ``count`` replicas of it, in sync: (primary, [replicas])."""
     import redis
     from zpomelo.testing import wait_until
-    # a replica's first full sync starts at once, not after the default 5 s delay
+    # a replica's full sync starts at once, not after the default 5 s delay (on the replicas too:
+    # one may be promoted and have the old primary sync from it)
+    no_delay = ["--repl-diskless-sync-delay", "0"]
     primary = RedisServer(os.path.join(str(directory), "primary"), appendfsync="everysec",
-                          extra=["--repl-diskless-sync-delay", "0"])
+                          extra=no_delay)
     os.makedirs(primary.directory)
     primary.start()
     replicas = []
     for n in range(count):
         replica = RedisServer(os.path.join(str(directory), "replica%d" % n), appendfsync="everysec",
-                              extra=["--replicaof", "127.0.0.1", str(primary.port)])
+                              extra=no_delay + ["--replicaof", "127.0.0.1", str(primary.port)])
         os.makedirs(replica.directory)
         replicas.append(replica.start())
     for replica in replicas:

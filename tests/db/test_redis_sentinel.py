@@ -78,64 +78,141 @@ def _primary_port(sentinel):
         link.close()
 
 
+class _Load:
+    """Writers incrementing their own counters and movers passing gold between two players,
+    through one Database, until stopped: what each writer was last told (``acked``) and the
+    errors commits met (``refused``)."""
+
+    def __init__(self, db):
+        self.db = db
+        self.keys = ["c%d" % i for i in range(WRITERS)]
+        self.acked = {}
+        self.refused = []
+        self._stop = gevent.event.Event()
+        self._workers = [gevent.spawn(self._writer, key) for key in self.keys]
+        self._workers += [gevent.spawn(self._mover, i) for i in range(2)]
+
+    def _writer(self, key):
+        for _ in rounds(self._stop, seconds=110):
+            try:
+                self.acked[key] = self.db.run(_inc, key)
+            except DbError as exc:
+                self.refused.append(exc)
+                gevent.sleep(0.01)     # pace the retries while there is no primary
+
+    def _mover(self, i):
+        for _ in rounds(self._stop, seconds=110):
+            try:
+                self.db.run(_transfer, *(("pa", "pb") if i % 2 else ("pb", "pa")))
+            except DbError:
+                gevent.sleep(0.01)
+
+    def wait_for_commits(self, more_than=None, count=20, message="commits"):
+        """Until every writer got ``count`` more acknowledgements than in ``more_than``."""
+        base = more_than or {}
+        wait_until(lambda: len(self.acked) == WRITERS and all(
+            self.acked[k] >= base.get(k, 0) + count for k in self.keys), 30, message=message)
+
+    def stop(self):
+        self._stop.set()
+        gevent.joinall(self._workers, timeout=20)
+
+    def check_store(self, url):
+        """What the primary at ``url`` holds is what each writer was last told (or one more: the
+        last attempt may have been cut off after Redis applied it), and the gold is all there."""
+        assert all(isinstance(exc, StoreUnavailable) for exc in self.refused), set(map(type, self.refused))
+        primary = redis.Redis.from_url(url)
+        try:
+            for key in self.keys:
+                stored = _stored(primary, "counters", key, "n")
+                assert self.acked[key] <= stored <= self.acked[key] + 1, (key, stored, self.acked[key])
+            gold = [_stored(primary, "players", p, "gold") for p in ("pa", "pb")]
+            assert sum(gold) == 2 * GOLD, gold
+        finally:
+            primary.close()
+
+
+def _database(sentinel, **options):
+    db = Database(RedisEngine(prefix=PREFIX, socket_timeout=2.0, sentinels=[("127.0.0.1", sentinel.port)],
+                              sentinel_master=MASTER, **options),
+                  commit_timeout=5.0, max_retries=3).register(Counter, Player)
+    db.run(_make_players)
+    return db
+
+
 def test_the_store_follows_a_sentinel_failover_without_a_restart(tmp_path):
     primary, replica = start_primary_and_replica(tmp_path)
     sentinel = SentinelServer(tmp_path / "sentinel", MASTER, primary.port).start()
-    db = None
+    db = load = None
     try:
         _wait_for_sentinel_to_know_the_replicas(sentinel)
-        db = Database(RedisEngine(prefix=PREFIX, socket_timeout=2.0,
-                                  sentinels=[("127.0.0.1", sentinel.port)], sentinel_master=MASTER),
-                      commit_timeout=5.0, max_retries=3).register(Counter, Player)
-        db.run(_make_players)
-        acked = {}
-        refused = []
-        stop = gevent.event.Event()
-
-        def writer(key):
-            for _ in rounds(stop, seconds=110):
-                try:
-                    acked[key] = db.run(_inc, key)
-                except DbError as exc:
-                    refused.append(exc)
-                    gevent.sleep(0.01)     # pace the retries while there is no primary
-
-        def mover(i):
-            for _ in rounds(stop, seconds=110):
-                try:
-                    db.run(_transfer, *(("pa", "pb") if i % 2 else ("pb", "pa")))
-                except DbError:
-                    gevent.sleep(0.01)
-        keys = ["c%d" % i for i in range(WRITERS)]
-        workers = [gevent.spawn(writer, key) for key in keys] + [gevent.spawn(mover, i) for i in range(2)]
-        try:
-            wait_until(lambda: len(acked) == WRITERS and min(acked.values()) >= 20, 30,
-                       message="commits on the first primary")
-            killed_at = time.monotonic()
-            primary.kill()
-            wait_until(lambda: refused, 10, message="commits failing once the primary is gone")
-            wait_until(lambda: _primary_port(sentinel) == replica.port, 60,
-                       message="Sentinel to promote the replica")
-            after_failover = dict(acked)
-            wait_until(lambda: all(acked[k] >= after_failover[k] + 20 for k in keys), 30,
-                       message="commits on the promoted primary, through the same Database")
-            print("sentinel failover: %.2f s from the kill to 20 commits per writer on the promoted "
-                  "primary; %d commits refused meanwhile" % (time.monotonic() - killed_at, len(refused)))
-        finally:
-            stop.set()
-            gevent.joinall(workers, timeout=20)
-        assert all(isinstance(exc, StoreUnavailable) for exc in refused), set(map(type, refused))
-
-        promoted = redis.Redis.from_url(replica.url)
-        try:
-            for key in keys:
-                # the last attempt may have been cut off after Redis applied it (outcome unknown)
-                assert acked[key] <= _stored(promoted, "counters", key, "n") <= acked[key] + 1, key
-            gold = [_stored(promoted, "players", p, "gold") for p in ("pa", "pb")]
-            assert sum(gold) == 2 * GOLD, gold
-        finally:
-            promoted.close()
+        db = _database(sentinel)
+        load = _Load(db)
+        load.wait_for_commits(message="commits on the first primary")
+        killed_at = time.monotonic()
+        primary.kill()
+        wait_until(lambda: load.refused, 10, message="commits failing once the primary is gone")
+        wait_until(lambda: _primary_port(sentinel) == replica.port, 60,
+                   message="Sentinel to promote the replica")
+        load.wait_for_commits(dict(load.acked), message="commits on the promoted primary, "
+                              "through the same Database")
+        print("sentinel failover: %.2f s from the kill to 20 commits per writer on the promoted "
+              "primary; %d commits refused meanwhile" % (time.monotonic() - killed_at, len(load.refused)))
+        load.stop()
+        load.check_store(replica.url)
     finally:
+        if load is not None:
+            load.stop()
+        if db is not None:
+            db.close()
+        sentinel.stop()
+        primary.stop()
+        replica.stop()
+
+
+def test_a_planned_failover_moves_the_store_off_a_primary_that_stays_up(tmp_path):
+    """SENTINEL FAILOVER: the old primary stays up, and a primary, until Sentinel turns it into a
+    replica about 10 s later; connections left open to it would go on writing there (and those
+    writes are lost with its data). The engine asks Sentinel where the primary is every second
+    and moves its writes: the new primary's documents advance through the same Database, and
+    in the end hold what each client was last told."""
+    primary, replica = start_primary_and_replica(tmp_path)
+    sentinel = SentinelServer(tmp_path / "sentinel", MASTER, primary.port).start()
+    db = load = None
+    new_primary = redis.Redis.from_url(replica.url)
+    try:
+        _wait_for_sentinel_to_know_the_replicas(sentinel)
+        db = _database(sentinel)
+        load = _Load(db)
+        load.wait_for_commits(message="commits on the first primary")
+        link = redis.Redis(port=sentinel.port)
+        try:
+            asked_at = time.monotonic()
+            link.execute_command("SENTINEL", "FAILOVER", MASTER)
+        finally:
+            link.close()
+        wait_until(lambda: _primary_port(sentinel) == replica.port, 60,
+                   message="Sentinel to promote the replica")
+        switched = {k: _stored(new_primary, "counters", k, "n") for k in load.keys}
+        wait_until(lambda: all(_stored(new_primary, "counters", k, "n") >= switched[k] + 20
+                               for k in load.keys), 30,
+                   message="commits reaching the new primary through the same Database")
+        moved = time.monotonic() - asked_at
+        old = redis.Redis.from_url(primary.url)
+        try:
+            role = old.info("replication")["role"]
+        finally:
+            old.close()
+        print("planned failover: %.2f s from SENTINEL FAILOVER to 20 commits per writer on the new "
+              "primary; the old one was still a %s" % (moved, role))
+        # the engine moved by itself, not because Sentinel closed its connections to the old one
+        assert role == "master", "the writes moved only when the old primary became a replica"
+        load.stop()
+        load.check_store(replica.url)
+    finally:
+        new_primary.close()
+        if load is not None:
+            load.stop()
         if db is not None:
             db.close()
         sentinel.stop()

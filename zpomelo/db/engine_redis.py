@@ -24,6 +24,7 @@ Needs the ``redis`` package (``pip install zpomelo[redis]``); imported only when
 import hashlib
 import logging
 import random
+import time
 
 from zpomelo.db.errors import Conflict, StoreUnavailable
 from zpomelo.db.group_commit import GroupCommitter
@@ -60,6 +61,11 @@ return {1}
 # body, which a server that cached the lost write would take for its own. Below 10**14 a version
 # survives a Lua number (a double, printed with 14 digits) exactly.
 VERSION_SPACE = 10 ** 14
+# With Sentinels: seconds between two questions "which server is the primary?" before a batch.
+# A primary that stays up through a planned failover (SENTINEL FAILOVER) keeps taking writes on
+# connections left open to it until Sentinel turns it into a replica, about 10 s later, and what
+# it took meanwhile is lost then; asking bounds that to about this long.
+PRIMARY_CHECK_SECONDS = 1.0
 
 
 def new_version(old):
@@ -91,6 +97,7 @@ class RedisEngine:
         self.wait_replicas = int(wait_replicas)
         self.wait_timeout = wait_timeout
         self._sentinel = None
+        self._next_primary_check = 0.0
         if client is None and sentinels:
             client = self._client_through_sentinels(url, sentinels, sentinel_master, socket_timeout)
         elif client is None:
@@ -162,7 +169,26 @@ class RedisEngine:
         one after the other and, with appendfsync always, fsyncs them once)."""
         return self._offload.call(self._guarded, self._commit_batch, batch).get()
 
+    def _follow_primary(self):
+        """(Sentinels only.) At most every PRIMARY_CHECK_SECONDS: ask where the primary is, and
+        close the writer's connection if it is open to another server, so this batch goes to
+        the primary. Sentinels that do not answer leave the connection as it is."""
+        now = time.monotonic()
+        if now < self._next_primary_check:
+            return
+        self._next_primary_check = now + PRIMARY_CHECK_SECONDS
+        try:
+            primary = tuple(self.client.connection_pool.get_master_address())  # idle pool ones too
+        except self._redis_errors as exc:
+            logger.warning("Redis Sentinels %s: where is the primary? %s", self.url, exc)
+            return
+        conn = self._writer_conn
+        if (conn.host, conn.port) != primary:
+            conn.disconnect()
+
     def _commit_batch(self, batch):
+        if self._sentinel is not None:
+            self._follow_primary()
         versions = [{key: new_version(checks[key]) for key in writes} for checks, writes in batch]
         replies = self._run_scripts(batch, versions)
         missing = [i for i, reply in enumerate(replies) if isinstance(reply, self._no_script)]
