@@ -5,12 +5,13 @@ counters and movers transfer gold between two players while the primary is kille
 Sentinel promotes the replica; the engine's next connections ask Sentinel where the primary is,
 and commits resume on the promoted one. Replication is asynchronous (no ``waitReplicas`` here),
 so commits acknowledged in the last moments before the kill may be gone (README, "Limits"), but
-what the promoted primary holds at the end is exactly what each client was last told, and every
-transfer is whole.
+what the promoted primary holds at the end is what each client was last told (or one more, for
+a commit cut off with its outcome unknown), and every transfer is whole. A planned failover
+(``SENTINEL FAILOVER``), whose old primary stays up, is followed the same way.
 
-With ``waitReplicas: 1`` and two replicas, the same holds for real game servers: the bank example
-app's servers, configured with ``sentinels`` in their db settings, keep serving through the
-failover without a restart, and no acknowledged payment is lost.
+With ``waitReplicas: 1`` and two replicas, real game servers (the bank app's, configured with
+``sentinels`` in their db settings) keep serving through the failover without a restart, and no
+acknowledged payment is lost.
 """
 import json
 import os
