@@ -5,7 +5,7 @@ write and never in the middle of one, which is what keeps the commit script atom
 import pytest
 import redis
 
-from db_models import Player
+from db_models import Player, move_gold
 from redis_service import RedisServer
 from zpomelo.db import Database, StoreUnavailable
 from zpomelo.db.engine_redis import RedisEngine
@@ -22,11 +22,6 @@ def _name(pid):
     return player.name if player is not None else None
 
 
-def _move_gold(src, dst, amount):
-    Player.get(src).gold -= amount
-    Player.get(dst).gold += amount
-
-
 def _gold(*pids):
     return [Player.get(pid).gold for pid in pids]
 
@@ -41,7 +36,7 @@ def test_a_redis_over_maxmemory_fails_commits_clearly_and_whole_and_they_resume_
         admin = redis.Redis.from_url(server.url)
         db.run(_put, "a", "before")
         db.run(_put, "b", "before")
-        db.run(_move_gold, "a", "b", 10)
+        db.run(move_gold, "a", "b", 10)
 
         admin.config_set("maxmemory", admin.info("memory")["used_memory"] + 50_000)
         with pytest.raises(StoreUnavailable, match="over its maxmemory") as failed:
@@ -49,14 +44,14 @@ def test_a_redis_over_maxmemory_fails_commits_clearly_and_whole_and_they_resume_
         assert "nothing of this commit was written: raise maxmemory" in str(failed.value)
         assert admin.exists("t:players\x1fbig") == 0
         with pytest.raises(StoreUnavailable, match="over its maxmemory"):
-            db.run(_move_gold, "a", "b", 5)
+            db.run(move_gold, "a", "b", 5)
 
         db.cache.clear()        # read what Redis holds, not what this server remembers
         assert db.run(_gold, "a", "b") == [-10, 10]   # the transfer left both or neither
         assert db.run(_name, "big") is None
 
         admin.config_set("maxmemory", 0)
-        db.run(_move_gold, "a", "b", 5)
+        db.run(move_gold, "a", "b", 5)
         db.run(_put, "big", BIG)
         db.cache.clear()
         assert db.run(_gold, "a", "b") == [-15, 15]

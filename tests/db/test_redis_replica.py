@@ -17,7 +17,7 @@ import gevent.event
 import pytest
 import redis
 
-from db_models import Counter, Player
+from db_models import Counter, Player, increment, move_gold
 from redis_service import start_primary_and_replica
 from zpomelo.db import Database, DbError, StoreUnavailable
 from zpomelo.db.engine_redis import RedisEngine
@@ -26,18 +26,6 @@ from zpomelo.testing import rounds, wait_until
 pytestmark = pytest.mark.timeout(120)
 PREFIX = "rep:"
 GOLD = 1000
-
-
-def _inc(key):
-    c = Counter.get_or_create(key)
-    c.n += 1
-    return c.n
-
-
-def _transfer(a, b):
-    pa, pb = Player.get(a), Player.get(b)
-    pa.gold -= 1
-    pb.gold += 1
 
 
 def _setup_players(db):
@@ -56,7 +44,7 @@ def _run_load(db, primary, checkpoint=None):
     def writer(key):
         for _ in rounds(stop, seconds=120):      # the tests' timeout
             try:
-                acked[key] = db.run(_inc, key)
+                acked[key] = db.run(increment, key)
             except DbError:
                 failures[0] += 1
                 gevent.sleep(0.01)
@@ -64,7 +52,7 @@ def _run_load(db, primary, checkpoint=None):
     def mover(i):
         for _ in rounds(stop, seconds=120):
             try:
-                db.run(_transfer, *(("pa", "pb") if i % 2 else ("pb", "pa")))
+                db.run(move_gold, *(("pa", "pb") if i % 2 else ("pb", "pa")))
             except DbError:
                 gevent.sleep(0.01)
     workers = [gevent.spawn(writer, "c%d" % i) for i in range(8)]
@@ -114,7 +102,7 @@ def test_with_wait_for_one_replica_nothing_acknowledged_is_lost(tmp_path):
         assert all(counters[k] <= acked[k] + 1 for k in acked)    # + the commit cut off
         assert gold == 2 * GOLD
         # the promoted replica takes writes from a new engine
-        assert promoted.run(_inc, "c0") == counters["c0"] + 1
+        assert promoted.run(increment, "c0") == counters["c0"] + 1
     finally:
         db.close()
         if promoted is not None:
@@ -171,15 +159,15 @@ def test_a_commit_a_frozen_replica_never_confirmed_is_not_acknowledged(tmp_path)
     first = engine()
     db = None
     try:
-        assert first.run(_inc, "w") == 1        # the replica confirms (and the script is loaded)
+        assert first.run(increment, "w") == 1        # the replica confirms (and the script is loaded)
         os.kill(replica.proc.pid, signal.SIGSTOP)
         try:
             db = engine()                       # its connections have written nothing yet
             with pytest.raises(StoreUnavailable, match="only 0 of 1 replicas confirmed"):
-                db.run(_inc, "w")
+                db.run(increment, "w")
         finally:
             os.kill(replica.proc.pid, signal.SIGCONT)
-        assert db.run(_inc, "w") == 3           # applied on the primary, and the next one confirmed
+        assert db.run(increment, "w") == 3           # applied on the primary, and the next one confirmed
     finally:
         first.close()
         if db is not None:

@@ -23,7 +23,7 @@ import gevent.event
 import pytest
 import redis
 
-from db_models import Counter, Player
+from db_models import Counter, Player, increment, move_gold
 from redis_service import SentinelServer, start_primary_and_replica, start_primary_and_replicas
 from zpomelo.client import Client
 from zpomelo.db import Database, DbError, StoreUnavailable
@@ -38,17 +38,6 @@ PREFIX = "sen:"
 MASTER = "zpgame"
 GOLD = 1000
 WRITERS = 6
-
-
-def _inc(key):
-    counter = Counter.get_or_create(key)
-    counter.n += 1
-    return counter.n
-
-
-def _transfer(src, dst):
-    Player.get(src).gold -= 1
-    Player.get(dst).gold += 1
 
 
 def _make_players():
@@ -96,7 +85,7 @@ class _Load:
     def _writer(self, key):
         for _ in rounds(self._stop, seconds=110):
             try:
-                self.acked[key] = self.db.run(_inc, key)
+                self.acked[key] = self.db.run(increment, key)
             except DbError as exc:
                 self.refused.append(exc)
                 gevent.sleep(0.01)     # pace the retries while there is no primary
@@ -104,7 +93,7 @@ class _Load:
     def _mover(self, i):
         for _ in rounds(self._stop, seconds=110):
             try:
-                self.db.run(_transfer, *(("pa", "pb") if i % 2 else ("pb", "pa")))
+                self.db.run(move_gold, *(("pa", "pb") if i % 2 else ("pb", "pa")))
             except DbError:
                 gevent.sleep(0.01)
 
@@ -133,6 +122,33 @@ class _Load:
             primary.close()
 
 
+@pytest.fixture
+def watched(tmp_path):
+    """A primary, its replica, and a Sentinel that knows both: (primary, replica, sentinel)."""
+    primary, replica = start_primary_and_replica(tmp_path)
+    sentinel = SentinelServer(tmp_path / "sentinel", MASTER, primary.port).start()
+    try:
+        _wait_for_sentinel_to_know_the_replicas(sentinel)
+        yield primary, replica, sentinel
+    finally:
+        sentinel.stop()
+        primary.stop()
+        replica.stop()
+
+
+@pytest.fixture
+def loaded(watched):
+    """``watched``, with a Database through the Sentinel and a running ``_Load`` on it."""
+    primary, replica, sentinel = watched
+    db = _database(sentinel)
+    load = _Load(db)
+    try:
+        yield primary, replica, sentinel, load
+    finally:
+        load.stop()
+        db.close()
+
+
 def _database(sentinel, **options):
     db = Database(RedisEngine(prefix=PREFIX, socket_timeout=2.0, sentinels=[("127.0.0.1", sentinel.port)],
                               sentinel_master=MASTER, **options),
@@ -141,84 +157,56 @@ def _database(sentinel, **options):
     return db
 
 
-def test_the_store_follows_a_sentinel_failover_without_a_restart(tmp_path):
-    primary, replica = start_primary_and_replica(tmp_path)
-    sentinel = SentinelServer(tmp_path / "sentinel", MASTER, primary.port).start()
-    db = load = None
-    try:
-        _wait_for_sentinel_to_know_the_replicas(sentinel)
-        db = _database(sentinel)
-        load = _Load(db)
-        load.wait_for_commits(message="commits on the first primary")
-        killed_at = time.monotonic()
-        primary.kill()
-        wait_until(lambda: load.refused, 10, message="commits failing once the primary is gone")
-        wait_until(lambda: _primary_port(sentinel) == replica.port, 60,
-                   message="Sentinel to promote the replica")
-        load.wait_for_commits(dict(load.acked), message="commits on the promoted primary, "
-                              "through the same Database")
-        print("sentinel failover: %.2f s from the kill to 20 commits per writer on the promoted "
-              "primary; %d commits refused meanwhile" % (time.monotonic() - killed_at, len(load.refused)))
-        load.stop()
-        load.check_store(replica.url)
-    finally:
-        if load is not None:
-            load.stop()
-        if db is not None:
-            db.close()
-        sentinel.stop()
-        primary.stop()
-        replica.stop()
+def test_the_store_follows_a_sentinel_failover_without_a_restart(loaded):
+    primary, replica, sentinel, load = loaded
+    load.wait_for_commits(message="commits on the first primary")
+    killed_at = time.monotonic()
+    primary.kill()
+    wait_until(lambda: load.refused, 10, message="commits failing once the primary is gone")
+    wait_until(lambda: _primary_port(sentinel) == replica.port, 60,
+               message="Sentinel to promote the replica")
+    load.wait_for_commits(dict(load.acked), message="commits on the promoted primary, "
+                          "through the same Database")
+    print("sentinel failover: %.2f s from the kill to 20 commits per writer on the promoted "
+          "primary; %d commits refused meanwhile" % (time.monotonic() - killed_at, len(load.refused)))
+    load.stop()
+    load.check_store(replica.url)
 
 
-def test_a_planned_failover_moves_the_store_off_a_primary_that_stays_up(tmp_path):
+def test_a_planned_failover_moves_the_store_off_a_primary_that_stays_up(loaded):
     """SENTINEL FAILOVER: the old primary stays up, and a primary, until Sentinel turns it into a
     replica about 10 s later; connections left open to it would go on writing there (and those
     writes are lost with its data). The engine asks Sentinel where the primary is every second
     and moves its writes: the new primary's documents advance through the same Database, and
     in the end hold what each client was last told."""
-    primary, replica = start_primary_and_replica(tmp_path)
-    sentinel = SentinelServer(tmp_path / "sentinel", MASTER, primary.port).start()
-    db = load = None
-    new_primary = redis.Redis.from_url(replica.url)
+    primary, replica, sentinel, load = loaded
+    load.wait_for_commits(message="commits on the first primary")
+    link = redis.Redis(port=sentinel.port)
     try:
-        _wait_for_sentinel_to_know_the_replicas(sentinel)
-        db = _database(sentinel)
-        load = _Load(db)
-        load.wait_for_commits(message="commits on the first primary")
-        link = redis.Redis(port=sentinel.port)
-        try:
-            asked_at = time.monotonic()
-            link.execute_command("SENTINEL", "FAILOVER", MASTER)
-        finally:
-            link.close()
-        wait_until(lambda: _primary_port(sentinel) == replica.port, 60,
-                   message="Sentinel to promote the replica")
+        asked_at = time.monotonic()
+        link.execute_command("SENTINEL", "FAILOVER", MASTER)
+    finally:
+        link.close()
+    wait_until(lambda: _primary_port(sentinel) == replica.port, 60,
+               message="Sentinel to promote the replica")
+    new_primary = redis.Redis.from_url(replica.url)
+    old = redis.Redis.from_url(primary.url)
+    try:
         switched = {k: _stored(new_primary, "counters", k, "n") for k in load.keys}
         wait_until(lambda: all(_stored(new_primary, "counters", k, "n") >= switched[k] + 20
                                for k in load.keys), 30,
                    message="commits reaching the new primary through the same Database")
         moved = time.monotonic() - asked_at
-        old = redis.Redis.from_url(primary.url)
-        try:
-            role = old.info("replication")["role"]
-        finally:
-            old.close()
-        print("planned failover: %.2f s from SENTINEL FAILOVER to 20 commits per writer on the new "
-              "primary; the old one was still a %s" % (moved, role))
-        # the engine moved by itself, not because Sentinel closed its connections to the old one
-        assert role == "master", "the writes moved only when the old primary became a replica"
-        load.stop()
-        load.check_store(replica.url)
+        role = old.info("replication")["role"]
     finally:
         new_primary.close()
-        if load is not None:
-            load.stop()
-        if db is not None:
-            db.close()
-        sentinel.stop()
-        primary.stop()
-        replica.stop()
+        old.close()
+    print("planned failover: %.2f s from SENTINEL FAILOVER to 20 commits per writer on the new "
+          "primary; the old one was still a %s" % (moved, role))
+    # the engine moved by itself, not because Sentinel closed its connections to the old one
+    assert role == "master", "the writes moved only when the old primary became a replica"
+    load.stop()
+    load.check_store(replica.url)
 
 
 def test_sentinels_in_db_json_are_checked_and_reach_the_engine(tmp_path):
