@@ -25,7 +25,7 @@ def _answers_ping(proc, port, timeout):
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.2) as s:
                 s.sendall(b"PING\r\n")
-                if s.recv(16).startswith(b"+PONG"):
+                if s.recv(16).startswith((b"+PONG", b"-NOAUTH")):  # up (NOAUTH: with a password)
                     return True
         except OSError:
             time.sleep(0.01)  # a subprocess starting: nothing to wait on but its port
@@ -118,8 +118,9 @@ class SentinelServer:
     with a quorum of one, quick to act: the primary is down after ``down_after_ms`` without an
     answer, and it fails over at once."""
 
-    def __init__(self, directory, master, master_port, down_after_ms=1000):
+    def __init__(self, directory, master, master_port, down_after_ms=1000, password=None):
         self.directory = str(directory)
+        self.password = password
         self.master = master
         self.master_port = master_port
         self.down_after_ms = down_after_ms
@@ -138,7 +139,8 @@ class SentinelServer:
                 "sentinel monitor %s 127.0.0.1 %d 1" % (self.master, self.master_port),
                 "sentinel down-after-milliseconds %s %d" % (self.master, self.down_after_ms),
                 "sentinel failover-timeout %s 5000" % self.master,
-                "sentinel parallel-syncs %s 1" % self.master, ""]))
+                "sentinel parallel-syncs %s 1" % self.master]
+                + (["requirepass %s" % self.password] if self.password else []) + [""]))
         self.proc = subprocess.Popen([REDIS_SERVER, config, "--sentinel"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         if not _answers_ping(self.proc, self.port, timeout):

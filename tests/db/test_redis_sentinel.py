@@ -213,11 +213,12 @@ def test_sentinels_in_db_json_are_checked_and_reach_the_engine(tmp_path):
     (tmp_path / "config").mkdir()
     options = load_options(str(tmp_path), "production", {
         "engine": "redis", "sentinels": ["127.0.0.1:26379", "10.0.0.8:26380"],
-        "sentinelMaster": "game", "url": "redis://:secret@ignored:1/3"})
+        "sentinelMaster": "game", "sentinelPassword": "watchers", "url": "redis://:secret@ignored:1/3"})
     engine = make_engine(options, str(tmp_path), "production")
     try:
         kwargs = engine.client.connection_pool.connection_kwargs
         assert (kwargs["db"], kwargs["password"]) == (3, "secret")
+        assert engine._sentinel.sentinel_kwargs["password"] == "watchers"
         assert engine.client.connection_pool.service_name == "game"
         assert "127.0.0.1:26379,10.0.0.8:26380/game" in engine.url
     finally:
@@ -225,6 +226,9 @@ def test_sentinels_in_db_json_are_checked_and_reach_the_engine(tmp_path):
     for wrong in (["127.0.0.1"], "127.0.0.1:26379", [], ["host:port"], ["h:70000"]):
         with pytest.raises(ConfigError, match="host:port"):
             load_options(str(tmp_path), "production", {"engine": "redis", "sentinels": wrong})
+    with pytest.raises(ConfigError, match="TLS"):
+        load_options(str(tmp_path), "production", {"engine": "redis", "sentinels": ["h:26379"],
+                                                    "url": "rediss://h:6380/0"})
 
 
 BANK_APP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "apps", "bank")
@@ -292,3 +296,29 @@ def test_game_servers_follow_a_sentinel_failover_and_lose_nothing_acknowledged(t
         primary.stop()
         for replica in replicas:
             replica.stop()
+
+
+def test_sentinels_with_a_password(tmp_path):
+    primary, replica = start_primary_and_replica(tmp_path)
+    sentinel = SentinelServer(tmp_path / "sentinel", MASTER, primary.port, password="s3cret").start()
+    engines = []
+
+    def database(**options):
+        engine = RedisEngine(prefix=PREFIX, sentinels=[("127.0.0.1", sentinel.port)],
+                             **dict({"sentinel_master": MASTER}, **options))
+        engines.append(engine)
+        return Database(engine, commit_timeout=5.0, max_retries=0).register(Counter, Player)
+    try:
+        assert database(sentinel_password="s3cret").run(increment, "c") == 1
+        with pytest.raises(StoreUnavailable, match="no Sentinel of .* named a primary \\(they "
+                           "answered AuthenticationError\\): check sentinels, sentinelMaster and "
+                           "sentinelPassword"):
+            database().run(increment, "c")              # no password for the Sentinels
+        with pytest.raises(StoreUnavailable, match="named a primary: check"):
+            database(sentinel_password="s3cret", sentinel_master="other").run(increment, "c")
+    finally:
+        for engine in engines:
+            engine.close()
+        sentinel.stop()
+        primary.stop()
+        replica.stop()

@@ -24,6 +24,7 @@ DEFAULTS = {
     "url": "redis://127.0.0.1:6379/0",
     "sentinels": None,          # redis: ["host:port", ...] of Sentinels naming the primary
     "sentinelMaster": "zpomelo",  # redis: the name the Sentinels monitor the primary by
+    "sentinelPassword": None,   # redis: the Sentinels' own password (their requirepass)
     "prefix": "zp:",
     "waitReplicas": 0,
     "waitTimeout": 1.0,
@@ -71,6 +72,9 @@ def check(options, path=None):
             ", ".join(ENGINES), options.get("engine")), path=path)
     if options.get("sentinels") is not None:
         sentinel_addresses(options["sentinels"], path)
+        if str(options.get("url", "")).startswith("rediss:"):
+            raise ConfigError("db: TLS (rediss://) is not supported with sentinels yet; use "
+                              "redis:// on a private network, or url without sentinels", path=path)
 
 
 def sentinel_addresses(sentinels, path=None):
@@ -100,7 +104,8 @@ def make_engine(options, base_dir, env):
     return RedisEngine(options["url"], prefix=options["prefix"],
                        wait_replicas=options["waitReplicas"], wait_timeout=options["waitTimeout"],
                        sentinels=sentinel_addresses(sentinels) if sentinels is not None else None,
-                       sentinel_master=options["sentinelMaster"])
+                       sentinel_master=options["sentinelMaster"],
+                       sentinel_password=options["sentinelPassword"])
 
 
 def open_database(options, base_dir, env):

@@ -24,6 +24,7 @@ Needs the ``redis`` package (``pip install zpomelo[redis]``); imported only when
 import hashlib
 import logging
 import random
+import re
 import time
 
 from zpomelo.db.errors import Conflict, StoreUnavailable
@@ -81,10 +82,11 @@ class RedisEngine:
 
     def __init__(self, url="redis://127.0.0.1:6379/0", prefix="zp:", wait_replicas=0,
                  wait_timeout=1.0, socket_timeout=10.0, client=None, max_batch=256,
-                 sentinels=None, sentinel_master="zpomelo"):
+                 sentinels=None, sentinel_master="zpomelo", sentinel_password=None):
         """sentinels: [(host, port), ...] of Redis Sentinels; the primary is then the one they
         name ``sentinel_master`` (``url`` gives only the database number and the password), and
-        every connection made after a failover goes to the promoted primary."""
+        every connection made after a failover goes to the promoted primary.
+        sentinel_password: the Sentinels' own password, if they have one."""
         try:
             import redis
         except ImportError:
@@ -99,7 +101,8 @@ class RedisEngine:
         self._sentinel = None
         self._next_primary_check = 0.0
         if client is None and sentinels:
-            client = self._client_through_sentinels(url, sentinels, sentinel_master, socket_timeout)
+            client = self._client_through_sentinels(url, sentinels, sentinel_master, sentinel_password,
+                                                    socket_timeout)
         elif client is None:
             client = redis.Redis.from_url(url, socket_timeout=socket_timeout,
                                           socket_connect_timeout=socket_timeout)
@@ -120,17 +123,20 @@ class RedisEngine:
         self._commits = GroupCommitter(self._apply, max_batch, lambda: StoreUnavailable(
             "the Redis store %s is closed" % self.url))
 
-    def _client_through_sentinels(self, url, sentinels, master, socket_timeout):
+    def _client_through_sentinels(self, url, sentinels, master, password, socket_timeout):
         """A client of the primary the Sentinels name. Its connections ask them where the
         primary is each time they connect, so after a failover (the old primary's connection
         broke, or it answered READONLY as a demoted replica: redis-py drops that connection)
         the next batch goes to the promoted one."""
         from redis.connection import parse_url
         from redis.sentinel import Sentinel
+        if url.startswith("rediss:"):
+            raise ValueError("TLS (rediss://) is not supported with sentinels yet")
         parts = parse_url(url)
         auth = {k: parts[k] for k in ("db", "username", "password") if parts.get(k) is not None}
         timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
-        self._sentinel = Sentinel([tuple(s) for s in sentinels], sentinel_kwargs=dict(timeouts))
+        asking = dict(timeouts, password=password) if password else dict(timeouts)
+        self._sentinel = Sentinel([tuple(s) for s in sentinels], sentinel_kwargs=asking)
         self.url = "redis-sentinel://%s/%s (db %s)" % (
             ",".join("%s:%s" % tuple(s) for s in sentinels), master, auth.get("db", 0))
         return self._sentinel.master_for(master, **timeouts, **auth)
@@ -139,6 +145,13 @@ class RedisEngine:
         try:
             return fn(*args)
         except self._redis_errors as exc:
+            if type(exc).__name__ == "MasterNotFoundError":     # redis.sentinel's; its text is long
+                errors = sorted(set(re.findall(r"(\w+Error)\b", str(exc))) - {"MasterNotFoundError"})
+                raise StoreUnavailable(
+                    "no Sentinel of %s named a primary%s: check sentinels, sentinelMaster and "
+                    "sentinelPassword in db.json, and that the Sentinels reach the primary (nothing "
+                    "of this commit was sent)" % (
+                        self.url, " (they answered %s)" % ", ".join(errors) if errors else "")) from None
             raise StoreUnavailable("Redis %s failed: %s: %s (the outcome of a commit is unknown)" % (
                 self.url, type(exc).__name__, exc)) from None
 
