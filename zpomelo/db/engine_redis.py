@@ -127,7 +127,8 @@ class RedisEngine:
         """A client of the primary the Sentinels name. Its connections ask them where the
         primary is each time they connect, so after a failover (the old primary's connection
         broke, or it answered READONLY as a demoted replica: redis-py drops that connection)
-        the next batch goes to the promoted one."""
+        the next batch goes to the promoted one; ``_follow_primary`` covers an old primary that
+        stays up and keeps the writer's connection open."""
         from redis.connection import parse_url
         from redis.sentinel import Sentinel
         if url.startswith("rediss:"):
@@ -149,8 +150,8 @@ class RedisEngine:
                 errors = sorted(set(re.findall(r"(\w+Error)\b", str(exc))) - {"MasterNotFoundError"})
                 raise StoreUnavailable(
                     "no Sentinel of %s named a primary%s: check sentinels, sentinelMaster and "
-                    "sentinelPassword in db.json, and that the Sentinels reach the primary (nothing "
-                    "of this commit was sent)" % (
+                    "sentinelPassword in db.json, and that the Sentinels reach the primary "
+                    "(nothing was sent to Redis)" % (
                         self.url, " (they answered %s)" % ", ".join(errors) if errors else "")) from None
             raise StoreUnavailable("Redis %s failed: %s: %s (the outcome of a commit is unknown)" % (
                 self.url, type(exc).__name__, exc)) from None
