@@ -16,6 +16,7 @@ acknowledged payment is lost.
 import json
 import os
 import shutil
+import signal
 import time
 
 import gevent
@@ -29,7 +30,7 @@ from zpomelo.client import Client
 from zpomelo.db import Database, DbError, StoreUnavailable
 from zpomelo.db.codec import unpack
 from zpomelo.db.config import load_options, make_engine
-from zpomelo.db.engine_redis import RedisEngine
+from zpomelo.db.engine_redis import PRIMARY_CHECK_SECONDS, SENTINEL_TIMEOUT, RedisEngine
 from zpomelo.errors import ConfigError
 from zpomelo.testing import ProcessCluster, rounds, wait_until
 
@@ -320,5 +321,41 @@ def test_sentinels_with_a_password(tmp_path):
         for engine in engines:
             engine.close()
         sentinel.stop()
+        primary.stop()
+        replica.stop()
+
+
+def test_a_frozen_sentinel_holds_commits_up_a_second_at_most(tmp_path):
+    """Two Sentinels, the first one frozen (SIGSTOP: it accepts connections and never answers,
+    as a host gone silent): the writer asks them before a batch once a second, and the frozen one
+    may hold that batch only for the Sentinel timeout (1 s), not the store's socket timeout."""
+    primary, replica = start_primary_and_replica(tmp_path)
+    sentinels = [SentinelServer(tmp_path / ("sentinel%d" % n), MASTER, primary.port).start()
+                 for n in range(2)]
+    engine = None
+    try:
+        for sentinel in sentinels:
+            _wait_for_sentinel_to_know_the_replicas(sentinel)
+        engine = RedisEngine(prefix=PREFIX, socket_timeout=10.0, sentinel_master=MASTER,
+                             sentinels=[("127.0.0.1", s.port) for s in sentinels])
+        db = Database(engine, commit_timeout=20.0).register(Counter, Player)
+        db.run(increment, "c")
+        os.kill(sentinels[0].proc.pid, signal.SIGSTOP)
+        try:
+            slowest = 0.0
+            deadline = time.monotonic() + 3 * PRIMARY_CHECK_SECONDS
+            while time.monotonic() < deadline:      # spans the checks of the next 3 seconds
+                started = time.monotonic()
+                db.run(increment, "c")
+                slowest = max(slowest, time.monotonic() - started)
+        finally:
+            os.kill(sentinels[0].proc.pid, signal.SIGCONT)
+        assert slowest < SENTINEL_TIMEOUT + 1.0, slowest
+        assert slowest >= SENTINEL_TIMEOUT * 0.9, slowest    # it did ask the frozen one first
+    finally:
+        if engine is not None:
+            engine.close()
+        for sentinel in sentinels:
+            sentinel.stop()
         primary.stop()
         replica.stop()

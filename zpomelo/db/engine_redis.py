@@ -67,6 +67,9 @@ VERSION_SPACE = 10 ** 14
 # connections left open to it until Sentinel turns it into a replica, about 10 s later, and what
 # it took meanwhile is lost then; asking bounds that to about this long.
 PRIMARY_CHECK_SECONDS = 1.0
+# Seconds a Sentinel may take to answer (they answer in microseconds): the writer asks them
+# before a batch, and one whose host is down must not hold the commits for a socket timeout.
+SENTINEL_TIMEOUT = 1.0
 
 
 def new_version(old):
@@ -129,14 +132,21 @@ class RedisEngine:
         broke, or it answered READONLY as a demoted replica: redis-py drops that connection)
         the next batch goes to the promoted one; ``_follow_primary`` covers an old primary that
         stays up and keeps the writer's connection open."""
+        from redis.backoff import NoBackoff
         from redis.connection import parse_url
+        from redis.retry import Retry
         from redis.sentinel import Sentinel
         if url.startswith("rediss:"):
             raise ValueError("TLS (rediss://) is not supported with sentinels yet")
         parts = parse_url(url)
         auth = {k: parts[k] for k in ("db", "username", "password") if parts.get(k) is not None}
         timeouts = {"socket_timeout": socket_timeout, "socket_connect_timeout": socket_timeout}
-        asking = dict(timeouts, password=password) if password else dict(timeouts)
+        # no retries: redis.Redis() retries 10 times with a backoff growing to 10 s, which held
+        # a commit 15 s behind one frozen Sentinel (the test); the next Sentinel is the retry
+        wait = min(socket_timeout, SENTINEL_TIMEOUT)
+        asking = {"socket_timeout": wait, "socket_connect_timeout": wait, "retry": Retry(NoBackoff(), 0)}
+        if password:
+            asking["password"] = password
         self._sentinel = Sentinel([tuple(s) for s in sentinels], sentinel_kwargs=asking)
         self.url = "redis-sentinel://%s/%s (db %s)" % (
             ",".join("%s:%s" % tuple(s) for s in sentinels), master, auth.get("db", 0))
