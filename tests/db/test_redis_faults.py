@@ -1,7 +1,14 @@
-"""A Redis that refuses writes (over its ``maxmemory``, with the ``noeviction`` policy): the
-commit fails with a clear error, nothing of it is written, a two-document transaction stays
-whole, and commits resume once Redis has room. Redis checks the memory limit at a script's first
-write and never in the middle of one, which is what keeps the commit script atomic here."""
+"""Redis faults with a real redis-server.
+
+- Over its ``maxmemory`` (``noeviction``): a commit fails with a clear error, nothing of it is
+  written, a two-document transaction stays whole, and commits resume once Redis has room.
+  Redis checks the memory limit at a script's first write and never in the middle of one, which
+  is what keeps the commit script atomic here.
+- Acknowledged writes lost (``everysec``, a failover): a version a lost write had is never given
+  again, so a server that cached the lost write cannot commit over a newer document.
+"""
+import contextlib
+
 import pytest
 import redis
 
@@ -31,9 +38,10 @@ def test_a_redis_over_maxmemory_fails_commits_clearly_and_whole_and_they_resume_
     server = RedisServer(tmp_path, appendfsync="everysec",
                          extra=("--maxmemory-policy", "noeviction")).start()
     db = None
+    stack = contextlib.ExitStack()
     try:
         db = Database(RedisEngine(server.url, prefix="t:")).register(Player)
-        admin = redis.Redis.from_url(server.url)
+        admin = stack.enter_context(redis.Redis.from_url(server.url))
         db.run(_put, "a", "before")
         db.run(_put, "b", "before")
         db.run(move_gold, "a", "b", 10)
@@ -57,6 +65,7 @@ def test_a_redis_over_maxmemory_fails_commits_clearly_and_whole_and_they_resume_
         assert db.run(_gold, "a", "b") == [-15, 15]
         assert db.run(_name, "big") == BIG
     finally:
+        stack.close()
         if db is not None:
             db.close()
         server.stop()
@@ -71,11 +80,12 @@ def test_a_server_whose_cached_write_the_store_lost_cannot_commit_over_a_newer_o
     document back as it was before b's write, which is what the store holds after either loss."""
     server = RedisServer(tmp_path, appendfsync="everysec").start()
     a = b = None
+    stack = contextlib.ExitStack()
     try:
         url = server.url
         a = Database(RedisEngine(url, prefix="t:")).register(Player)
         b = Database(RedisEngine(url, prefix="t:")).register(Player)
-        raw = redis.Redis.from_url(url)
+        raw = stack.enter_context(redis.Redis.from_url(url))
         key = "t:" + Player.key_of("u1")
         a.run(lambda: Player.create("u1", gold=100))
         kept = raw.hgetall(key)                       # what the store will still hold
@@ -92,6 +102,7 @@ def test_a_server_whose_cached_write_the_store_lost_cannot_commit_over_a_newer_o
         assert b.run(add, 10) == 111                  # b must see a's write, not its lost one
         assert a.run(lambda: Player.get("u1").gold) == 111
     finally:
+        stack.close()
         for db in (a, b):
             if db is not None:
                 db.close()
