@@ -1,7 +1,12 @@
-"""The SQLite file refusing writes (a full disk): the commit fails with a clear error, nothing of
-it is written or cached, the store keeps serving what fits, and commits resume once there is
-room. A full disk is made real for the writer's connection with ``max_page_count``: SQLite then
-refuses to grow the file exactly as when the file system is full (SQLITE_FULL)."""
+"""The SQLite file refusing writes.
+
+- A full disk: the commit fails with a clear error, nothing of it is written or cached, the store
+  keeps serving what fits, and commits resume once there is room. The full disk is made real for
+  the writer's connection with ``max_page_count``: SQLite then refuses to grow the file exactly
+  as when the file system is full (SQLITE_FULL).
+- The file locked by another connection (another process's batch): the commit waits in a thread
+  while the server goes on serving, and past ``busyTimeout`` fails with a clear error.
+"""
 import sqlite3
 
 import gevent
