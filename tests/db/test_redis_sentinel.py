@@ -213,7 +213,7 @@ def test_a_planned_failover_moves_the_store_off_a_primary_that_stays_up(loaded):
 def test_sentinels_in_db_json_are_checked_and_reach_the_engine(tmp_path):
     (tmp_path / "config").mkdir()
     options = load_options(str(tmp_path), "production", {
-        "engine": "redis", "sentinels": ["127.0.0.1:26379", "10.0.0.8:26380"],
+        "engine": "redis", "sentinels": ["127.0.0.1:26379", "127.0.0.2:26380"],
         "sentinelMaster": "game", "sentinelPassword": "watchers", "url": "redis://:secret@ignored:1/3"})
     engine = make_engine(options, str(tmp_path), "production")
     try:
@@ -221,7 +221,7 @@ def test_sentinels_in_db_json_are_checked_and_reach_the_engine(tmp_path):
         assert (kwargs["db"], kwargs["password"]) == (3, "secret")
         assert engine._sentinel.sentinel_kwargs["password"] == "watchers"
         assert engine.client.connection_pool.service_name == "game"
-        assert "127.0.0.1:26379,10.0.0.8:26380/game" in engine.url
+        assert "127.0.0.1:26379,127.0.0.2:26380/game" in engine.url
     finally:
         engine.close()
     for wrong in (["127.0.0.1"], "127.0.0.1:26379", [], ["host:port"], ["h:70000"]):

@@ -96,6 +96,8 @@ class RedisEngine:
             raise ImportError("the Redis store needs the redis package: pip install 'zpomelo[redis]'") from None
         self._redis_errors = (redis.RedisError, OSError)
         self._no_script = redis.exceptions.NoScriptError
+        from redis.sentinel import MasterNotFoundError
+        self._no_primary = MasterNotFoundError
         self._response_error = redis.exceptions.ResponseError
         self.url = url
         self.prefix = prefix
@@ -156,7 +158,7 @@ class RedisEngine:
         try:
             return fn(*args)
         except self._redis_errors as exc:
-            if type(exc).__name__ == "MasterNotFoundError":     # redis.sentinel's; its text is long
+            if isinstance(exc, self._no_primary):   # its own text lists every client it asked
                 errors = sorted(set(re.findall(r"(\w+Error)\b", str(exc))) - {"MasterNotFoundError"})
                 raise StoreUnavailable(
                     "no Sentinel of %s named a primary%s: check sentinels, sentinelMaster and "
