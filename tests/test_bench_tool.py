@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from zpomelo.bench import BenchError, BenchOptions, run_bench
-from zpomelo.bench.cli import bench
+from zpomelo.bench.cli import bench, summary_line
 from zpomelo.bench.stats import Histogram, bucket_of, bucket_value, read_process
 from zpomelo.testing import InProcessCluster
 
@@ -120,6 +120,37 @@ def test_server_heartbeats_are_answered_one_interval_later_like_pomelo_clients(m
     assert all(1 <= count <= 4 for count in received.values()), received
 
 
+@pytest.mark.timeout(60)
+def test_paced_echo_sends_at_the_rate_asked_not_as_fast_as_answers_come(cluster):
+    closed = run_bench(options(cluster, mode="echo", clients=2))
+    paced = run_bench(options(cluster, mode="echo", clients=2, rate=100, duration=1.5))
+    assert closed["errors"] == 0 and paced["errors"] == 0, paced["error_samples"]
+    assert closed["throughput"] > 400 and "rate" not in closed
+    assert paced["rate"] == 100 and paced["rate_kept"] is True
+    assert 90 <= paced["throughput"] <= 105, paced
+    assert paced["late"] <= 5      # a slot's answer later than its next send (20 ms apart here)
+    assert 0 < paced["latency_ms"]["p50"] <= paced["latency_ms"]["max"]
+
+
+@pytest.mark.timeout(60)
+def test_paced_echo_shares_the_rate_between_workers(cluster):
+    result = run_bench(options(cluster, mode="echo", clients=4, workers=2, inflight=2, rate=200,
+                               duration=1.5))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["workers"] == 2 and result["rate_kept"] is True
+    assert 180 <= result["throughput"] <= 210, result
+
+
+@pytest.mark.timeout(60)
+def test_a_rate_the_server_cannot_serve_is_reported_not_kept(cluster):
+    result = run_bench(options(cluster, mode="echo", clients=2, rate=1000000))
+    assert result["errors"] == 0, result["error_samples"]
+    assert result["rate_kept"] is False and result["late"] > 0
+    assert 0 < result["throughput"] < 970000
+    line = summary_line(result)
+    assert "paced at 1000000 req/s: NOT KEPT" in line, line
+
+
 def test_a_closed_port_is_an_error_not_a_hang():
     result = run_bench(BenchOptions(mode="echo", port=1, clients=2, duration=0.3, warmup=0,
                                     connect_timeout=2))
@@ -130,10 +161,17 @@ def test_a_closed_port_is_an_error_not_a_hang():
 
 @pytest.mark.parametrize("bad", [dict(mode="flood"), dict(transport="udp"), dict(clients=0),
                                  dict(inflight=0), dict(duration=0), dict(mode="chat", senders=0),
-                                 dict(port=0), dict(port=[3010, 70000]), dict(port="3010")])
+                                 dict(port=0), dict(port=[3010, 70000]), dict(port="3010"),
+                                 dict(rate=0), dict(rate=-5), dict(mode="chat", rate=100),
+                                 dict(mode="connect", rate=100)])
 def test_bad_options_are_refused(bad):
     with pytest.raises(BenchError):
         run_bench(BenchOptions(**bad))
+
+
+def test_cli_passes_the_rate_on_and_refuses_it_outside_echo():
+    result = CliRunner().invoke(bench, ["--mode", "chat", "--rate", "100"])
+    assert result.exit_code == 1 and "rate paces echo requests only" in result.output, result.output
 
 
 def test_cli_refuses_a_body_that_is_not_a_json_object():

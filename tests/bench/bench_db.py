@@ -4,10 +4,18 @@ two-document transfer, each in a transaction, against the same read-modify-write
 client -> connector -> game backend -> client.
 
     python tests/bench/bench_db.py [--runs 3] [--duration 8] [--clients 50] [--engines sqlite,redis]
-        [--synchronous FULL] [--out tests/bench/results/db.json]
+        [--synchronous FULL] [--paced 0.6] [--out tests/bench/results/db.json]
 
 Each round runs the three cases one after the other; a case's cost against the plain request is
 the median of the rounds' ratios (with their range), not a ratio of medians.
+
+Then, in the same round, the three again at one common paced rate (`zpomelo bench --rate`):
+`--paced` (0.6) times the slowest case's closed-loop requests/s of that round. In the closed
+loop each route runs at its own speed, and the faster plain route is measured with more requests
+per wake-up of each server, which alone lowers its CPU per request (on this 2-core VM a bare
+epoll echo process costs 12 us per wake-up at 10,000 wake-ups/s and 30 us at 1,000/s). At one
+rate both routes get the same arrivals, so `paced_cpu_vs_plain` is the server CPU a transaction
+adds at equal load. `--paced 0` skips it.
 
 Servers: tests/bench/bench_db_app (connector on a free client port, game backend), real processes;
 Redis: a redis-server started here with appendonly yes, appendfsync always (stopped by pid).
@@ -63,6 +71,8 @@ def main():
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--engines", default="sqlite,redis")
     parser.add_argument("--synchronous", default="FULL")
+    parser.add_argument("--paced", type=float, default=0.6,
+                        help="pace the cases at this fraction of the slowest one's closed-loop rate (0: off)")
     parser.add_argument("--out", default=os.path.join(ROOT, "tests", "bench", "results", "db.json"))
     args = parser.parse_args()
     runs = {}
@@ -79,21 +89,18 @@ def main():
             with ZpomeloApp(app_dir=APP_DIR, server_ids=("game-server-1", "connector-server-1"),
                             wait_route=None, extra_env={"ZPOMELO_BENCH_DB": json.dumps(options)}) as server:
                 for round_no in range(args.runs):
+                    slowest = None
                     for case, route in ROUTES.items():
-                        result = run_bench(BenchOptions(
-                            mode="echo", port=server.ports, route=route, body={}, transport="ws",
-                            clients=args.clients, duration=args.duration, warmup=args.warmup,
-                            pids=tuple(server.pids)))
-                        game = result.get("server", {}).get(str(server.procs["game-server-1"].pid), {})
-                        if "cpu_s" in game and result.get("requests"):
-                            result["game_cpu_us_per_op"] = round(1e6 * game["cpu_s"] / result["requests"], 1)
-                        key = "%s/%s" % (engine, case)
-                        runs.setdefault(key, []).append(result)
-                        print("round %d %-16s %9.1f req/s  p50 %s ms  p99 %s ms  server CPU %s us/op (game %s)  errors %d" % (
-                            round_no + 1, key, result["throughput"], result["latency_ms"].get("p50"),
-                            result["latency_ms"].get("p99"), result.get("server_cpu_us_per_op"),
-                            result.get("game_cpu_us_per_op"),
-                            result["errors"]), file=sys.stderr, flush=True)
+                        result = _measure(server, route, args, None)
+                        runs.setdefault("%s/%s" % (engine, case), []).append(result)
+                        _print(round_no, "%s/%s" % (engine, case), result)
+                        slowest = min(slowest or result["throughput"], result["throughput"])
+                    if args.paced and slowest:
+                        rate = round(args.paced * slowest, -2) or 100.0
+                        for case, route in ROUTES.items():
+                            result = _measure(server, route, args, rate)
+                            runs.setdefault("%s/%s/paced" % (engine, case), []).append(result)
+                            _print(round_no, "%s/%s at %d/s" % (engine, case, rate), result)
         finally:
             if redis is not None:
                 redis.terminate()
@@ -111,17 +118,53 @@ def main():
             "server_cpu_us_per_op": statistics.median(r.get("server_cpu_us_per_op") or 0 for r in results),
             "game_cpu_us_per_op": statistics.median(r.get("game_cpu_us_per_op") or 0 for r in results),
         }
+        if key.endswith("/paced"):
+            summary[key].update(rate=[r["rate"] for r in results],
+                                rate_kept=all(r["rate_kept"] for r in results))
     for engine in args.engines.split(","):
         for case in ("rmw", "transfer"):
             row = summary.get("%s/%s" % (engine, case))
             if row is not None:
                 row.update(_ratios_to_plain(runs["%s/plain" % engine], runs["%s/%s" % (engine, case)]))
+            paced = summary.get("%s/%s/paced" % (engine, case))
+            if paced is not None:
+                ratios = _ratios_to_plain(runs["%s/plain/paced" % engine], runs["%s/%s/paced" % (engine, case)])
+                paced.update(paced_cpu_vs_plain=ratios.get("cpu_vs_plain"),
+                             paced_cpu_vs_plain_range=ratios.get("cpu_vs_plain_range"),
+                             paced_game_cpu_vs_plain=_game_ratio(runs["%s/plain/paced" % engine],
+                                                                 runs["%s/%s/paced" % (engine, case)]))
     report = {"date": time.strftime("%Y-%m-%d"), "clients": args.clients, "duration": args.duration,
-              "runs": args.runs, "synchronous": args.synchronous, "summary": summary}
+              "runs": args.runs, "synchronous": args.synchronous, "paced": args.paced, "summary": summary}
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(report, f, indent=1)
     print(json.dumps(summary, indent=1))
+
+
+def _measure(server, route, args, rate):
+    """One closed-loop (rate None) or paced run of route; the game server's CPU per request added."""
+    result = run_bench(BenchOptions(
+        mode="echo", port=server.ports, route=route, body={}, transport="ws", clients=args.clients,
+        duration=args.duration, warmup=args.warmup, pids=tuple(server.pids), rate=rate))
+    game = result.get("server", {}).get(str(server.procs["game-server-1"].pid), {})
+    if "cpu_s" in game and result.get("requests"):
+        result["game_cpu_us_per_op"] = round(1e6 * game["cpu_s"] / result["requests"], 1)
+    return result
+
+
+def _print(round_no, key, result):
+    kept = "" if result.get("rate_kept", True) else "  RATE NOT KEPT (%d late)" % result["late"]
+    print("round %d %-24s %9.1f req/s  p50 %s ms  p99 %s ms  server CPU %s us/op (game %s)  errors %d%s" % (
+        round_no + 1, key, result["throughput"], result["latency_ms"].get("p50"),
+        result["latency_ms"].get("p99"), result.get("server_cpu_us_per_op"),
+        result.get("game_cpu_us_per_op"), result["errors"], kept), file=sys.stderr, flush=True)
+
+
+def _game_ratio(plain_rounds, case_rounds):
+    ratios = [case["game_cpu_us_per_op"] / plain["game_cpu_us_per_op"]
+              for plain, case in zip(plain_rounds, case_rounds)
+              if plain.get("game_cpu_us_per_op") and case.get("game_cpu_us_per_op")]
+    return round(statistics.median(ratios), 2) if ratios else None
 
 
 def _ratios_to_plain(plain_rounds, case_rounds):

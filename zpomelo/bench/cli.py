@@ -57,12 +57,16 @@ def _parse_body(value):
               help="after a wake-up that found few sockets ready, wait this long (µs) so the next "
                    "answers are read together: fewer wake-ups of the tool, but up to this much "
                    "added to every round trip (and so fewer requests/s in a closed loop)")
+@click.option("--rate", type=float, default=None,
+              help="echo: send this many requests per second in all (each in-flight slot on a "
+                   "fixed schedule) instead of the next on each answer: CPU per request at a "
+                   "given load, the same for every server or route compared")
 @click.option("--pids", multiple=True, help="server pids to sample (CPU, RSS); comma-separated or repeated")
 @click.option("--timeout", type=float, default=10.0, show_default=True, help="per-request timeout (s)")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default=None,
               help="also write the JSON result to this file")
 def bench(mode, host, port, transport, clients, inflight, duration, warmup, route, body, senders,
-          rid, workers, coalesce_us, pids, timeout, output):
+          rid, workers, coalesce_us, rate, pids, timeout, output):
     """Put load on a Pomelo-protocol frontend (zpomelo, pinus, Pomelo) and print JSON results:
     throughput, latency p50/p90/p99/max, errors, the CPU/RSS of the --pids servers and their CPU
     per operation, the load tool's own CPU per worker process, and which process was nearest
@@ -70,7 +74,8 @@ def bench(mode, host, port, transport, clients, inflight, duration, warmup, rout
     options = BenchOptions(mode=mode, host=host, port=list(port), transport=transport, clients=clients,
                            inflight=inflight, duration=duration, warmup=warmup, route=route,
                            body=_parse_body(body), senders=senders, rid=rid, workers=workers,
-                           pids=_parse_pids(pids), timeout=timeout, coalesce_us=coalesce_us)
+                           pids=_parse_pids(pids), timeout=timeout, coalesce_us=coalesce_us,
+                           rate=rate)
     try:
         result = run_bench(options)
     except BenchError as exc:
@@ -92,6 +97,10 @@ def summary_line(result):
     unit = {"connect": "conn/s", "echo": "req/s"}.get(result["mode"], "pushes/s")
     parts = ["%s %d clients: %s %s, %d errors" % (result["mode"], result["clients"],
                                                    result.get("throughput"), unit, result["errors"])]
+    if result.get("rate"):
+        parts[0] += " (paced at %s req/s%s, %d late)" % (
+            result["rate"], "" if result["rate_kept"] else ": NOT KEPT, the server fell behind",
+            result["late"])
     servers = [s for s in result.get("server", {}).values() if "cpu_percent" in s]
     if servers:
         parts.append("server CPU %s µs/op (%s)" % (result.get("server_cpu_us_per_op"), ", ".join(

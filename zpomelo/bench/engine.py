@@ -10,7 +10,8 @@ handshake and ACK) `concurrency` at a time; `Engine.loop(until)` serves sockets 
 `until()` is true. What a client does once it is connected, with answers and with pushes is the
 load's business (modes.py): `load.ready(conn)`, `load.answered(conn, data, start, end, now)`,
 `load.pushed(conn, data, start, end, now)`, or, for a client whose `count_pushes` the load set,
-`load.pushes_counted(conn, count, data, used)` once per read.
+`load.pushes_counted(conn, count, data, used)` once per read. A load with a `tick(now)` method
+(paced echo) is called before every poll and bounds the poll's wait by the seconds it returns.
 """
 import collections
 import errno
@@ -220,6 +221,8 @@ class Engine:
         conns = self.conns
         coalesce = self.coalesce
         sleep = time.sleep
+        tick = getattr(self.load, "tick", None)   # a paced load: sends on its own schedule
+        clock = time.perf_counter
         next_check = 0.0
         while not until():
             now = time.monotonic()
@@ -229,7 +232,12 @@ class Engine:
                 self._check_timeouts(now)
                 self._send_beats(now)
                 next_check = now + 0.2
-            ready = poll(min(0.05, deadline - now))
+            timeout = min(0.05, deadline - now)
+            if tick is not None:
+                wait = tick(clock())
+                if wait is not None and wait < timeout:
+                    timeout = wait if wait > 0 else 0
+            ready = poll(timeout)
             for fd, events in ready:
                 conn = conns.get(fd)
                 if conn is None:

@@ -1,6 +1,7 @@
 """The load one worker process puts on a server, per mode (callbacks of engine.Engine).
 
 - echo: every client keeps `inflight` requests on `route` in flight; an answer sends the next.
+  With a `rate` (requests/s of this worker) the requests are paced instead (PacedEchoLoad).
 - chat: every client enters the channel `rid` through `connector.entryHandler.entry {uid, rid}`;
   the first `senders` clients keep `inflight` `chat.chatHandler.send` requests in flight each;
   every client counts the `onChat` pushes it receives; every LATENCY_EVERY-th client also takes
@@ -12,6 +13,7 @@
 The request id of an answer names its in-flight slot (ids 1..inflight), so an echo answer costs
 a counter, a histogram entry and one constant frame appended to the connection's batch.
 """
+import heapq
 import time
 
 from zpomelo.bench import wire
@@ -43,6 +45,7 @@ class Phase:
 class WorkerStats:
     def __init__(self):
         self.requests = 0          # answered requests inside the window
+        self.late = 0              # paced echo: answers that came after their slot's next send time
         self.pushes = 0            # pushes received inside the window
         self.errors = 0            # at any time while running (setup included)
         self.error_samples = []
@@ -55,7 +58,7 @@ class WorkerStats:
             self.error_samples.append(str(what))
 
     def to_json(self):
-        return {"requests": self.requests, "pushes": self.pushes, "errors": self.errors,
+        return {"requests": self.requests, "pushes": self.pushes, "errors": self.errors, "late": self.late,
                 "error_samples": self.error_samples, "latency": self.latency.to_json(),
                 "push_latency": self.push_latency.to_json()}
 
@@ -144,6 +147,80 @@ class EchoLoad:
 
     def outstanding(self):
         return sum(1 for conn in self.engine.ready if conn.t0 for sent in conn.t0 if sent)
+
+
+class PacedEchoLoad(EchoLoad):
+    """Echo at a fixed rate: each in-flight slot sends one request every ``interval`` seconds
+    (its schedule, not its answer, sets the next send), so two servers, or two routes, get the
+    same requests per second and per wake-up, and their CPU per request compares like for like.
+    A closed loop runs each at its own speed: a faster route is measured with more requests per
+    wake-up, which alone lowers its CPU per request. An answer later than its slot's next send
+    time sends at once and moves that slot's schedule on (``late`` counts these: the server did
+    not keep up with the rate), never a burst of the missed sends. Latency is from the send."""
+
+    def __init__(self, config, phase, stats):
+        super().__init__(config, phase, stats)
+        self.rate = config["rate"]
+        self.interval = None
+        self.due = []              # heap of (send time, tie-breaker, conn, slot)
+        self._ties = 0
+        self._started = 0          # slots given their first send time so far
+
+    def start(self, conn):
+        if self.frames is None:
+            self.frames = wire.request_frames(self.engine.framer, self.route, self.body, self.inflight,
+                                              self.engine.sys.get("routeToCode"))
+            slots = len(self.engine.ready) * self.inflight
+            self.interval = slots / self.rate
+            self._first = time.perf_counter()
+            self._spread = self.interval / slots
+        conn.tag = [0.0] * self.inflight        # each slot's scheduled send time
+        for slot in range(self.inflight):        # first sends spread evenly over one interval
+            self._schedule(conn, slot, self._first + self._started * self._spread)
+            self._started += 1
+
+    def _schedule(self, conn, slot, when):
+        conn.tag[slot] = when
+        self._ties += 1
+        heapq.heappush(self.due, (when, self._ties, conn, slot))
+
+    def answered(self, conn, data, start, end, now):
+        slot = data[start + 5] - 1
+        t0 = conn.t0[slot]
+        conn.t0[slot] = 0.0
+        phase = self.phase
+        if not phase.running:
+            return
+        stats = self.stats
+        if error_answer(data, start, end):
+            stats.error(data[start + 6:end][:200])
+        elif phase.measuring:
+            stats.requests += 1
+            stats.latency.record(now - t0)
+        when = conn.tag[slot] + self.interval
+        if when > now:
+            self._schedule(conn, slot, when)
+            return
+        if phase.measuring:
+            stats.late += 1
+        conn.tag[slot] = now
+        conn.t0[slot] = now
+        self.pending.append(self.frames[slot])
+
+    def tick(self, now):
+        """Send what is due (once running); the seconds until the next send, or None."""
+        due = self.due
+        if not self.phase.running:
+            due.clear()
+            return None
+        frames = self.frames
+        send = self.engine.send
+        while due and due[0][0] <= now:
+            _, _, conn, slot = heapq.heappop(due)
+            if conn.state == READY:
+                conn.t0[slot] = now
+                send(conn, frames[slot])
+        return due[0][0] - now if due else None
 
 
 class ChatLoad(EchoLoad):
@@ -236,4 +313,4 @@ class BroadcastLoad(ChatLoad):
     notify = True
 
 
-LOADS = {"echo": EchoLoad, "chat": ChatLoad, "broadcast": BroadcastLoad}
+LOADS = {"echo": EchoLoad, "chat": ChatLoad, "broadcast": BroadcastLoad, "paced": PacedEchoLoad}

@@ -71,7 +71,7 @@ def setup(config, engine):
 def run_load(config, link):
     phase = Phase()
     stats = WorkerStats()
-    load = LOADS[config["mode"]](config, phase, stats)
+    load = LOADS["paced" if config.get("rate") else config["mode"]](config, phase, stats)
     engine = Engine(config, stats, load)
     load.attach(engine)
     setup(config, engine)
