@@ -1,14 +1,14 @@
 """zpomelo's examples/bench against the pinus reference app, the same load in the same run.
 
     PINUS_APP=/path/to/pinus-app python tests/bench/bench_vs_pinus.py \
-        [--runs 5] [--duration 5] [--scenarios echo50,echo50x4,push200,connect2000,echo200,echo200x4] \
+        [--runs 5] [--duration 5] [--scenarios echo50,echo50x4,echo50at10k,push200,connect2000,echo200,echo200x4] \
         [--targets zpomelo,pinus] [--transport ws] [--workers 1] \
         [--out tests/bench/results/vs_pinus.json] [--markdown tests/bench/results/vs_pinus.md]
 
 PINUS_APP is a copy of the pinus reference app with `npm install` done in it. Rounds as in
 sidebyside.py (targets one at a time, order alternating); the table gives per scenario the medians
 of each target's numbers and the medians of the per-round zpomelo/pinus ratios. With the
-defaults (5 rounds of 6 scenarios of 5 s on each target) it takes about 12 minutes.
+defaults (5 rounds of 7 scenarios of 5 s on each target) it takes about 14 minutes.
 """
 import argparse
 import os
@@ -27,6 +27,7 @@ from bench_targets import ROOT, PinusApp, ZpomeloApp  # noqa: E402
 SCENARIOS = {
     "echo50": dict(mode="echo", clients=50, inflight=1),
     "echo50x4": dict(mode="echo", clients=50, inflight=4),
+    "echo50at10k": dict(mode="echo", clients=50, inflight=1, rate=10000),
     "push200": dict(mode="broadcast", clients=200, senders=50),
     "connect2000": dict(mode="connect", clients=2000, inflight=50),
     "echo200": dict(mode="echo", clients=200, inflight=1),
@@ -34,6 +35,8 @@ SCENARIOS = {
 }
 DESCRIPTIONS = {
     "echo50": "echo, 50 clients, 1 in flight", "echo50x4": "echo, 50 clients, 4 in flight",
+    "echo50at10k": "echo, 50 clients paced at 10,000 requests/s in all (`--rate`): both targets "
+                   "get the same load, so their CPU per request compares like for like",
     "echo200": "echo, 200 clients, 1 in flight", "echo200x4": "echo, 200 clients, 4 in flight",
     "push200": "push fan-out: 50 senders notify a 200-member channel, each sending its next "
                "message when its own comes back (op = delivered push)",

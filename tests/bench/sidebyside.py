@@ -19,7 +19,7 @@ from bench_targets import ROOT
 from zpomelo.bench import BenchOptions, run_bench
 
 KEYS = ("throughput", "server_cpu_percent", "server_cpu_us_per_op", "server_rss_kb",
-        "server_rss_kb_per_connection", "loadgen_cpu_percent", "loadgen_cpu_us_per_op", "errors")
+        "server_rss_kb_per_connection", "loadgen_cpu_percent", "loadgen_cpu_us_per_op", "errors", "late")
 
 
 def median(values):

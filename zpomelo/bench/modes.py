@@ -152,7 +152,7 @@ class EchoLoad:
 class PacedEchoLoad(EchoLoad):
     """Echo at a fixed rate: each in-flight slot sends one request every ``interval`` seconds
     (its schedule, not its answer, sets the next send), so two servers, or two routes, get the
-    same requests per second and per wake-up, and their CPU per request compares like for like.
+    same arrivals, and their CPU per request compares like for like.
     A closed loop runs each at its own speed: a faster route is measured with more requests per
     wake-up, which alone lowers its CPU per request. An answer later than its slot's next send
     time sends at once and moves that slot's schedule on (``late`` counts these: the server did
@@ -161,7 +161,8 @@ class PacedEchoLoad(EchoLoad):
     def __init__(self, config, phase, stats):
         super().__init__(config, phase, stats)
         self.rate = config["rate"]
-        self.interval = None
+        self.interval = None       # seconds between two sends of one slot
+        self._first = self._spread = 0.0
         self.due = []              # heap of (send time, tie-breaker, conn, slot)
         self._ties = 0
         self._started = 0          # slots given their first send time so far
