@@ -101,19 +101,21 @@ class EchoLoad:
 
     def answered(self, conn, data, start, end, now):
         slot = data[start + 5] - 1
-        t0 = conn.t0[slot]
-        phase = self.phase
-        if not phase.running:
+        if not self.phase.running:
             conn.t0[slot] = 0.0
             return
+        self.record(data, start, end, now - conn.t0[slot])
+        conn.t0[slot] = now
+        self.pending.append(self.frames[slot])
+
+    def record(self, data, start, end, latency):
+        """Count one answer of the window (or its error, at any time while running)."""
         stats = self.stats
         if error_answer(data, start, end):
             stats.error(data[start + 6:end][:200])
-        elif phase.measuring:
+        elif self.phase.measuring:
             stats.requests += 1
-            stats.latency.record(now - t0)
-        conn.t0[slot] = now
-        self.pending.append(self.frames[slot])
+            stats.latency.record(latency)
 
     def flush(self, conn):
         pending = self.pending
@@ -189,21 +191,15 @@ class PacedEchoLoad(EchoLoad):
         slot = data[start + 5] - 1
         t0 = conn.t0[slot]
         conn.t0[slot] = 0.0
-        phase = self.phase
-        if not phase.running:
+        if not self.phase.running:
             return
-        stats = self.stats
-        if error_answer(data, start, end):
-            stats.error(data[start + 6:end][:200])
-        elif phase.measuring:
-            stats.requests += 1
-            stats.latency.record(now - t0)
+        self.record(data, start, end, now - t0)
         when = conn.tag[slot] + self.interval
         if when > now:
             self._schedule(conn, slot, when)
             return
-        if phase.measuring:
-            stats.late += 1
+        if self.phase.measuring:
+            self.stats.late += 1
         conn.tag[slot] = now
         conn.t0[slot] = now
         self.pending.append(self.frames[slot])
