@@ -12,8 +12,9 @@ the median of the rounds' ratios (with their range), not a ratio of medians.
 Then, in the same round, the three again at one common paced rate (`zpomelo bench --rate`):
 `--paced` (0.6) times the slowest case's closed-loop requests/s of that round. In the closed
 loop each route runs at its own speed, and the faster plain route is measured with more requests
-per wake-up of each server, which alone lowers its CPU per request (on this 2-core VM a bare
-epoll echo process costs 12 us per wake-up at 10,000 wake-ups/s and 30 us at 1,000/s). At one
+per wake-up of each server, which alone lowers its CPU per request (on the 2-core VM of
+README's numbers a bare epoll echo process spent 12 us per wake-up at 10,000 wake-ups/s and
+30 us at 1,000/s). At one
 rate both routes get the same arrivals, so `paced_cpu_vs_plain` is the server CPU a transaction
 adds at equal load. `--paced 0` skips it.
 
