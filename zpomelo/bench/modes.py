@@ -164,7 +164,7 @@ class PacedEchoLoad(EchoLoad):
         super().__init__(config, phase, stats)
         self.rate = config["rate"]
         self.interval = None       # seconds between two sends of one slot
-        self._first = self._spread = 0.0
+        self._first = 0.0          # when the first slot sends
         self.due = []              # heap of (send time, tie-breaker, conn, slot)
         self._ties = 0
         self._started = 0          # slots given their first send time so far
@@ -176,10 +176,9 @@ class PacedEchoLoad(EchoLoad):
             slots = len(self.engine.ready) * self.inflight
             self.interval = slots / self.rate
             self._first = time.perf_counter()
-            self._spread = self.interval / slots
         conn.tag = [0.0] * self.inflight        # each slot's scheduled send time
         for slot in range(self.inflight):        # first sends spread evenly over one interval
-            self._schedule(conn, slot, self._first + self._started * self._spread)
+            self._schedule(conn, slot, self._first + self._started / self.rate)
             self._started += 1
 
     def _schedule(self, conn, slot, when):
